@@ -1,0 +1,137 @@
+"""Read and write the official TAS `.config` format (the 12 pruned shapes the paper authors released).
+
+The format is JSON whose values are `[type, value]` pairs with the value as a string or list of strings
+(`lib/config_utils/configure_utils.py` in the release)::
+
+    "xchannels" : ["int", ["3", "16", "6", "4", ...]],
+    "xblocks"   : ["int", ["3", "3", "3"]],
+
+`read_tas_config("C010-ResNet20.config")` gives an `Arch` with layers=(3, 3, 3), xblocks=(3, 3, 3) and
+22,444,482 MACs: its `estimated_FLOP` of 22.444472 M (the search model's estimate) plus the 10 classifier biases,
+which the search's estimate leaves out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tasbench.arch import Arch
+from tasbench.errors import ConfigError
+from tasbench.flops import macs
+
+_CIFAR_MODULES = {"ResNetBasicblock": "basic", "ResNetBottleneck": "bottleneck"}
+_IMAGENET_BLOCKS = {"BasicBlock": "basic", "Bottleneck": "bottleneck"}
+
+
+def read_tas_config(path: str | Path) -> Arch:
+    """Import an official `.config` file as an `Arch` (with the official shortcut)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"TAS config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"TAS config {str(path)!r} is a directory, not a .config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"TAS config file {str(path)!r} is not UTF-8 text") from None
+    try:
+        return parse_tas_config(text)
+    except ConfigError as e:
+        raise ConfigError(f"TAS config file {str(path)!r}: {e}") from None
+
+
+def parse_tas_config(text: str) -> Arch:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a JSON object of '\"key\": [type, value]' pairs")
+    dataset = _field(raw, "dataset", str)
+    if _field(raw, "arch", str) != "resnet":
+        raise ConfigError(f"arch {raw['arch'][1]!r} is not supported; allowed: resnet")
+    num_classes = _field(raw, "class_num", int)
+    xchannels = _field(raw, "xchannels", list)
+    xblocks = _field(raw, "xblocks", list)
+    if dataset == "cifar":
+        depth = _field(raw, "depth", int)
+        module = _field(raw, "module", str)
+        if module not in _CIFAR_MODULES:
+            raise ConfigError(f"unknown module {module!r}; allowed: {', '.join(_CIFAR_MODULES)}")
+        block = _CIFAR_MODULES[module]
+        per_stage, rest = divmod(depth - 2, 9 if block == "bottleneck" else 6)
+        if rest or per_stage < 1:
+            raise ConfigError(f"depth {depth} does not fit {module} (depth must be {'9' if rest else '6'}n + 2)")
+        layers = [per_stage] * 3
+    elif dataset == "imagenet":
+        name = _field(raw, "block_name", str)
+        if name not in _IMAGENET_BLOCKS:
+            raise ConfigError(f"unknown block_name {name!r}; allowed: {', '.join(_IMAGENET_BLOCKS)}")
+        if "deep_stem" in raw and _field(raw, "deep_stem", bool):
+            raise ConfigError("deep_stem=1 is not supported; allowed: 0 (the torchvision stem)")
+        block = _IMAGENET_BLOCKS[name]
+        layers = _field(raw, "layers", list)
+    else:
+        raise ConfigError(f"unknown dataset {dataset!r}; allowed: cifar, imagenet")
+    return Arch(dataset, block, tuple(layers), tuple(xblocks), tuple(xchannels), num_classes)
+
+
+def format_tas_config(arch: Arch, estimated_flop: float | None = None) -> str:
+    """The official text for `arch`; `estimated_FLOP` defaults to the engine's exact count, in MFLOPs."""
+    if arch.shortcut != "official":
+        raise ConfigError(f"the TAS .config format implies the official shortcut, not {arch.shortcut!r}")
+    mflop = macs(arch) / 1e6 if estimated_flop is None else estimated_flop
+    if arch.family == "cifar":
+        depth = 2 + sum(arch.layers) * arch.convs_per_block
+        module = {v: k for k, v in _CIFAR_MODULES.items()}[arch.block]
+        fields = [
+            ("dataset", "str", "cifar"), ("arch", "str", "resnet"), ("depth", "int", str(depth)),
+            ("module", "str", module), ("super_type", "str", "infer-shape"), ("zero_init_residual", "bool", "0"),
+            ("class_num", "int", str(arch.num_classes)), ("search_mode", "str", "shape"),
+            ("xchannels", "int", [str(c) for c in arch.xchannels]), ("xblocks", "int", [str(b) for b in arch.xblocks]),
+            ("estimated_FLOP", "float", repr(round(mflop, 6))),
+        ]  # fmt: skip
+    else:
+        name = {v: k for k, v in _IMAGENET_BLOCKS.items()}[arch.block]
+        fields = [
+            ("dataset", "str", "imagenet"), ("arch", "str", "resnet"), ("block_name", "str", name),
+            ("layers", "int", [str(n) for n in arch.layers]), ("deep_stem", "bool", "0"),
+            ("zero_init_residual", "bool", "1"), ("class_num", "int", str(arch.num_classes)),
+            ("search_mode", "str", "shape"), ("xchannels", "int", [str(c) for c in arch.xchannels]),
+            ("xblocks", "int", [str(b) for b in arch.xblocks]), ("super_type", "str", "infer-shape"),
+            ("estimated_FLOP", "float", repr(round(mflop, 6))),
+        ]  # fmt: skip
+    lines = [f"  {json.dumps(k):<20} : [{json.dumps(t):<7} , {json.dumps(v)}]" for k, t, v in fields]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _field(raw: dict, key: str, kind: type):
+    """The value of `"key": [type, value]`, converted to `kind` (int, str, bool or a list of ints)."""
+    if key not in raw:
+        raise ConfigError(f"missing field {key!r}")
+    pair = raw[key]
+    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+        raise ConfigError(f"field {key!r} must be a [type, value] pair, got {pair!r}")
+    value = pair[1]
+    try:
+        if kind is list:
+            if not isinstance(value, list) or not value:
+                raise ValueError
+            return [_to_int(v) for v in value]
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if kind is bool:
+            return bool(_to_int(value))
+        return _to_int(value)
+    except ValueError:
+        want = {list: "a non-empty list of integers", str: "a string", bool: "0 or 1", int: "an integer"}[kind]
+        raise ConfigError(f"field {key!r} must be {want}, got {value!r}") from None
+
+
+def _to_int(v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise ValueError
+    return int(v)

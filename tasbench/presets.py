@@ -1,0 +1,90 @@
+"""Named full-width ResNets: each a short function returning an `Arch`, listed in `PRESETS`.
+
+    >>> resnet56().xchannels[:4], len(resnet56().xchannels)
+    ((3, 16, 16, 16), 56)
+    >>> resnet50().layers
+    (3, 4, 6, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tasbench.arch import Arch
+from tasbench.errors import ConfigError, choice_error
+
+
+def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "official") -> Arch:
+    """The CIFAR ResNet of He et al. (2016): a 16-wide 3x3 stem, 3 stages of width 16/32/64 (x4 for bottleneck).
+
+    Basic blocks for depth = 6n + 2 (20, 32, 56, 110), bottleneck blocks for depth = 9n + 2 (164).
+    """
+    block = "bottleneck" if depth == 164 else "basic"
+    per_block = 3 if block == "bottleneck" else 2
+    if (depth - 2) % (3 * per_block):
+        raise ConfigError(f"CIFAR ResNet depth {depth} is not 6n+2 (basic) or 164 (bottleneck)")
+    n = (depth - 2) // (3 * per_block)
+    widths = [3, 16]
+    for stage in range(3):
+        planes = 16 * 2**stage
+        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
+    return Arch("cifar", block, (n, n, n), (n, n, n), tuple(widths), num_classes, shortcut)
+
+
+def imagenet_resnet(layers: tuple[int, ...], block: str, num_classes: int = 1000, shortcut: str = "official") -> Arch:
+    """The ImageNet ResNet of torchvision: a 64-wide 7x7/2 stem + max-pool, 4 stages of width 64/128/256/512."""
+    widths = [3, 64]
+    for stage, n in enumerate(layers):
+        planes = 64 * 2**stage
+        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
+    return Arch("imagenet", block, tuple(layers), tuple(layers), tuple(widths), num_classes, shortcut)
+
+
+def resnet20(num_classes: int = 10, shortcut: str = "official") -> Arch:
+    return cifar_resnet(20, num_classes, shortcut)
+
+
+def resnet32(num_classes: int = 10, shortcut: str = "official") -> Arch:
+    return cifar_resnet(32, num_classes, shortcut)
+
+
+def resnet56(num_classes: int = 10, shortcut: str = "official") -> Arch:
+    return cifar_resnet(56, num_classes, shortcut)
+
+
+def resnet110(num_classes: int = 10, shortcut: str = "official") -> Arch:
+    return cifar_resnet(110, num_classes, shortcut)
+
+
+def resnet164(num_classes: int = 10, shortcut: str = "official") -> Arch:
+    return cifar_resnet(164, num_classes, shortcut)
+
+
+def resnet18(num_classes: int = 1000, shortcut: str = "official") -> Arch:
+    return imagenet_resnet((2, 2, 2, 2), "basic", num_classes, shortcut)
+
+
+def resnet50(num_classes: int = 1000, shortcut: str = "official") -> Arch:
+    return imagenet_resnet((3, 4, 6, 3), "bottleneck", num_classes, shortcut)
+
+
+PRESETS: dict[str, Callable[..., Arch]] = {
+    "resnet20": resnet20,
+    "resnet32": resnet32,
+    "resnet56": resnet56,
+    "resnet110": resnet110,
+    "resnet164": resnet164,
+    "resnet18": resnet18,
+    "resnet50": resnet50,
+}
+
+
+def preset(name: str, num_classes: int, family: str, shortcut: str = "official") -> Arch:
+    """The preset `name` for a data set of `family` ("cifar" for 32x32 data, "imagenet"), with a clear error."""
+    if name not in PRESETS:
+        raise choice_error("network", name, list(PRESETS))
+    arch = PRESETS[name](num_classes=num_classes, shortcut=shortcut)
+    if arch.family != family:
+        allowed = [n for n, f in PRESETS.items() if f().family == family]
+        raise ConfigError(f"network {name!r} is an {arch.family} ResNet; for {family} data use one of: {', '.join(allowed)}")
+    return arch

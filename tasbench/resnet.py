@@ -1,0 +1,116 @@
+"""`build_resnet(arch)`: the one builder for every CIFAR and ImageNet ResNet shape, full width or pruned.
+
+    >>> model = build_resnet(resnet20())
+    >>> model(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+
+Module names are stable and meaningful to pruners: `stem.conv`, `stages.{s}.{b}.convs.{i}` / `.bns.{i}`,
+`stages.{s}.{b}.shortcut.conv` / `.bn`, `fc`. `flops.layer_macs(arch)` uses the same names.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tasbench.arch import STEM, Arch, BlockSpec, block_specs
+
+
+class Projection(nn.Module):
+    """Official TAS shortcut: 2x2 avg-pool when the block strides, then 1x1 conv + BN.
+
+    The official code puts the stride in the pooling rather than the 1x1 conv (`ConvBNReLU(..., has_avg=True)` in
+    `InferCifarResNet.py`), which costs 0.26 MMACs more than option A on ResNet-56 but sees every input pixel.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(self.pool(x)))
+
+
+class ZeroPad(nn.Module):
+    """Option-A shortcut of He et al.: subsample by the stride, append zero channels. No parameters, no MACs."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.extra, self.stride = c_out - c_in, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra))
+
+
+class Block(nn.Module):
+    """A basic (3x3, 3x3) or bottleneck (1x1, 3x3, 1x1) residual block with arbitrary per-conv widths."""
+
+    def __init__(self, spec: BlockSpec):
+        super().__init__()
+        ins = (spec.in_width,) + spec.widths[:-1]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, k, s, k // 2, bias=False)
+            for c_in, c_out, k, s in zip(ins, spec.widths, spec.kernels, spec.strides)
+        )
+        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in spec.widths)
+        shortcuts = {"identity": lambda *_: nn.Identity(), "projection": Projection, "zero-pad": ZeroPad}
+        self.shortcut = shortcuts[spec.shortcut](spec.in_width, spec.out_width, spec.stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        last = len(self.convs) - 1
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            out = bn(conv(out))
+            if i < last:
+                out = F.relu(out)
+        return F.relu(out + self.shortcut(x))
+
+
+class Stem(nn.Module):
+    def __init__(self, arch: Arch):
+        super().__init__()
+        kernel, stride = STEM[arch.family]
+        self.conv = nn.Conv2d(arch.xchannels[0], arch.xchannels[1], kernel, stride, kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(arch.xchannels[1])
+        # torchvision's ImageNet ResNet (and the official TAS ImageNet model) max-pool after the stem.
+        self.pool = nn.MaxPool2d(3, 2, 1) if arch.family == "imagenet" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.relu(self.bn(self.conv(x))))
+
+
+class ResNet(nn.Module):
+    def __init__(self, arch: Arch):
+        super().__init__()
+        self.arch = arch
+        specs = block_specs(arch)
+        self.stem = Stem(arch)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*(Block(s) for s in specs if s.stage == stage)) for stage in range(len(arch.layers))
+        )
+        self.fc = nn.Linear(specs[-1].out_width, arch.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def build_resnet(arch: Arch) -> ResNet:
+    """Build the network `arch` describes, initialised from the global RNG as the official TAS code does
+    (`initialize_resnet` in `lib/models/initialization.py`: Kaiming fan-out convs, unit BN, N(0, 0.01) classifier)."""
+    model = ResNet(arch)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+    return model

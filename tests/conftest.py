@@ -1,0 +1,15 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Tests are CPU-only and sized for 2 cores; pin the thread count so timings and float results are repeatable.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+OFFICIAL_CONFIGS = sorted((Path(__file__).parents[1] / "tasbench" / "official_configs").glob("*.config"))
+
+
+@pytest.fixture
+def official_configs() -> list[Path]:
+    return OFFICIAL_CONFIGS
