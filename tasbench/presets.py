@@ -1,14 +1,14 @@
 """Named full-width ResNets: each a short function returning an `Arch`, listed in `PRESETS`.
 
-    >>> resnet56().xchannels[:4], len(resnet56().xchannels)
-    ((3, 16, 16, 16), 56)
-    >>> resnet50().layers
-    (3, 4, 6, 3)
+>>> resnet56().xchannels[:4], len(resnet56().xchannels)
+((3, 16, 16, 16), 56)
+>>> resnet50().layers
+(3, 4, 6, 3)
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
@@ -86,5 +86,7 @@ def preset(name: str, num_classes: int, family: str, shortcut: str = "official")
     arch = PRESETS[name](num_classes=num_classes, shortcut=shortcut)
     if arch.family != family:
         allowed = [n for n, f in PRESETS.items() if f().family == family]
-        raise ConfigError(f"network {name!r} is an {arch.family} ResNet; for {family} data use one of: {', '.join(allowed)}")
+        raise ConfigError(
+            f"network {name!r} is an {arch.family} ResNet; for {family} data use one of: {', '.join(allowed)}"
+        )
     return arch

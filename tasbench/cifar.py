@@ -1,0 +1,146 @@
+"""Read (and write) CIFAR-10/100 in the standard "python version" format, without executing anything from the files.
+
+The format (https://www.cs.toronto.edu/~kriz/cifar.html, read the same way by `torchvision.datasets.CIFAR10`):
+`cifar-10-batches-py/data_batch_1..5` and `test_batch`, or `cifar-100-python/train` and `test`; each a pickled dict
+with `data`, a uint8 array of shape (N, 3072) holding the R, G and B planes of each 32x32 image in row-major order,
+and `labels` (CIFAR-10) or `fine_labels` (CIFAR-100), a list of N ints.
+
+The published files were pickled by Python 2, so their strings are byte strings that Python 3 reads as latin-1
+(`encoding="latin1"`, as torchvision does). Pickle can run arbitrary code, so the reader unpickles with an
+allow-list: dicts, lists, strings and the numpy functions that rebuild an array. A file that needs anything else is
+refused, not executed. `write_cifar` writes Python-2-style pickles, byte for byte of the kind the real files hold.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tasbench.errors import ConfigError
+
+LAYOUT = {
+    # name: (folder, training files, test files, label key, number of classes)
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", 100),
+}
+META = {"cifar10": ("batches.meta", "label_names"), "cifar100": ("meta", "fine_label_names")}
+TITLE = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+# numpy >= 2 pickles arrays through numpy._core, older numpy (and the original CIFAR files) through numpy.core.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"): ("numpy", "ndarray"),
+    ("numpy", "dtype"): ("numpy", "dtype"),
+}
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        real_module, real_name = _ALLOWED_GLOBALS[(module, name)]
+        return getattr(importlib.import_module(real_module), real_name)
+
+
+def find_cifar_dir(dataset: str, root: str | Path) -> Path:
+    """The folder holding the batch files: `root` itself or its standard sub-folder."""
+    folder = LAYOUT[dataset][0]
+    root = Path(root)
+    return root if root.name == folder else root / folder
+
+
+def missing_files(dataset: str, root: str | Path) -> list[Path]:
+    _, train, test, *_ = LAYOUT[dataset]
+    base = find_cifar_dir(dataset, root)
+    return [base / name for name in train + test if not (base / name).is_file()]
+
+
+def read_cifar(dataset: str, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 (N, 3, 32, 32) and labels as int64 (N,) for the train or test split."""
+    _, train_files, test_files, label_key, classes = LAYOUT[dataset]
+    base = find_cifar_dir(dataset, root)
+    images, labels = [], []
+    for name in train_files if train else test_files:
+        x, y = read_batch(base / name, label_key, classes, TITLE[dataset])
+        images.append(x)
+        labels.append(y)
+    return torch.cat(images), torch.cat(labels)
+
+
+def read_batch(path: Path, label_key: str, classes: int, title: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def corrupt(why: str) -> ConfigError:
+        return ConfigError(f"{title} batch {str(path)!r} is corrupt: {why}")
+
+    try:
+        raw = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+    except FileNotFoundError:
+        raise ConfigError(f"{title} batch {str(path)!r} is missing") from None
+    except Exception as e:  # truncated or foreign pickles fail in many ways; all mean the same to the user
+        raise corrupt(f"not a readable pickle ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(raw, dict):
+        raise corrupt(f"holds a {type(raw).__name__}, expected a dict")
+    if "data" not in raw or label_key not in raw:
+        raise corrupt(f"keys {sorted(raw)} lack 'data' and {label_key!r} (is it the other CIFAR?)")
+    data, labels = raw["data"], raw[label_key]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        what = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise corrupt(f"'data' is a {what}, expected uint8 (N, 3072)")
+    try:
+        labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    except (TypeError, ValueError):
+        raise corrupt(f"{label_key!r} is not a list of integers") from None
+    if labels.shape != (data.shape[0],):
+        raise corrupt(f"{data.shape[0]} images but {label_key!r} has shape {tuple(labels.shape)}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise corrupt(f"labels span {labels.min().item()}..{labels.max().item()}, expected 0..{classes - 1}")
+    return torch.from_numpy(data.copy()).view(-1, 3, 32, 32), labels
+
+
+def write_cifar(dataset: str, root: str | Path, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Path:
+    """Write `{"train": (images, labels), "test": ...}` in the real format (used by tests and for subsets).
+
+    Training images are spread over the data set's training files as evenly as the real ones are; the meta file
+    names the classes `class_0`, `class_1`, ...
+    """
+    folder, train_files, test_files, label_key, classes = LAYOUT[dataset]
+    base = Path(root) / folder
+    base.mkdir(parents=True, exist_ok=True)
+    meta_file, names_key = META[dataset]
+    (base / meta_file).write_bytes(python2_pickle({names_key: [f"class_{c}" for c in range(classes)]}))
+    for split, files in (("train", train_files), ("test", test_files)):
+        images, labels = splits[split]
+        for i, (x, y) in enumerate(zip(images.tensor_split(len(files)), labels.tensor_split(len(files)))):
+            batch = {
+                "batch_label": f"{split} batch {i + 1}",
+                label_key: [int(v) for v in y],
+                "data": x.reshape(len(x), 3072).numpy(),
+                "filenames": [f"image_{j}.png" for j in range(len(x))],
+            }
+            (base / files[i]).write_bytes(python2_pickle(batch))
+    return base
+
+
+def python2_pickle(obj: object) -> bytes:
+    """Pickle `obj` as Python 2's cPickle did (protocol 2, every string a byte string), like the real CIFAR files."""
+    buffer = io.BytesIO()
+    _Python2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
+class _Python2Pickler(pickle._Pickler):  # the pure-Python pickler, whose dispatch table can be extended
+    def _save_py2_string(self, obj: str | bytes) -> None:
+        raw = obj.encode("latin1") if isinstance(obj, str) else obj
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch = {**pickle._Pickler.dispatch, str: _save_py2_string, bytes: _save_py2_string}

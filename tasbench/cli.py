@@ -1,0 +1,244 @@
+"""`tas-bench`: count, train and prune from the command line; every command prints one JSON object.
+
+    tas-bench flops --network resnet56 --dataset cifar10 [--shortcut official|zero-pad]
+    tas-bench flops --tas-config tasbench/official_configs/C010-ResNet56.config
+    tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
+    tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5 [--weights model.pt]
+
+Bad input (an unknown name, a ratio outside (0, 1], a malformed file, a missing data directory) prints one line
+`tas-bench: error: ...` naming the value and what is allowed, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import torch
+
+from tasbench import overrides
+from tasbench.arch import SHORTCUTS, Arch
+from tasbench.atomic import write_json
+from tasbench.checkpoint import load_model, save_model
+from tasbench.data import DATASETS, DataConfig, load_data
+from tasbench.distill import DistillConfig, DistillLoss
+from tasbench.errors import ConfigError, choice_error
+from tasbench.flops import macs, params
+from tasbench.official_config import read_tas_config
+from tasbench.presets import PRESETS, preset
+from tasbench.pruner import PruneRequest, get_pruner, pruner_names
+from tasbench.resnet import build_resnet
+from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
+from tasbench.seeds import derive_seed
+from tasbench.train import TrainConfig, cross_entropy, train
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit status 2, like every other bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.command(args)
+    except ConfigError as e:
+        print(f"tas-bench: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(result, indent=2), flush=True)
+    except BrokenPipeError:  # e.g. `tas-bench flops ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tas-bench", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    p = commands.add_parser("flops", help="MACs and parameters of a network, as the TAS paper counts them")
+    _add_network_args(p)
+    p.add_argument(
+        "--dataset", help=f"sets the number of classes: {', '.join(DATASETS)} (default: cifar10 or imagenet)"
+    )
+    p.set_defaults(command=cmd_flops)
+
+    p = commands.add_parser("train", help="train a network (plain or with knowledge distillation) into runs/")
+    _add_network_args(p)
+    p.add_argument("--weights", help="start from this model file (its architecture and weights), e.g. a pruned net")
+    _add_data_args(p)
+    overrides.add_arguments(p, TrainConfig)
+    p.add_argument("--teacher", help="distil from this model file (the unpruned net)")
+    p.add_argument("--kd-alpha", type=float, default=DistillConfig.alpha, help="weight of the KD term")
+    p.add_argument("--kd-temperature", type=float, default=DistillConfig.temperature, help="KD temperature")
+    p.add_argument("--out", default="runs", help="results root (default: runs)")
+    _add_device_args(p)
+    p.set_defaults(command=cmd_train)
+
+    p = commands.add_parser("prune", help="prune a network to a FLOP ratio; prints its shape and FLOPs")
+    p.add_argument("--method", required=True, help=f"one of: {', '.join(pruner_names())}")
+    p.add_argument("--ratio", type=float, required=True, help="target FLOPs as a fraction of the unpruned, in (0, 1]")
+    _add_network_args(p)
+    p.add_argument("--weights", help="the unpruned net as a model file (default: a fresh seeded initialisation)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeatable)")
+    p.add_argument("--save", help="write the pruned net (architecture + weights) to this model file")
+    _add_data_args(p)
+    _add_device_args(p)
+    p.set_defaults(command=cmd_prune)
+    return parser
+
+
+def _add_network_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--network", help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--tas-config", help="an official TAS .config file (e.g. tasbench/official_configs/*.config)")
+    p.add_argument("--shortcut", default="official", help=f"one of: {', '.join(SHORTCUTS)} (default: official)")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    overrides.add_arguments(p, DataConfig)
+    p.add_argument("--data-dir", help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
+    p.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def resolve_arch(args: argparse.Namespace, dataset: str) -> Arch:
+    """The network named by --network/--tas-config (with --shortcut) for `dataset`'s classes and image size."""
+    num_classes, family, *_ = DATASETS[dataset]
+    if args.tas_config and args.network:
+        raise ConfigError("give --network or --tas-config, not both")
+    if args.tas_config:
+        if args.shortcut != "official":
+            raise ConfigError(f"a TAS .config implies the official shortcut, not {args.shortcut!r}")
+        arch = read_tas_config(args.tas_config)
+        if (arch.family, arch.num_classes) != (family, num_classes):
+            raise ConfigError(f"TAS config {args.tas_config!r} is a {arch.num_classes}-class {arch.family} network, "
+                              f"but dataset {dataset!r} has {num_classes} classes of {family} images")  # fmt: skip
+        return arch
+    if not args.network:
+        raise ConfigError("give --network NAME or --tas-config FILE")
+    return preset(args.network, num_classes, family, args.shortcut)
+
+
+def natural_dataset(args: argparse.Namespace) -> str:
+    """The data set a network is counted for when --dataset is not given: its own classes and image size."""
+    if args.tas_config:
+        arch = read_tas_config(args.tas_config)
+        return "imagenet" if arch.family == "imagenet" else ("cifar100" if arch.num_classes == 100 else "cifar10")
+    return "imagenet" if args.network in PRESETS and PRESETS[args.network]().family == "imagenet" else "cifar10"
+
+
+def cmd_flops(args: argparse.Namespace) -> dict:
+    dataset = args.dataset or natural_dataset(args)
+    if dataset not in DATASETS:
+        raise choice_error("dataset", dataset, list(DATASETS))
+    arch = resolve_arch(args, dataset)
+    return {"network": args.network or args.tas_config, "dataset": dataset, "shortcut": arch.shortcut,
+            "macs": macs(arch), "params": params(arch), "arch": arch.to_dict()}  # fmt: skip
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    device = _device(args.device)
+    if not (args.network or args.tas_config or args.weights):
+        args.network = "resnet20"
+    data_cfg = overrides.from_namespace(DataConfig, args)
+    train_cfg = overrides.from_namespace(TrainConfig, args)
+    distill = DistillConfig(args.kd_alpha, args.kd_temperature) if args.teacher else None
+    if args.weights:
+        if args.network or args.tas_config:
+            raise ConfigError("--weights already defines the network; drop --network/--tas-config")
+        arch, model = load_model(args.weights)
+        if arch.num_classes != data_cfg.num_classes or arch.family != data_cfg.family:
+            raise ConfigError(f"model file {args.weights!r} is a {arch.num_classes}-class {arch.family} network, "
+                              f"not one for dataset {data_cfg.dataset!r}")  # fmt: skip
+    else:
+        arch = resolve_arch(args, data_cfg.dataset)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(train_cfg.seed, "init"))
+            model = build_resnet(arch)
+    config = {
+        "arch": arch.to_dict(),
+        "data": dataclasses.asdict(data_cfg),
+        "train": dataclasses.asdict(train_cfg),
+        "init_weights": file_digest(args.weights) if args.weights else None,
+        "teacher": file_digest(args.teacher) if args.teacher else None,
+        "distill": dataclasses.asdict(distill) if distill else None,
+    }
+    out = run_dir(args.out, "train", config)
+    if (out / "metrics.json").exists():
+        print(f"already done: {out}", file=sys.stderr)
+        return json.loads((out / "metrics.json").read_text())
+    data = load_data(data_cfg, args.data_dir, args.download)
+    loss_fn = cross_entropy
+    if args.teacher:
+        teacher_arch, teacher = load_model(args.teacher)
+        if teacher_arch.num_classes != arch.num_classes:
+            raise ConfigError(f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student "
+                              f"{arch.num_classes}")  # fmt: skip
+        loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), distill)
+    write_json(out / "params.json", {"hash": config_hash(config), "config": config})
+    began = time.perf_counter()
+    result = train(model, data, train_cfg, device=device, loss_fn=loss_fn, checkpoint_path=out / "checkpoint.pt",
+                   run_config=config, progress=not args.no_progress,
+                   on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+    write_log_csv(out / "log.csv", result.pop("history"))
+    save_model(out / "model.pt", arch, model)
+    metrics = {**result, "macs": macs(arch), "params": params(arch), "run_dir": str(out),
+               "wall_seconds": time.perf_counter() - began, "environment": environment(device)}  # fmt: skip
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def cmd_prune(args: argparse.Namespace) -> dict:
+    device = _device(args.device)
+    pruner = get_pruner(args.method)
+    options = overrides.parse_overrides(pruner.options, args.opt)
+    if args.weights:
+        if args.network or args.tas_config:
+            raise ConfigError("--weights already defines the network; drop --network/--tas-config")
+        arch, model = load_model(args.weights)
+        data_cfg = overrides.from_namespace(DataConfig, args)
+    else:
+        data_cfg = overrides.from_namespace(DataConfig, args, dataset=args.dataset or natural_dataset(args))
+        arch = resolve_arch(args, data_cfg.dataset)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(args.seed, "unpruned-init"))
+            model = build_resnet(arch)
+    data = load_data(data_cfg, args.data_dir, args.download) if pruner.needs_data else None
+    request = PruneRequest(arch, model.to(device), args.ratio, data, args.seed, device)
+    pruned = pruner.prune(request, options)
+    if args.save:
+        save_model(args.save, pruned.arch, pruned.model, method=args.method, ratio=args.ratio, info=pruned.info)
+    return {
+        "method": args.method, "options": dataclasses.asdict(options), "ratio": args.ratio,
+        "macs": macs(pruned.arch), "params": params(pruned.arch),
+        "macs_unpruned": macs(arch), "params_unpruned": params(arch),
+        "flop_ratio": macs(pruned.arch) / macs(arch),
+        "arch": pruned.arch.to_dict(), "info": pruned.info, "saved": args.save,
+    }  # fmt: skip
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}; allowed: auto, cpu, cuda, cuda:N")
+    return device
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The common pruner interface and its registry by name.
+
+A pruner takes the unpruned net and a FLOP target and returns a really smaller network: the new `Arch` it decided,
+a module built from it by `build_resnet` (with inherited weights where the method inherits them), and a
+JSON-ready `info` dict. TAS, L1-norm, FPGM and uniform scaling all look like this::
+
+    pruner = get_pruner("uniform")
+    out = pruner.prune(PruneRequest(arch=resnet56(), model=build_resnet(resnet56()), ratio=0.5), pruner.options())
+    macs(out.arch) / macs(resnet56())   # 0.4996..., within 1% of 0.5
+
+Pruners register under the entry-point group `tas_bench.pruners` (see pyproject.toml), so the engine finds `tas`
+and `baselines` without importing them, and neither method package needs the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import torch
+from torch import nn
+
+from tasbench.arch import Arch
+from tasbench.data import ImageData
+from tasbench.errors import ConfigError, choice_error
+
+ENTRY_POINT_GROUP = "tas_bench.pruners"
+
+
+def check_ratio(ratio: float) -> float:
+    """A FLOP ratio (pruned / unpruned MACs) must lie in (0, 1]."""
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
+        raise ConfigError(f"FLOP ratio {ratio!r} is outside (0, 1]; it is the pruned net's share of the unpruned FLOPs")
+    return float(ratio)
+
+
+@dataclass
+class PruneRequest:
+    """What every pruner gets: the unpruned shape and net, the FLOP target, and (if it needs them) the data."""
+
+    arch: Arch
+    model: nn.Module  # built from `arch`, trained or freshly initialised, as the method needs
+    ratio: float  # target MACs as a fraction of macs(arch), in (0, 1]
+    data: ImageData | None = None
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        check_ratio(self.ratio)
+
+
+@dataclass
+class Pruned:
+    arch: Arch
+    model: nn.Module  # build_resnet(arch), weights inherited or fresh
+    info: dict  # JSON-ready: kept indices, scores, the factor found...
+
+
+@dataclass(frozen=True)
+class Pruner:
+    """A registry entry: the method's function, its options dataclass (all fields defaulted), what it needs."""
+
+    name: str
+    prune: Callable[[PruneRequest, Any], Pruned]
+    options: type
+    needs_data: bool = False
+    summary: str = ""
+
+
+def pruner_names() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def get_pruner(name: str) -> Pruner:
+    """The registered pruner `name`; only its own package is imported."""
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        raise choice_error("pruning method", name, pruner_names())
+    pruner = found[0].load()
+    if not isinstance(pruner, Pruner) or pruner.name != name:
+        raise TypeError(f"entry point {found[0].value} must be a Pruner named {name!r}")
+    return pruner

@@ -1,0 +1,73 @@
+"""Run bookkeeping in the ShrinkBench style: a run is a directory named by the hash of its resolved config.
+
+    runs/<kind>/<hash>/params.json    the full resolved config (and its hash)
+                       metrics.json   final metrics + git commit, torch/CUDA versions, device (written last)
+                       log.csv        one row per epoch
+                       checkpoint.pt  resumable training state, replaced atomically every epoch
+                       model.pt       the trained net (arch + weights)
+
+`config_hash` is the first 12 hex chars of the SHA-256 of the config's canonical JSON (sorted keys, no spaces), so
+the same config always maps to the same directory: a finished run is found and skipped, an interrupted one resumed.
+Where results go (the output root) is not part of the config.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from tasbench.atomic import write_text
+
+
+def canonical_json(config: dict) -> str:
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
+
+
+def run_dir(root: str | Path, kind: str, config: dict) -> Path:
+    return Path(root) / kind / config_hash(config)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes: how a config refers to an input file (weights, teacher) by content, not by path."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_log_csv(path: str | Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def environment(device: torch.device) -> dict:
+    """What produced a result: code version, library versions, hardware."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

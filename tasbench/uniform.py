@@ -1,0 +1,95 @@
+"""Uniform width scaling: every conv's width times one factor, the factor found by bisection on the exact FLOPs.
+
+The natural "no search" baseline. Widths are rounded to the nearest integer, so residual widths tied by an addition
+stay equal and no projection appears that the unpruned net lacks. Rounding makes FLOPs a step function of the
+factor: on ResNet-20, stage 1's 16-wide convs step by one channel at a time, jumping the FLOPs by up to ~8%. To
+still land within `tolerance` of the target, the block-internal convs (whose outputs feed no addition) then take
+one more channel at a time, lowest kept fraction first, until the FLOPs are within tolerance.
+
+    >>> out = prune_uniform(PruneRequest(resnet56(), build_resnet(resnet56()), ratio=0.5), UniformOptions())
+    >>> out.info["factor"], macs(out.arch) / macs(resnet56())
+    (0.703..., 0.4996...)
+
+The pruned net starts from a fresh initialisation (seeded by the request): uniform scaling selects no channels, so
+there is nothing to inherit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tasbench.arch import Arch, block_specs
+from tasbench.errors import ConfigError
+from tasbench.flops import macs
+from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.resnet import build_resnet
+from tasbench.seeds import derive_seed
+
+
+@dataclass(frozen=True)
+class UniformOptions:
+    tolerance: float = 0.01  # accepted relative distance between the pruned net's MACs and the target
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tolerance < 0.5:
+            raise ConfigError(f"tolerance must be in (0, 0.5), got {self.tolerance}")
+
+
+def scale_widths(arch: Arch, factor: float) -> Arch:
+    """Every conv width times `factor`, rounded half up, at least 1; the input channels stay as they are."""
+    widths = [arch.xchannels[0]] + [max(1, int(w * factor + 0.5)) for w in arch.xchannels[1:]]
+    return arch.replace(xchannels=tuple(widths))
+
+
+def uniform_arch(arch: Arch, ratio: float, tolerance: float = 0.01) -> tuple[Arch, dict]:
+    """The uniformly thinned `arch` whose MACs are within `tolerance` of `ratio * macs(arch)`, and how it was found."""
+    target = ratio * macs(arch)
+    low, high = target * (1 - tolerance), target * (1 + tolerance)
+    if macs(scale_widths(arch, 0.0)) > high:
+        floor = macs(scale_widths(arch, 0.0)) / macs(arch)
+        raise ConfigError(f"FLOP ratio {ratio} is below what uniform scaling reaches (all widths 1: {floor:.4f})")
+    lo, hi = 0.0, 1.0
+    for _ in range(60):  # largest factor whose net stays at or under the target
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if macs(scale_widths(arch, mid)) <= target else (lo, mid)
+    scaled = scale_widths(arch, lo)
+    widths = list(scaled.xchannels)
+    internal = [s.first_conv + i for s in block_specs(arch) for i in range(len(s.widths) - 1)]
+    current, added = macs(scaled), 0
+    while current < low:
+        for i in sorted(internal, key=lambda i: (widths[i] / arch.xchannels[i], i)):
+            if widths[i] >= arch.xchannels[i]:
+                continue
+            widths[i] += 1
+            trial = macs(arch.replace(xchannels=tuple(widths)))
+            if trial <= high:
+                current, added = trial, added + 1
+                break
+            widths[i] -= 1
+        else:
+            break  # no single channel fits under the upper bound any more
+    if not low <= current <= high:
+        raise ConfigError(
+            f"uniform scaling cannot reach {ratio} of the FLOPs within {tolerance:.0%} "
+            f"(closest: {current / macs(arch):.4f})"
+        )
+    return arch.replace(xchannels=tuple(widths)), {"factor": lo, "filled_channels": added}
+
+
+def prune_uniform(request: PruneRequest, options: UniformOptions) -> Pruned:
+    arch, info = uniform_arch(request.arch, request.ratio, options.tolerance)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(request.seed, "uniform-init"))
+        model = build_resnet(arch)
+    return Pruned(arch, model, {**info, "inherits_weights": False})
+
+
+PRUNER = Pruner(
+    name="uniform",
+    prune=prune_uniform,
+    options=UniformOptions,
+    needs_data=False,
+    summary="every width times one factor, found by bisection on the exact FLOPs",
+)

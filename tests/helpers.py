@@ -1,0 +1,31 @@
+"""Small shapes and data sets that make training tests take seconds on a CPU."""
+
+import torch
+
+from tasbench.arch import Arch
+from tasbench.data import ImageData, TensorSplit
+from tasbench.presets import resnet20
+from tasbench.uniform import scale_widths
+
+
+def tiny_arch(num_classes: int = 10) -> Arch:
+    """ResNet-20 at a quarter width (4/8/16 channels): every block type and shortcut, a few hundred kMACs."""
+    return scale_widths(resnet20(num_classes), 0.25)
+
+
+# Ten well-separated colours: the 8 corners of the RGB cube and two greys.
+PALETTE = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1],
+                        [0.33, 0.33, 0.33], [0.67, 0.67, 0.67]])  # fmt: skip
+
+
+def random_data(n_train: int = 96, n_test: int = 40, classes: int = 10, seed: int = 0) -> ImageData:
+    """Noisy uint8 images tinted by their label's colour: an easy task a tiny net learns in a few dozen steps."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n: int) -> TensorSplit:
+        labels = torch.randint(0, classes, (n,), generator=g)
+        tint = PALETTE[labels % len(PALETTE)].view(n, 3, 1, 1) * 150
+        images = tint + torch.randint(0, 106, (n, 3, 32, 32), generator=g)
+        return TensorSplit(images.to(torch.uint8), labels)
+
+    return ImageData("random", classes, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), split(n_train), split(n_test))

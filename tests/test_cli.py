@@ -1,0 +1,127 @@
+"""The `tas-bench` command: JSON on stdout, and for bad input one error line and exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tasbench import cifar
+from tasbench.checkpoint import load_model, save_model
+from tasbench.cli import main
+from tasbench.flops import macs
+from tasbench.presets import PRESETS
+from tasbench.resnet import build_resnet
+
+from conftest import OFFICIAL_CONFIGS
+
+
+def run(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def test_flops_of_a_preset(capsys):
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar10")
+    assert code == 0 and (out["macs"], out["params"]) == (125_747_850, 855_770)
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--shortcut", "zero-pad")
+    assert out["macs"] == 125_485_706 and out["dataset"] == "cifar10"
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar100")
+    assert out["macs"] == 125_747_850 + 64 * 90 + 90  # 90 more classes: their classifier weights and biases
+    code, out, _ = run(capsys, "flops", "--network", "resnet50")
+    assert out["dataset"] == "imagenet" and out["macs"] == 4_089_185_256
+
+
+def test_flops_of_a_released_shape(capsys):
+    path = OFFICIAL_CONFIGS[[p.stem for p in OFFICIAL_CONFIGS].index("C100-ResNet56")]
+    code, out, _ = run(capsys, "flops", "--tas-config", str(path))
+    assert code == 0 and out["dataset"] == "cifar100" and (out["macs"], out["params"]) == (61_233_936, 471_169)
+
+
+def test_prune_uniform(capsys, tmp_path):
+    code, out, _ = run(capsys, "prune", "--method", "uniform", "--network", "resnet56", "--dataset", "cifar10",
+                       "--ratio", "0.5", "--save", str(tmp_path / "p.pt"))  # fmt: skip
+    assert code == 0
+    assert (out["macs_unpruned"], out["params_unpruned"]) == (125_747_850, 855_770)
+    assert abs(out["macs"] / out["macs_unpruned"] - 0.5) <= 0.005 and out["params"] < out["params_unpruned"]
+    arch, model = load_model(tmp_path / "p.pt")
+    assert arch.to_dict() == out["arch"] and macs(arch) == out["macs"]
+
+
+def test_prune_trained_weights(capsys, tmp_path):
+    full = PRESETS["resnet20"]()
+    save_model(tmp_path / "full.pt", full, build_resnet(full))
+    code, out, _ = run(capsys, "prune", "--method", "uniform", "--weights", str(tmp_path / "full.pt"), "--ratio",
+                       "0.3", "--opt", "tolerance=0.005")  # fmt: skip
+    assert code == 0 and out["options"] == {"tolerance": 0.005}
+    assert abs(out["macs"] / (0.3 * macs(full)) - 1) <= 0.005
+
+
+@pytest.fixture
+def corrupt_cifar(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=g)
+    base = cifar.write_cifar("cifar10", tmp_path, {"train": (images, torch.arange(20) % 10),
+                                                   "test": (images[:10], torch.arange(10))})  # fmt: skip
+    (base / "data_batch_2").write_bytes(b"\x80\x02}q\x00(U\x04data")  # cut off mid-way
+    return tmp_path
+
+
+@pytest.fixture
+def bad_config(tmp_path):
+    path = tmp_path / "bad.config"
+    path.write_text('{"dataset": ["str", "cifar"], "arch": ["str", "resnet"]}')
+    return path
+
+
+BAD_INPUT = [
+    (["flops", "--network", "resnet57"], "unknown network 'resnet57'; allowed: resnet20, resnet32, resnet56"),
+    (["flops", "--network", "resnet56", "--dataset", "mnist"], "unknown dataset 'mnist'; allowed: proxy, cifar10"),
+    (["flops", "--network", "resnet56", "--shortcut", "option-b"], "unknown shortcut 'option-b'; allowed: official"),
+    (["flops", "--network", "resnet18", "--shortcut", "zero-pad"], "'zero-pad' is defined for CIFAR ResNets only"),
+    (["flops", "--network", "resnet50", "--dataset", "cifar10"], "'resnet50' is an imagenet ResNet; for cifar data"),
+    (["flops"], "give --network NAME or --tas-config FILE"),
+    (["flops", "--tas-config", "{bad_config}"], "TAS config file '{bad_config}': missing field 'class_num'"),
+    (["flops", "--tas-config", "/no/such.config"], "TAS config file '/no/such.config' does not exist"),
+    (["prune", "--method", "uniform", "--network", "resnet56", "--ratio", "1.5"], "FLOP ratio 1.5 is outside (0, 1]"),
+    (["prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0"], "FLOP ratio 0.0 is outside (0, 1]"),
+    (["prune", "--method", "uniform", "--network", "resnet56", "--ratio", "half"], "argument --ratio: invalid float"),
+    (["prune", "--method", "magic", "--network", "resnet56", "--ratio", "0.5"], "unknown pruning method 'magic'"),
+    (["prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0.5", "--opt", "tol=1"],
+     "unknown UniformOptions key 'tol'; allowed: tolerance"),
+    (["prune", "--method", "uniform", "--weights", "/no/model.pt", "--ratio", "0.5"],
+     "checkpoint '/no/model.pt' does not exist"),
+    (["train", "--dataset", "cifar10", "--data-dir", "/no/such/dir", "--epochs", "1"],
+     "data directory '/no/such/dir' does not exist"),
+    (["train", "--dataset", "cifar10", "--data-dir", "{corrupt_cifar}", "--epochs", "1"],
+     "CIFAR-10 batch '{corrupt_cifar}/cifar-10-batches-py/data_batch_2' is corrupt: not a readable pickle"),
+    (["train", "--epochs", "0"], "epochs must be >= 1, got 0"),
+    (["train", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+    (["train", "--device", "tpu"], "unknown device 'tpu'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUT, ids=[m[:40] for _, m in BAD_INPUT])
+def test_bad_input_is_one_clear_line(capsys, tmp_path, request, argv, message):
+    fill = {}
+    for name in ("bad_config", "corrupt_cifar"):
+        if any("{" + name + "}" in a for a in argv):
+            fill[name] = request.getfixturevalue(name)
+    argv = [a.format(**fill) for a in argv]
+    message = message.format(**fill)
+    try:
+        code = main(argv + ["--out", str(tmp_path)] if argv[0] == "train" else argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_console_script_exits_2_without_traceback():
+    result = subprocess.run([sys.executable, "-m", "tasbench.cli", "flops", "--network", "resnet57"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("tas-bench: error: unknown network 'resnet57'") and "Traceback" not in result.stderr

@@ -1,0 +1,31 @@
+"""The package boundaries the design fixes: tas/ and baselines/ import the engine, never each other."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def imported_packages(package: str) -> set[str]:
+    names = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_method_packages_do_not_import_each_other():
+    assert "baselines" not in imported_packages("tas")
+    assert "tas" not in imported_packages("baselines")
+
+
+def test_engine_imports_no_method_package():
+    assert not {"tas", "baselines"} & imported_packages("tasbench")
+
+
+def test_top_level_layout():
+    for name in ("benchmarks", "tas", "baselines", "results", "tests", "tox.ini", "noxfile.py", "pyproject.toml"):
+        assert (ROOT / name).exists(), name
