@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -125,3 +126,64 @@ def test_console_script_exits_2_without_traceback():
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("tas-bench: error: unknown network 'resnet57'") and "Traceback" not in result.stderr
+
+
+SMALL_PROXY = ["--dataset", "proxy", "--proxy-train", "256", "--proxy-test", "128", "--batch-size", "64"]
+
+
+def test_train_writes_a_resumable_run_directory(capsys, tmp_path):
+    argv = ["train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "2", "--out", str(tmp_path), "--no-progress"]
+    code, metrics, _ = run(capsys, *argv)
+    assert code == 0
+    (run_dir,) = (tmp_path / "train").iterdir()
+    assert str(run_dir) == metrics["run_dir"]
+    assert run_dir.name == json.loads((run_dir / "params.json").read_text())["hash"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json", "model.pt",
+                                                          "params.json"]  # fmt: skip
+    assert len((run_dir / "log.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert metrics["macs"] == 40_813_194 and metrics["environment"]["torch"] == torch.__version__
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["config"]["train"]["epochs"] == 2 and params["config"]["data"]["proxy_train"] == 256
+    # the same command again finds the finished run and does not train
+    code, again, err = run(capsys, *argv)
+    assert code == 0 and again == metrics and "already done" in err
+    # a different recipe is a different run
+    code, other, _ = run(capsys, *argv[:-5], "--epochs", "1", "--out", str(tmp_path), "--no-progress")
+    assert other["run_dir"] != metrics["run_dir"]
+
+
+def test_teacher_prune_and_distil_end_to_end(capsys, tmp_path):
+    out = ["--out", str(tmp_path), "--no-progress"]
+    _, teacher, _ = run(capsys, "train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "1", *out)
+    teacher_file = teacher["run_dir"] + "/model.pt"
+    code, pruned, _ = run(capsys, "prune", "--method", "uniform", "--weights", teacher_file, "--ratio", "0.5",
+                          "--save", str(tmp_path / "half.pt"))  # fmt: skip
+    assert code == 0
+    code, student, _ = run(capsys, "train", "--weights", str(tmp_path / "half.pt"), "--teacher", teacher_file,
+                           *SMALL_PROXY, "--epochs", "1", *out)  # fmt: skip
+    assert code == 0 and student["macs"] == pruned["macs"]
+    config = json.loads((tmp_path / "train" / student["run_dir"].split("/")[-1] / "params.json").read_text())["config"]
+    assert config["distill"] == {"alpha": 0.9, "temperature": 4.0} and len(config["teacher"]) == 64
+
+
+def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
+    argv = [sys.executable, "-m", "tasbench.cli", "train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "3",
+            "--no-progress"]  # fmt: skip
+    subprocess.run(argv + ["--out", str(tmp_path / "a")], check=True, capture_output=True)
+    proc = subprocess.Popen(argv + ["--out", str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "b" / "train"
+    try:
+        while proc.poll() is None and not list(checkpoints.glob("*/checkpoint.pt")):
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL, after at least one epoch's checkpoint is on disk
+        proc.wait()
+    assert not list(checkpoints.glob("*/metrics.json")), "the run finished before it could be killed"
+    subprocess.run(argv + ["--out", str(tmp_path / "b")], check=True, capture_output=True)
+    (done_a,), (done_b,) = (tmp_path / "a" / "train").iterdir(), checkpoints.iterdir()
+    assert done_a.name == done_b.name
+    weights_a = torch.load(done_a / "model.pt", weights_only=True)["state_dict"]
+    weights_b = torch.load(done_b / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    metrics_a, metrics_b = (json.loads((d / "metrics.json").read_text()) for d in (done_a, done_b))
+    assert (metrics_a["top1"], metrics_a["top5"]) == (metrics_b["top1"], metrics_b["top5"])

@@ -182,3 +182,28 @@ def test_bad_data_config_is_named():
         DataConfig("mnist")
     with pytest.raises(ConfigError, match="subset must be >= 0, got -1"):
         DataConfig("cifar10", subset=-1)
+
+
+def test_imagenet_folder_layout(tmp_path):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 4), ("val", 2)):
+        for wnid in ("n01440764", "n01443537"):
+            folder = tmp_path / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = torch.randint(0, 256, (80, 100, 3), dtype=torch.uint8, generator=g).numpy()
+                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", quality=90)
+    data = load_data(DataConfig("imagenet", workers=0), tmp_path)
+    assert data.num_classes == 1000 and len(data.train) == 8 and len(data.test) == 4
+    cpu = torch.device("cpu")
+    images, labels = next(train_batches(data, 4, seed=0, epoch=0, device=cpu))
+    assert images.shape == (4, 3, 224, 224) and images.dtype == torch.float32 and set(labels.tolist()) <= {0, 1}
+    from tasbench.data import eval_batches
+
+    batches = list(eval_batches(data, 3, cpu))
+    assert [len(y) for _, y in batches] == [3, 1] and batches[0][1].tolist() == [0, 0, 1]
+    with pytest.raises(ConfigError, match="ImageNet folder '.*/val' does not exist"):
+        (tmp_path / "val").rename(tmp_path / "validation")
+        load_data(DataConfig("imagenet", workers=0), tmp_path)

@@ -29,3 +29,11 @@ def test_engine_imports_no_method_package():
 def test_top_level_layout():
     for name in ("benchmarks", "tas", "baselines", "results", "tests", "tox.ini", "noxfile.py", "pyproject.toml"):
         assert (ROOT / name).exists(), name
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    commands = [line.strip() for line in readme[:12] if line.startswith("    ")]
+    assert len(commands) == 2, "the README opens with two commands: set up + main job, and the tests"
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == commands[1]
