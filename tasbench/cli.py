@@ -19,6 +19,7 @@ import sys
 import time
 
 import torch
+from torch import nn
 
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
@@ -31,7 +32,7 @@ from tasbench.flops import macs, params
 from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS, preset
 from tasbench.pruner import PruneRequest, get_pruner, pruner_names
-from tasbench.resnet import build_resnet
+from tasbench.resnet import seeded_resnet
 from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
 from tasbench.seeds import derive_seed
 from tasbench.train import TrainConfig, cross_entropy, train
@@ -128,19 +129,46 @@ def resolve_arch(args: argparse.Namespace, dataset: str) -> Arch:
     return preset(args.network, num_classes, family, args.shortcut)
 
 
-def natural_dataset(args: argparse.Namespace) -> str:
-    """The data set a network is counted for when --dataset is not given: its own classes and image size."""
-    if args.tas_config:
-        arch = read_tas_config(args.tas_config)
-        return "imagenet" if arch.family == "imagenet" else ("cifar100" if arch.num_classes == 100 else "cifar10")
-    return "imagenet" if args.network in PRESETS and PRESETS[args.network]().family == "imagenet" else "cifar10"
+def natural_dataset(arch: Arch) -> str:
+    """The data set a network is meant for when --dataset is not given: its own classes and image size."""
+    if arch.family == "imagenet":
+        return "imagenet"
+    return "cifar100" if arch.num_classes == 100 else "cifar10"
+
+
+def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:
+    """The network --network/--tas-config names, and the data set: `dataset`, or the network's own."""
+    if dataset is None:
+        if args.tas_config:
+            dataset = natural_dataset(read_tas_config(args.tas_config))
+        else:
+            imagenet = args.network in PRESETS and PRESETS[args.network]().family == "imagenet"
+            dataset = "imagenet" if imagenet else "cifar10"
+    if dataset not in DATASETS:
+        raise choice_error("dataset", dataset, list(DATASETS))
+    return resolve_arch(args, dataset), dataset
+
+
+def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tuple[Arch, nn.Module, str]:
+    """The net given by --weights (a model file), or one built from --network/--tas-config with a seeded init,
+    and the data set it is for (`dataset`, or the net's own)."""
+    if args.weights:
+        if args.network or args.tas_config:
+            raise ConfigError("--weights already defines the network; drop --network/--tas-config")
+        arch, model = load_model(args.weights)
+        dataset = dataset or natural_dataset(arch)
+        if dataset not in DATASETS:
+            raise choice_error("dataset", dataset, list(DATASETS))
+        if (arch.num_classes, arch.family) != DATASETS[dataset][:2]:
+            raise ConfigError(f"model file {args.weights!r} is a {arch.num_classes}-class {arch.family} network, "
+                              f"not one for dataset {dataset!r}")  # fmt: skip
+        return arch, model, dataset
+    arch, dataset = named_arch(args, dataset)
+    return arch, seeded_resnet(arch, seed), dataset
 
 
 def cmd_flops(args: argparse.Namespace) -> dict:
-    dataset = args.dataset or natural_dataset(args)
-    if dataset not in DATASETS:
-        raise choice_error("dataset", dataset, list(DATASETS))
-    arch = resolve_arch(args, dataset)
+    arch, dataset = named_arch(args, args.dataset)
     return {"network": args.network or args.tas_config, "dataset": dataset, "shortcut": arch.shortcut,
             "macs": macs(arch), "params": params(arch), "arch": arch.to_dict()}  # fmt: skip
 
@@ -152,18 +180,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     data_cfg = overrides.from_namespace(DataConfig, args)
     train_cfg = overrides.from_namespace(TrainConfig, args)
     distill = DistillConfig(args.kd_alpha, args.kd_temperature) if args.teacher else None
-    if args.weights:
-        if args.network or args.tas_config:
-            raise ConfigError("--weights already defines the network; drop --network/--tas-config")
-        arch, model = load_model(args.weights)
-        if arch.num_classes != data_cfg.num_classes or arch.family != data_cfg.family:
-            raise ConfigError(f"model file {args.weights!r} is a {arch.num_classes}-class {arch.family} network, "
-                              f"not one for dataset {data_cfg.dataset!r}")  # fmt: skip
-    else:
-        arch = resolve_arch(args, data_cfg.dataset)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(train_cfg.seed, "init"))
-            model = build_resnet(arch)
+    arch, model, _ = unpruned_net(args, data_cfg.dataset, derive_seed(train_cfg.seed, "init"))
     config = {
         "arch": arch.to_dict(),
         "data": dataclasses.asdict(data_cfg),
@@ -201,17 +218,8 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     device = _device(args.device)
     pruner = get_pruner(args.method)
     options = overrides.parse_overrides(pruner.options, args.opt)
-    if args.weights:
-        if args.network or args.tas_config:
-            raise ConfigError("--weights already defines the network; drop --network/--tas-config")
-        arch, model = load_model(args.weights)
-        data_cfg = overrides.from_namespace(DataConfig, args)
-    else:
-        data_cfg = overrides.from_namespace(DataConfig, args, dataset=args.dataset or natural_dataset(args))
-        arch = resolve_arch(args, data_cfg.dataset)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(args.seed, "unpruned-init"))
-            model = build_resnet(arch)
+    arch, model, dataset = unpruned_net(args, args.dataset, derive_seed(args.seed, "unpruned-init"))
+    data_cfg = overrides.from_namespace(DataConfig, args, dataset=dataset)
     data = load_data(data_cfg, args.data_dir, args.download) if pruner.needs_data else None
     request = PruneRequest(arch, model.to(device), args.ratio, data, args.seed, device)
     pruned = pruner.prune(request, options)

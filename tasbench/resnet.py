@@ -100,6 +100,13 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def seeded_resnet(arch: Arch, seed: int) -> ResNet:
+    """`build_resnet(arch)` initialised from a private RNG seeded with `seed`; the global RNG is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_resnet(arch)
+
+
 def build_resnet(arch: Arch) -> ResNet:
     """Build the network `arch` describes, initialised from the global RNG as the official TAS code does
     (`initialize_resnet` in `lib/models/initialization.py`: Kaiming fan-out convs, unit BN, N(0, 0.01) classifier)."""

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from tasbench.arch import Arch, block_specs
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.pruner import Pruned, Pruner, PruneRequest
-from tasbench.resnet import build_resnet
+from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
 
@@ -80,9 +78,7 @@ def uniform_arch(arch: Arch, ratio: float, tolerance: float = 0.01) -> tuple[Arc
 
 def prune_uniform(request: PruneRequest, options: UniformOptions) -> Pruned:
     arch, info = uniform_arch(request.arch, request.ratio, options.tolerance)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(request.seed, "uniform-init"))
-        model = build_resnet(arch)
+    model = seeded_resnet(arch, derive_seed(request.seed, "uniform-init"))
     return Pruned(arch, model, {**info, "inherits_weights": False})
 
 

@@ -187,3 +187,12 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
     metrics_a, metrics_b = (json.loads((d / "metrics.json").read_text()) for d in (done_a, done_b))
     assert (metrics_a["top1"], metrics_a["top5"]) == (metrics_b["top1"], metrics_b["top5"])
+
+
+def test_weights_for_another_dataset_are_named(capsys, tmp_path):
+    arch = PRESETS["resnet20"](num_classes=100)
+    save_model(tmp_path / "c100.pt", arch, build_resnet(arch))
+    code, _, err = run(capsys, "train", "--weights", str(tmp_path / "c100.pt"), "--out", str(tmp_path))
+    assert code == 2 and "is a 100-class cifar network, not one for dataset 'proxy'" in err
+    code, out, _ = run(capsys, "prune", "--method", "uniform", "--weights", str(tmp_path / "c100.pt"), "--ratio", "0.5")
+    assert code == 0 and out["macs_unpruned"] == macs(arch)
