@@ -23,13 +23,13 @@ from torch import nn
 
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
-from tasbench.atomic import write_json
+from tasbench.atomic import write_json, write_text
 from tasbench.checkpoint import load_model, save_model
 from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import macs, params
-from tasbench.official_config import read_tas_config
+from tasbench.official_config import format_tas_config, read_tas_config
 from tasbench.presets import PRESETS, preset
 from tasbench.pruner import PruneRequest, get_pruner, pruner_names
 from tasbench.resnet import seeded_resnet
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeatable)")
     p.add_argument("--save", help="write the pruned net (architecture + weights) to this model file")
+    p.add_argument("--save-tas-config", help="write the pruned shape in the official TAS .config format")
     _add_data_args(p)
     _add_device_args(p)
     p.set_defaults(command=cmd_prune)
@@ -111,24 +112,6 @@ def _add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def resolve_arch(args: argparse.Namespace, dataset: str) -> Arch:
-    """The network named by --network/--tas-config (with --shortcut) for `dataset`'s classes and image size."""
-    num_classes, family, *_ = DATASETS[dataset]
-    if args.tas_config and args.network:
-        raise ConfigError("give --network or --tas-config, not both")
-    if args.tas_config:
-        if args.shortcut != "official":
-            raise ConfigError(f"a TAS .config implies the official shortcut, not {args.shortcut!r}")
-        arch = read_tas_config(args.tas_config)
-        if (arch.family, arch.num_classes) != (family, num_classes):
-            raise ConfigError(f"TAS config {args.tas_config!r} is a {arch.num_classes}-class {arch.family} network, "
-                              f"but dataset {dataset!r} has {num_classes} classes of {family} images")  # fmt: skip
-        return arch
-    if not args.network:
-        raise ConfigError("give --network NAME or --tas-config FILE")
-    return preset(args.network, num_classes, family, args.shortcut)
-
-
 def natural_dataset(arch: Arch) -> str:
     """The data set a network is meant for when --dataset is not given: its own classes and image size."""
     if arch.family == "imagenet":
@@ -137,16 +120,28 @@ def natural_dataset(arch: Arch) -> str:
 
 
 def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:
-    """The network --network/--tas-config names, and the data set: `dataset`, or the network's own."""
-    if dataset is None:
-        if args.tas_config:
-            dataset = natural_dataset(read_tas_config(args.tas_config))
-        else:
-            imagenet = args.network in PRESETS and PRESETS[args.network]().family == "imagenet"
-            dataset = "imagenet" if imagenet else "cifar10"
+    """The network --network/--tas-config names (with --shortcut), for `dataset` or else the network's own."""
+    if args.tas_config and args.network:
+        raise ConfigError("give --network or --tas-config, not both")
+    if args.tas_config:
+        if args.shortcut != "official":
+            raise ConfigError(f"a TAS .config implies the official shortcut, not {args.shortcut!r}")
+        arch = read_tas_config(args.tas_config)
+        dataset = dataset or natural_dataset(arch)
+    elif args.network:
+        imagenet = args.network in PRESETS and PRESETS[args.network]().family == "imagenet"
+        dataset = dataset or ("imagenet" if imagenet else "cifar10")
+    else:
+        raise ConfigError("give --network NAME or --tas-config FILE")
     if dataset not in DATASETS:
         raise choice_error("dataset", dataset, list(DATASETS))
-    return resolve_arch(args, dataset), dataset
+    num_classes, family, *_ = DATASETS[dataset]
+    if not args.tas_config:
+        return preset(args.network, num_classes, family, args.shortcut), dataset
+    if (arch.family, arch.num_classes) != (family, num_classes):
+        raise ConfigError(f"TAS config {args.tas_config!r} is a {arch.num_classes}-class {arch.family} network, "
+                          f"but dataset {dataset!r} has {num_classes} classes of {family} images")  # fmt: skip
+    return arch, dataset
 
 
 def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tuple[Arch, nn.Module, str]:
@@ -225,12 +220,15 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     pruned = pruner.prune(request, options)
     if args.save:
         save_model(args.save, pruned.arch, pruned.model, method=args.method, ratio=args.ratio, info=pruned.info)
+    if args.save_tas_config:
+        write_text(args.save_tas_config, format_tas_config(pruned.arch))
     return {
         "method": args.method, "options": dataclasses.asdict(options), "ratio": args.ratio,
         "macs": macs(pruned.arch), "params": params(pruned.arch),
         "macs_unpruned": macs(arch), "params_unpruned": params(arch),
         "flop_ratio": macs(pruned.arch) / macs(arch),
-        "arch": pruned.arch.to_dict(), "info": pruned.info, "saved": args.save,
+        "arch": pruned.arch.to_dict(), "info": pruned.info,
+        "saved": [path for path in (args.save, args.save_tas_config) if path],
     }  # fmt: skip
 
 

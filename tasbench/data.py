@@ -12,7 +12,7 @@ generator seeded by (seed, epoch), as in airbench. ImageNet streams from its fol
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,12 +184,19 @@ def balanced_subset(labels: torch.Tensor, n: int, num_classes: int, what: str) -
     return torch.cat(chosen).sort().values
 
 
+def normalizer(data: ImageData, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (B, 3, H, W) -> float, standardised per channel, channels_last (faster convs on CPU and GPU).
+
+    The statistics go to the device once per loader: a host-to-device copy per batch would stall a GPU stream.
+    """
+    mean = torch.tensor(data.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, 3, 1, 1)
+    return lambda images: ((images.float().div_(255) - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
 def normalize(images: torch.Tensor, data: ImageData) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float, standardised per channel, channels_last (faster convs on CPU and GPU)."""
-    mean = torch.tensor(data.mean, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(data.std, device=images.device).view(1, 3, 1, 1)
-    x = (images.float().div_(255) - mean) / std
-    return x.contiguous(memory_format=torch.channels_last)
+    """One batch through `normalizer` (for one-off use; loaders build the normalizer once)."""
+    return normalizer(data, images.device)(images)
 
 
 def crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -223,17 +230,18 @@ def train_batches(
     The last partial batch is dropped so every step sees `batch_size` images (BN statistics stay comparable).
     """
     split = data.train
+    norm = normalizer(data, device)
     if isinstance(split, FolderSplit):
         loader = _folder_loader(split, batch_size, shuffle=True, seed=derive_seed(seed, "train-batches", epoch))
         for images, labels in loader:
-            yield normalize(images.to(device, non_blocking=True), data), labels.to(device, non_blocking=True)
+            yield norm(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         return
     generator = torch.Generator(device=split.images.device).manual_seed(derive_seed(seed, "train-batches", epoch))
     order = torch.randperm(len(split), generator=generator, device=split.images.device)
     for step in range(num_train_batches(data, batch_size)):
         index = order[step * batch_size : (step + 1) * batch_size]
         images = crop_flip(split.images[index], generator)
-        yield normalize(images.to(device), data), split.labels[index].to(device)
+        yield norm(images.to(device)), split.labels[index].to(device)
 
 
 def eval_batches(
@@ -241,13 +249,14 @@ def eval_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Every image of `split` once, in order, without augmentation."""
     part = getattr(data, split)
+    norm = normalizer(data, device)
     if isinstance(part, FolderSplit):
         for images, labels in _folder_loader(part, batch_size, shuffle=False, seed=0):
-            yield normalize(images.to(device, non_blocking=True), data), labels.to(device, non_blocking=True)
+            yield norm(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         return
     for start in range(0, len(part), batch_size):
         images = part.images[start : start + batch_size]
-        yield normalize(images.to(device), data), part.labels[start : start + batch_size].to(device)
+        yield norm(images.to(device)), part.labels[start : start + batch_size].to(device)
 
 
 def _folder_loader(split: FolderSplit, batch_size: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:

@@ -49,6 +49,11 @@ def test_prune_uniform(capsys, tmp_path):
     assert abs(out["macs"] / out["macs_unpruned"] - 0.5) <= 0.005 and out["params"] < out["params_unpruned"]
     arch, model = load_model(tmp_path / "p.pt")
     assert arch.to_dict() == out["arch"] and macs(arch) == out["macs"]
+    code, again, _ = run(capsys, "prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0.5",
+                         "--save-tas-config", str(tmp_path / "p.config"))  # fmt: skip
+    assert again["arch"] == out["arch"]
+    code, counted, _ = run(capsys, "flops", "--tas-config", str(tmp_path / "p.config"))
+    assert counted["macs"] == out["macs"] and counted["arch"] == out["arch"]
 
 
 def test_prune_trained_weights(capsys, tmp_path):
