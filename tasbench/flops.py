@@ -36,7 +36,8 @@ def layer_macs(arch: Arch) -> dict[str, int]:
     out["stem.conv"] = conv_macs(kernel, arch.xchannels[0], arch.xchannels[1], size)
     if arch.family == "imagenet":
         size = conv_out_size(size, 3, 2)  # the stem's 3x3/2 max-pool, padding 1
-    for spec in block_specs(arch):
+    specs = block_specs(arch)
+    for spec in specs:
         name = f"stages.{spec.stage}.{spec.index}"
         c_in = spec.in_width
         for i, (c_out, k, s) in enumerate(zip(spec.widths, spec.kernels, spec.strides)):
@@ -45,8 +46,7 @@ def layer_macs(arch: Arch) -> dict[str, int]:
             c_in = c_out
         if spec.shortcut == "projection":
             out[f"{name}.shortcut.conv"] = conv_macs(1, spec.in_width, spec.out_width, size)
-    last = block_specs(arch)[-1].out_width
-    out["fc"] = last * arch.num_classes + arch.num_classes  # weights + bias
+    out["fc"] = specs[-1].out_width * arch.num_classes + arch.num_classes  # weights + bias
     return out
 
 
@@ -59,15 +59,15 @@ def params(arch: Arch) -> int:
     """Number of parameters (conv weights, BN affine, classifier) of `build_resnet(arch)`."""
     kernel, _ = STEM[arch.family]
     total = kernel * kernel * arch.xchannels[0] * arch.xchannels[1] + 2 * arch.xchannels[1]
-    for spec in block_specs(arch):
+    specs = block_specs(arch)
+    for spec in specs:
         c_in = spec.in_width
         for c_out, k in zip(spec.widths, spec.kernels):
             total += k * k * c_in * c_out + 2 * c_out
             c_in = c_out
         if spec.shortcut == "projection":
             total += spec.in_width * spec.out_width + 2 * spec.out_width
-    last = block_specs(arch)[-1].out_width
-    return total + last * arch.num_classes + arch.num_classes
+    return total + specs[-1].out_width * arch.num_classes + arch.num_classes
 
 
 def count_macs(model: nn.Module, image_size: int, in_channels: int = 3) -> dict[str, int]:

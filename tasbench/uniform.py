@@ -43,11 +43,14 @@ def scale_widths(arch: Arch, factor: float) -> Arch:
 
 def uniform_arch(arch: Arch, ratio: float, tolerance: float = 0.01) -> tuple[Arch, dict]:
     """The uniformly thinned `arch` whose MACs are within `tolerance` of `ratio * macs(arch)`, and how it was found."""
-    target = ratio * macs(arch)
+    full = macs(arch)
+    target = ratio * full
     low, high = target * (1 - tolerance), target * (1 + tolerance)
-    if macs(scale_widths(arch, 0.0)) > high:
-        floor = macs(scale_widths(arch, 0.0)) / macs(arch)
-        raise ConfigError(f"FLOP ratio {ratio} is below what uniform scaling reaches (all widths 1: {floor:.4f})")
+    smallest = macs(scale_widths(arch, 0.0))
+    if smallest > high:
+        raise ConfigError(
+            f"FLOP ratio {ratio} is below what uniform scaling reaches (all widths 1: {smallest / full:.4f})"
+        )
     lo, hi = 0.0, 1.0
     for _ in range(60):  # largest factor whose net stays at or under the target
         mid = (lo + hi) / 2
@@ -70,8 +73,7 @@ def uniform_arch(arch: Arch, ratio: float, tolerance: float = 0.01) -> tuple[Arc
             break  # no single channel fits under the upper bound any more
     if not low <= current <= high:
         raise ConfigError(
-            f"uniform scaling cannot reach {ratio} of the FLOPs within {tolerance:.0%} "
-            f"(closest: {current / macs(arch):.4f})"
+            f"uniform scaling cannot reach {ratio} of the FLOPs within {tolerance:.0%} (closest: {current / full:.4f})"
         )
     return arch.replace(xchannels=tuple(widths)), {"factor": lo, "filled_channels": added}
 
