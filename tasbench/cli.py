@@ -119,6 +119,16 @@ def natural_dataset(arch: Arch) -> str:
     return "cifar100" if arch.num_classes == 100 else "cifar10"
 
 
+def check_fits(arch: Arch, dataset: str, source: str) -> None:
+    """`dataset` is known and has the classes and image size of `arch` (named by `source` in the error)."""
+    if dataset not in DATASETS:
+        raise choice_error("dataset", dataset, list(DATASETS))
+    num_classes, family, *_ = DATASETS[dataset]
+    if (arch.num_classes, arch.family) != (num_classes, family):
+        raise ConfigError(f"{source} is a {arch.num_classes}-class {arch.family} network, not one for dataset "
+                          f"{dataset!r} ({num_classes} classes of {family} images)")  # fmt: skip
+
+
 def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:
     """The network --network/--tas-config names (with --shortcut), for `dataset` or else the network's own."""
     if args.tas_config and args.network:
@@ -128,20 +138,16 @@ def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str
             raise ConfigError(f"a TAS .config implies the official shortcut, not {args.shortcut!r}")
         arch = read_tas_config(args.tas_config)
         dataset = dataset or natural_dataset(arch)
-    elif args.network:
-        imagenet = args.network in PRESETS and PRESETS[args.network]().family == "imagenet"
-        dataset = dataset or ("imagenet" if imagenet else "cifar10")
-    else:
+        check_fits(arch, dataset, f"TAS config {args.tas_config!r}")
+        return arch, dataset
+    if not args.network:
         raise ConfigError("give --network NAME or --tas-config FILE")
+    # An unknown name falls through to preset(), which names it and lists the allowed ones.
+    dataset = dataset or (natural_dataset(PRESETS[args.network]()) if args.network in PRESETS else "cifar10")
     if dataset not in DATASETS:
         raise choice_error("dataset", dataset, list(DATASETS))
     num_classes, family, *_ = DATASETS[dataset]
-    if not args.tas_config:
-        return preset(args.network, num_classes, family, args.shortcut), dataset
-    if (arch.family, arch.num_classes) != (family, num_classes):
-        raise ConfigError(f"TAS config {args.tas_config!r} is a {arch.num_classes}-class {arch.family} network, "
-                          f"but dataset {dataset!r} has {num_classes} classes of {family} images")  # fmt: skip
-    return arch, dataset
+    return preset(args.network, num_classes, family, args.shortcut), dataset
 
 
 def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tuple[Arch, nn.Module, str]:
@@ -152,11 +158,7 @@ def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tu
             raise ConfigError("--weights already defines the network; drop --network/--tas-config")
         arch, model = load_model(args.weights)
         dataset = dataset or natural_dataset(arch)
-        if dataset not in DATASETS:
-            raise choice_error("dataset", dataset, list(DATASETS))
-        if (arch.num_classes, arch.family) != DATASETS[dataset][:2]:
-            raise ConfigError(f"model file {args.weights!r} is a {arch.num_classes}-class {arch.family} network, "
-                              f"not one for dataset {dataset!r}")  # fmt: skip
+        check_fits(arch, dataset, f"model file {args.weights!r}")
         return arch, model, dataset
     arch, dataset = named_arch(args, dataset)
     return arch, seeded_resnet(arch, seed), dataset
@@ -201,6 +203,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     result = train(model, data, train_cfg, device=device, loss_fn=loss_fn, checkpoint_path=out / "checkpoint.pt",
                    run_config=config, progress=not args.no_progress,
                    on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+    # Written again here: a run killed after its last checkpoint resumes with nothing left to train, so no on_epoch.
     write_log_csv(out / "log.csv", result.pop("history"))
     save_model(out / "model.pt", arch, model)
     metrics = {**result, "macs": macs(arch), "params": params(arch), "run_dir": str(out),
