@@ -46,6 +46,8 @@ class PruneRequest:
     data: ImageData | None = None
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    workdir: str | None = None  # where a long-running pruner (a search, soft pruning) keeps its resumable state
+    progress: bool = False  # show a progress bar
 
     def __post_init__(self) -> None:
         check_ratio(self.ratio)

@@ -1,0 +1,47 @@
+"""TAS behind the common pruner interface: search (or draw at random) a shape at the FLOP target, build it fresh.
+
+    tas-bench prune --method tas --network resnet20 --dataset proxy --ratio 0.5 --opt epochs=10 --save tas.pt
+
+The options are `SearchConfig`'s fields (`--opt search=width`, `--opt k=1`, `--opt align=zero-pad`,
+`--opt search=random`...). As in the paper, the derived net inherits no weights: it is trained from scratch,
+with knowledge distillation from the unpruned net (`tas-bench train --weights tas.pt --teacher unpruned.pt`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasbench.errors import ConfigError
+from tasbench.flops import macs
+from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.resnet import seeded_resnet
+from tasbench.seeds import derive_seed
+
+from tas.random_search import random_arch
+from tas.search import SearchConfig, run_search
+from tas.search_space import check_reachable, search_space
+
+
+def prune_tas(request: PruneRequest, options: SearchConfig) -> Pruned:
+    if options.search == "random":
+        space = search_space(request.arch)
+        check_reachable(space, request.ratio, options.search)
+        arch, info = random_arch(space, request.ratio, options.flop_tolerance, request.seed)
+    else:
+        if request.data is None:
+            raise ConfigError("TAS searches on training data; the request has none")
+        checkpoint = Path(request.workdir) / "tas-search.pt" if request.workdir else None
+        result = run_search(request.arch, request.data, options, request.ratio, seed=request.seed,
+                            device=request.device, checkpoint_path=checkpoint, progress=request.progress)  # fmt: skip
+        arch, info = result.arch, {**result.info, "history": result.history}
+    model = seeded_resnet(arch, derive_seed(request.seed, "tas-init"))
+    return Pruned(arch, model, {**info, "macs": macs(arch), "inherits_weights": False})
+
+
+PRUNER = Pruner(
+    name="tas",
+    prune=prune_tas,
+    options=SearchConfig,
+    needs_data=True,
+    summary="TAS: differentiable search of widths and depths under a FLOP loss (Dong & Yang, NeurIPS 2019)",
+)

@@ -1,0 +1,254 @@
+"""The TAS search loop (paper Alg. 1; official `exps/algos/search-shape.py`): weights and architecture in turn.
+
+The training split is halved: one half trains the weights, the other the architecture. Each step is one SGD step on
+the weights (cross-entropy on a weight-half batch), then one Adam step on the width and depth logits
+(cross-entropy on an architecture-half batch + lambda * FLOP loss). tau is annealed once per epoch. An atomic
+checkpoint after every epoch holds everything a resumed search needs (weights, logits, both optimizers, the Gumbel
+generator, the epoch, the log), and the data order is a pure function of (seed, epoch), so a resumed search ends
+exactly where an uninterrupted one does.
+
+    >>> result = run_search(resnet20(), load_data(DataConfig("proxy")), SearchConfig(epochs=10), ratio=0.5)
+    >>> result.arch.xblocks, macs(result.arch) / macs(resnet20())   # inside the band [0.45, 0.50]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from tasbench.arch import Arch
+from tasbench.atomic import save_torch
+from tasbench.checkpoint import load_checkpoint
+from tasbench.data import ImageData, num_train_batches, train_batches
+from tasbench.errors import ConfigError, choice_error
+from tasbench.flops import macs
+from tasbench.seeds import derive_seed, generator
+from tasbench.train import lr_at
+
+from tas.channel_interp import ALIGN_MODES
+from tas.flop_loss import flop_loss
+from tas.search_model import SEARCHED, SearchResNet
+from tas.search_space import SearchSpace, check_reachable, search_space
+
+TAU_SCHEDULES = ("linear", "cosine")
+SHAPES = ("auto", "dynamic", "static")
+SEARCH_MODES = SEARCHED + ("random",)  # random: no learning, a random net of the space at the FLOP target
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A search recipe. Defaults follow the paper where it and the released code disagree (tau: linear 10 -> 0.1;
+    the code's cosine 5 -> 0.1 is `tau_schedule=cosine tau_max=5`); the budget is the proxy's (official: 600 epochs,
+    batch 256)."""
+
+    epochs: int = 10
+    batch_size: int = 64  # per half: each step sees one weight batch and one architecture batch
+    lr: float = 0.1  # weights: SGD, cosine to 0 over the search
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    arch_lr: float = 1e-3  # logits: Adam, betas (0.5, 0.999)
+    arch_beta1: float = 0.5
+    arch_weight_decay: float = 1e-3
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    tau_schedule: str = "linear"
+    k: int = 2  # widths sampled per conv; 0 = all candidates
+    align: str = "cwi"  # "zero-pad" is the paper's no-CWI ablation
+    search: str = "width+depth"  # "width" = TAS(W), "depth" = TAS(D), "random" = random search at the target
+    flop_weight: float = 2.0  # lambda of paper Eq. 8
+    flop_tolerance: float = 0.05  # of the unpruned FLOPs: the band is [ratio - tolerance, ratio]
+    shapes: str = "auto"  # dynamic on CPU, static (no host sync) on GPU
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("tau_schedule", TAU_SCHEDULES), ("align", ALIGN_MODES), ("search", SEARCH_MODES),
+                              ("shapes", SHAPES)):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise choice_error(name, getattr(self, name), allowed)
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("arch_lr", self.arch_lr > 0, "> 0"),
+            ("tau_min", 0 < self.tau_min <= self.tau_max, f"in (0, tau_max={self.tau_max}]"),
+            ("k", self.k >= 0, ">= 0 (0 = all candidates)"),
+            ("flop_weight", self.flop_weight >= 0, ">= 0"),
+            ("flop_tolerance", 0 < self.flop_tolerance < 1, "in (0, 1)"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"{name} must be {allowed}, got {getattr(self, name)}")
+
+
+def tau_at(epoch: int, cfg: SearchConfig) -> float:
+    """tau of `epoch` (0-based): the paper's linear decay from tau_max to tau_min, or the released code's cosine."""
+    if cfg.tau_schedule == "linear":
+        return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(1, cfg.epochs - 1)
+    return cfg.tau_min + (cfg.tau_max - cfg.tau_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+
+
+@dataclass
+class SearchResult:
+    arch: Arch  # the derived (pruned) architecture
+    history: list[dict]  # one row per epoch
+    info: dict  # JSON-ready: target, final ratio, probabilities, config
+
+
+def build_search_model(space: SearchSpace, cfg: SearchConfig, seed: int, device: torch.device) -> SearchResNet:
+    """The search network of `cfg`, initialised from its own seed (the global RNG is left alone)."""
+    static = cfg.shapes == "static" or (cfg.shapes == "auto" and device.type == "cuda")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "tas-search-init"))
+        model = SearchResNet(space, cfg.k, cfg.align, cfg.search, static_shapes=static)
+    return model.to(device, memory_format=torch.channels_last)
+
+
+def split_halves(data: ImageData, seed: int) -> tuple[ImageData, ImageData]:
+    """The training split in two random halves: one trains the weights, the other the architecture."""
+    order = torch.randperm(len(data.train), generator=generator(seed, "tas-split"))
+    half = len(order) // 2
+    if half == 0:
+        raise ConfigError(f"the search needs at least 2 training images, got {len(data.train)}")
+    return (dataclasses.replace(data, train=data.train.take(order[:half].sort().values)),
+            dataclasses.replace(data, train=data.train.take(order[half:].sort().values)))  # fmt: skip
+
+
+def run_search(
+    arch: Arch,
+    data: ImageData,
+    cfg: SearchConfig,
+    ratio: float,
+    *,
+    seed: int = 0,
+    device: torch.device = torch.device("cpu"),
+    checkpoint_path: str | Path | None = None,
+    progress: bool = True,
+) -> SearchResult:
+    """Search `arch`'s space for a net of `ratio` of its FLOPs on `data`; resumes from `checkpoint_path` if present."""
+    space = search_space(arch)
+    check_reachable(space, ratio, cfg.search)
+    full = macs(arch)
+    target, tolerance = ratio * full, cfg.flop_tolerance * full
+    model = build_search_model(space, cfg, seed, device)
+    weight_half, arch_half = (half.to(device) for half in split_halves(data, seed))
+    w_params, a_params = model.weight_parameters(), model.arch_parameters()
+    w_opt = torch.optim.SGD(w_params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                            weight_decay=cfg.weight_decay)  # fmt: skip
+    a_opt = torch.optim.Adam(a_params, lr=cfg.arch_lr, betas=(cfg.arch_beta1, 0.999),
+                             weight_decay=cfg.arch_weight_decay)  # fmt: skip
+    gumbel = torch.Generator(device=device).manual_seed(derive_seed(seed, "tas-gumbel"))
+    run_config = {"search": dataclasses.asdict(cfg), "arch": arch.to_dict(), "ratio": ratio, "seed": seed}
+    history: list[dict] = []
+    start = 0
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = load_checkpoint(checkpoint_path)
+        if state.get("config") != run_config:
+            raise ConfigError(f"search checkpoint {str(checkpoint_path)!r} belongs to another configuration; delete "
+                              f"it or rerun with the configuration it was written for")  # fmt: skip
+        model.load_state_dict(state["model"])
+        w_opt.load_state_dict(state["w_opt"])
+        a_opt.load_state_dict(state["a_opt"])
+        gumbel.set_state(state["gumbel"])
+        start, history = state["epoch"], state["history"]
+
+    steps = min(num_train_batches(weight_half, cfg.batch_size), num_train_batches(arch_half, cfg.batch_size))
+    total = cfg.epochs * steps
+    bar = tqdm(total=total, initial=start * steps, unit="step", desc=f"TAS search {ratio:g}", disable=not progress,
+               dynamic_ncols=True)  # fmt: skip
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        tau = tau_at(epoch, cfg)
+        began = time.perf_counter()
+        sums = torch.zeros(5, device=device)  # weight loss, weight correct, arch loss, arch correct, images
+        batches = zip(train_batches(weight_half, cfg.batch_size, derive_seed(seed, "tas-w"), epoch, device),
+                      train_batches(arch_half, cfg.batch_size, derive_seed(seed, "tas-a"), epoch, device))  # fmt: skip
+        for step, ((w_images, w_labels), (a_images, a_labels)) in enumerate(batches):
+            if step == steps:
+                break
+            for group in w_opt.param_groups:
+                group["lr"] = lr_at(epoch * steps + step, total, 0, cfg.lr)
+            # Weight step. The logits get no gradient here, and the weights none in the architecture step: each
+            # optimizer only ever sees its own parameters' gradients, so skipping the others changes nothing.
+            _requires_grad(a_params, False)
+            w_logits = model(w_images, tau, gumbel)
+            w_loss = F.cross_entropy(w_logits.float(), w_labels)
+            w_opt.zero_grad(set_to_none=True)
+            w_loss.backward()
+            w_opt.step()
+            _requires_grad(a_params, True)
+            # Architecture step.
+            _requires_grad(w_params, False)
+            a_logits = model(a_images, tau, gumbel)
+            a_ce = F.cross_entropy(a_logits.float(), a_labels)
+            expected, current = model.expected_flops(), model.argmax_flops()
+            a_loss = a_ce + cfg.flop_weight * flop_loss(expected, current, target, tolerance)
+            a_opt.zero_grad(set_to_none=True)
+            a_loss.backward()
+            a_opt.step()
+            _requires_grad(w_params, True)
+            # Accumulated on the device; read back once per epoch (and every 20 steps for the bar).
+            n = len(w_labels)
+            sums += torch.stack([w_loss.detach() * n, (w_logits.argmax(1) == w_labels).sum(), a_ce.detach() * n,
+                                 (a_logits.argmax(1) == a_labels).sum(), torch.tensor(n, device=device)])  # fmt: skip
+            bar.update(1)
+            if progress and step % 20 == 0:
+                bar.set_postfix(_postfix(sums, current, full, ratio))
+        row = _epoch_row(epoch, tau, sums, model, full, time.perf_counter() - began)
+        history.append(row)
+        bar.set_postfix(_postfix(sums, model.argmax_flops(), full, ratio))
+        if checkpoint_path is not None:
+            save_torch(checkpoint_path, {"model": model.state_dict(), "w_opt": w_opt.state_dict(),
+                                         "a_opt": a_opt.state_dict(), "gumbel": gumbel.get_state(),
+                                         "epoch": epoch + 1, "history": history, "config": run_config})  # fmt: skip
+    bar.close()
+    derived = model.derive()
+    with torch.no_grad():
+        width_probs, depth_probs = model.probabilities()
+    final = macs(derived) / full
+    info = {
+        "target_ratio": ratio,
+        "flop_ratio": final,
+        "in_band": ratio - cfg.flop_tolerance <= final <= ratio,
+        "expected_flop_ratio": model.expected_flops().item() / full,
+        "width_probs": [[round(p, 6) for p in row[: len(c)]] for row, c in zip(width_probs.tolist(), space.widths)],
+        "depth_probs": [[round(p, 6) for p in row[: len(d)]] for row, d in zip(depth_probs.tolist(), space.depths)],
+        "search_seconds": sum(r["seconds"] for r in history),
+    }
+    return SearchResult(derived, history, info)
+
+
+def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
+
+
+def _postfix(sums: torch.Tensor, current: torch.Tensor, full: int, ratio: float) -> dict:
+    s = sums.tolist()
+    seen = max(s[4], 1)
+    return {"loss": f"{s[0] / seen:.3f}", "acc": f"{100 * s[1] / seen:.1f}", "arch_acc": f"{100 * s[3] / seen:.1f}",
+            "flops": f"{float(current) / full:.3f}/{ratio:g}"}  # fmt: skip
+
+
+def _epoch_row(epoch: int, tau: float, sums: torch.Tensor, model: SearchResNet, full: int, seconds: float) -> dict:
+    s = sums.tolist()
+    seen = max(s[4], 1)
+    derived = model.derive()
+    return {
+        "epoch": epoch + 1,
+        "tau": tau,
+        "weight_loss": s[0] / seen,
+        "weight_top1": 100 * s[1] / seen,
+        "arch_loss": s[2] / seen,
+        "arch_top1": 100 * s[3] / seen,
+        "expected_flop_ratio": model.expected_flops().item() / full,
+        "flop_ratio": macs(derived) / full,
+        "xblocks": list(derived.xblocks),
+        "seconds": seconds,
+    }
