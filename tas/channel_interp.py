@@ -77,5 +77,7 @@ def align_matrix(c, m, width: int, mode: str = "cwi", device: torch.device | Non
     (forward and backward of gathers, scales, sums) into a single 1x1 convolution.
     """
     first, second, keep = align_index(c, m, width, mode, device)
-    matrix = F.one_hot(first, width) + F.one_hot(second, width)
-    return matrix.float().mul_(0.5 * keep.float().view(-1, 1))
+    columns = torch.arange(width, device=device)
+    # One-hot rows by comparison: F.one_hot would read the indices back to check their range.
+    matrix = (first.view(-1, 1) == columns).float() + (second.view(-1, 1) == columns).float()
+    return matrix.mul_(0.5 * keep.float().view(-1, 1))

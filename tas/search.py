@@ -138,11 +138,7 @@ def run_search(
     target, tolerance = ratio * full, cfg.flop_tolerance * full
     model = build_search_model(space, cfg, seed, device)
     weight_half, arch_half = (half.to(device) for half in split_halves(data, seed))
-    w_params, a_params = model.weight_parameters(), model.arch_parameters()
-    w_opt = torch.optim.SGD(w_params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                            weight_decay=cfg.weight_decay)  # fmt: skip
-    a_opt = torch.optim.Adam(a_params, lr=cfg.arch_lr, betas=(cfg.arch_beta1, 0.999),
-                             weight_decay=cfg.arch_weight_decay)  # fmt: skip
+    w_opt, a_opt = make_optimizers(model, cfg)
     gumbel = torch.Generator(device=device).manual_seed(derive_seed(seed, "tas-gumbel"))
     run_config = {"search": dataclasses.asdict(cfg), "arch": arch.to_dict(), "ratio": ratio, "seed": seed}
     history: list[dict] = []
@@ -174,32 +170,11 @@ def run_search(
                 break
             for group in w_opt.param_groups:
                 group["lr"] = lr_at(epoch * steps + step, total, 0, cfg.lr)
-            # Weight step. The logits get no gradient here, and the weights none in the architecture step: each
-            # optimizer only ever sees its own parameters' gradients, so skipping the others changes nothing.
-            _requires_grad(a_params, False)
-            w_logits = model(w_images, tau, gumbel)
-            w_loss = F.cross_entropy(w_logits.float(), w_labels)
-            w_opt.zero_grad(set_to_none=True)
-            w_loss.backward()
-            w_opt.step()
-            _requires_grad(a_params, True)
-            # Architecture step.
-            _requires_grad(w_params, False)
-            a_logits = model(a_images, tau, gumbel)
-            a_ce = F.cross_entropy(a_logits.float(), a_labels)
-            expected, current = model.expected_flops(), model.argmax_flops()
-            a_loss = a_ce + cfg.flop_weight * flop_loss(expected, current, target, tolerance)
-            a_opt.zero_grad(set_to_none=True)
-            a_loss.backward()
-            a_opt.step()
-            _requires_grad(w_params, True)
-            # Accumulated on the device; read back once per epoch (and every 20 steps for the bar).
-            n = len(w_labels)
-            sums += torch.stack([w_loss.detach() * n, (w_logits.argmax(1) == w_labels).sum(), a_ce.detach() * n,
-                                 (a_logits.argmax(1) == a_labels).sum(), torch.tensor(n, device=device)])  # fmt: skip
+            sums += search_step(model, w_opt, a_opt, (w_images, w_labels), (a_images, a_labels), tau, gumbel,
+                                (target, tolerance, cfg.flop_weight))  # fmt: skip
             bar.update(1)
             if progress and step % 20 == 0:
-                bar.set_postfix(_postfix(sums, current, full, ratio))
+                bar.set_postfix(_postfix(sums, model.argmax_flops(), full, ratio))
         row = _epoch_row(epoch, tau, sums, model, full, time.perf_counter() - began)
         history.append(row)
         bar.set_postfix(_postfix(sums, model.argmax_flops(), full, ratio))
@@ -222,6 +197,54 @@ def run_search(
         "search_seconds": sum(r["seconds"] for r in history),
     }
     return SearchResult(derived, history, info)
+
+
+def search_step(
+    model: SearchResNet,
+    w_opt: torch.optim.Optimizer,
+    a_opt: torch.optim.Optimizer,
+    w_batch: tuple[torch.Tensor, torch.Tensor],
+    a_batch: tuple[torch.Tensor, torch.Tensor],
+    tau: float,
+    gumbel: torch.Generator,
+    flop_goal: tuple[float, float, float],
+) -> torch.Tensor:
+    """One weight step then one architecture step; returns [w loss sum, w correct, arch CE sum, arch correct, n].
+
+    `flop_goal` is (target MACs, tolerance MACs, lambda). Nothing is read back from the device.
+    """
+    target, tolerance, flop_weight = flop_goal
+    w_params, a_params = model.weight_parameters(), model.arch_parameters()
+    # The logits get no gradient in the weight step, nor the weights in the architecture step: each optimizer only
+    # ever sees its own parameters' gradients (the official code zeroes the others), so skipping them changes nothing.
+    (w_images, w_labels), (a_images, a_labels) = w_batch, a_batch
+    _requires_grad(a_params, False)
+    w_logits = model(w_images, tau, gumbel)
+    w_loss = F.cross_entropy(w_logits.float(), w_labels)
+    w_opt.zero_grad(set_to_none=True)
+    w_loss.backward()
+    w_opt.step()
+    _requires_grad(a_params, True)
+    _requires_grad(w_params, False)
+    a_logits = model(a_images, tau, gumbel)
+    a_ce = F.cross_entropy(a_logits.float(), a_labels)
+    a_loss = a_ce + flop_weight * flop_loss(model.expected_flops(), model.argmax_flops(), target, tolerance)
+    a_opt.zero_grad(set_to_none=True)
+    a_loss.backward()
+    a_opt.step()
+    _requires_grad(w_params, True)
+    n = len(w_labels)
+    return torch.stack([w_loss.detach() * n, (w_logits.argmax(1) == w_labels).sum(), a_ce.detach() * n,
+                        (a_logits.argmax(1) == a_labels).sum(), torch.tensor(n, device=w_labels.device)])  # fmt: skip
+
+
+def make_optimizers(model: SearchResNet, cfg: SearchConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """SGD (Nesterov) for the weights and Adam (betas (0.5, 0.999)) for the logits, as the official search."""
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                            weight_decay=cfg.weight_decay)  # fmt: skip
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=(cfg.arch_beta1, 0.999),
+                             weight_decay=cfg.arch_weight_decay)  # fmt: skip
+    return w_opt, a_opt
 
 
 def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:

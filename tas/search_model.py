@@ -210,8 +210,7 @@ class SearchResNet(nn.Module):
 
     def _full(self, real: torch.Tensor) -> torch.Tensor:
         """One-hot on each row's last real candidate: the full width, or the full depth."""
-        last = real.sum(1) - 1
-        return F.one_hot(last, real.shape[1]).to(self.width_logits.dtype)
+        return _one_hot(real.sum(1) - 1, real.shape[1]).to(self.width_logits.dtype)
 
     def probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Plain softmax probabilities of widths and depths; a dimension that is not searched stays at full."""
@@ -231,7 +230,7 @@ class SearchResNet(nn.Module):
     def argmax_flops(self) -> torch.Tensor:
         """MACs of the net `derive()` would return, computed on the device (equal to `macs(self.derive())`)."""
         width, depth = self.argmax_index()
-        return self.flops(F.one_hot(width, self.width_real.shape[1]), F.one_hot(depth, self.depth_real.shape[1]))
+        return self.flops(_one_hot(width, self.width_real.shape[1]), _one_hot(depth, self.depth_real.shape[1]))
 
     def derive(self) -> Arch:
         """The pruned architecture: the argmax width of every conv and the argmax depth of every stage."""
@@ -297,6 +296,11 @@ class SearchResNet(nn.Module):
             width = outputs[0][0].shape[1]
         mixed = sum(weights[j] * align(x, c, widest, width, self.align_mode) for j, (x, c) in enumerate(outputs))
         return mixed, widest
+
+
+def _one_hot(index: torch.Tensor, n: int) -> torch.Tensor:
+    """F.one_hot without its range check, which reads the indices back to the host."""
+    return (index.view(-1, 1) == torch.arange(n, device=index.device)).long()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -4,6 +4,7 @@
     tas-bench flops --tas-config tasbench/official_configs/C010-ResNet56.config
     tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
     tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5 [--weights model.pt]
+    tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
 
 Bad input (an unknown name, a ratio outside (0, 1], a malformed file, a missing data directory) prints one line
 `tas-bench: error: ...` naming the value and what is allowed, and exits with status 2.
@@ -24,6 +25,7 @@ from torch import nn
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
 from tasbench.atomic import write_json, write_text
+from tasbench.bench import benchmarks
 from tasbench.checkpoint import load_model, save_model
 from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
@@ -89,9 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeatable)")
     p.add_argument("--save", help="write the pruned net (architecture + weights) to this model file")
     p.add_argument("--save-tas-config", help="write the pruned shape in the official TAS .config format")
+    p.add_argument("--workdir", help="where a long pruner (a TAS search) keeps its resumable checkpoint")
     _add_data_args(p)
     _add_device_args(p)
     p.set_defaults(command=cmd_prune)
+
+    p = commands.add_parser("bench", help="time a hot path (a registered micro-benchmark)")
+    names = p.add_subparsers(required=True, metavar="benchmark")
+    for bench in benchmarks().values():
+        b = names.add_parser(bench.name, help=bench.summary)
+        bench.add_arguments(b)
+        b.set_defaults(command=bench.run)
     return parser
 
 
@@ -219,7 +229,8 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     arch, model, dataset = unpruned_net(args, args.dataset, derive_seed(args.seed, "unpruned-init"))
     data_cfg = overrides.from_namespace(DataConfig, args, dataset=dataset)
     data = load_data(data_cfg, args.data_dir, args.download) if pruner.needs_data else None
-    request = PruneRequest(arch, model.to(device), args.ratio, data, args.seed, device)
+    request = PruneRequest(arch, model.to(device), args.ratio, data, args.seed, device, workdir=args.workdir,
+                           progress=not args.no_progress)  # fmt: skip
     pruned = pruner.prune(request, options)
     if args.save:
         save_model(args.save, pruned.arch, pruned.model, method=args.method, ratio=args.ratio, info=pruned.info)

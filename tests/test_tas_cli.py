@@ -1,0 +1,93 @@
+"""TAS from the command line: search -> derived net (+ official .config) -> KD training; the benchmark; bad input."""
+
+import json
+
+import pytest
+
+from tasbench.checkpoint import load_model
+from tasbench.cli import main
+from tasbench.flops import macs
+from tasbench.official_config import read_tas_config
+from tasbench.presets import resnet20
+
+PROXY = ["--dataset", "proxy", "--proxy-train", "128", "--proxy-test", "64"]
+QUICK = ["--opt", "epochs=1", "--opt", "batch_size=32"]
+
+
+def run(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def test_search_derive_export_and_distil(capsys, tmp_path):
+    out = ["--out", str(tmp_path / "runs"), "--no-progress"]
+    _, teacher, _ = run(capsys, "train", "--network", "resnet20", *PROXY, "--epochs", "1", "--batch-size", "64", *out)
+    teacher_file = teacher["run_dir"] + "/model.pt"
+    code, pruned, _ = run(capsys, "prune", "--method", "tas", "--weights", teacher_file, "--ratio", "0.5", *PROXY,
+                          *QUICK, "--save", str(tmp_path / "tas.pt"), "--save-tas-config", str(tmp_path / "tas.config"),
+                          "--workdir", str(tmp_path / "search"), "--no-progress")  # fmt: skip
+    assert code == 0
+    arch, _ = load_model(tmp_path / "tas.pt")
+    assert read_tas_config(tmp_path / "tas.config") == arch
+    assert pruned["macs"] == macs(arch) == pruned["info"]["macs"]
+    assert pruned["flop_ratio"] == pruned["info"]["flop_ratio"] == macs(arch) / macs(resnet20())
+    assert pruned["options"]["search"] == "width+depth" and len(pruned["info"]["history"]) == 1
+    assert (tmp_path / "search" / "tas-search.pt").exists()  # the resumable search checkpoint
+    code, student, _ = run(capsys, "train", "--weights", str(tmp_path / "tas.pt"), "--teacher", teacher_file, *PROXY,
+                           "--epochs", "1", "--batch-size", "64", *out)  # fmt: skip
+    assert code == 0 and student["macs"] == macs(arch)
+    config = json.loads((tmp_path / "runs" / "train" / student["run_dir"].split("/")[-1] / "params.json").read_text())
+    assert config["config"]["distill"] == {"alpha": 0.9, "temperature": 4.0}
+
+
+@pytest.mark.parametrize("search", ["width", "depth", "random"])
+def test_ablations_run_from_the_command_line(capsys, search):
+    code, pruned, _ = run(capsys, "prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.6", *PROXY,
+                          *QUICK, "--opt", f"search={search}", "--no-progress")  # fmt: skip
+    assert code == 0
+    arch = pruned["arch"]
+    if search == "width":
+        assert arch["xblocks"] == [3, 3, 3]
+    if search == "depth":
+        assert arch["xchannels"] == list(resnet20().xchannels)
+    if search == "random":
+        assert 0.55 <= pruned["flop_ratio"] <= 0.6 and "history" not in pruned["info"]
+
+
+def test_search_step_benchmark_prints_seconds_per_step(capsys):
+    code, out, _ = run(capsys, "bench", "search-step", "--network", "resnet20", "--batch-size", "4", "--steps", "2",
+                       "--warmup", "0", "--threads", "1")  # fmt: skip
+    assert code == 0
+    assert out["benchmark"] == "search-step" and out["steps"] == 2 and out["shapes"] == "dynamic"
+    assert 0 < out["min_seconds"] <= out["seconds_per_step"]
+
+
+BAD_INPUT = [
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.01", *PROXY],
+     "FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
+     "search='width+depth'); allowed: [0.0245, 1]"),
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "1.2", *PROXY], "FLOP ratio 1.2 is outside (0, 1]"),
+    (["prune", "--method", "tas", "--network", "resnet21", "--ratio", "0.5", *PROXY], "unknown network 'resnet21'"),
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=9", *PROXY],
+     "k=9 width samples: allowed 1..8 (the fewest candidates of any conv), or 0 for all candidates"),
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_min=20", *PROXY],
+     "tau_min must be in (0, tau_max=10.0], got 20.0"),
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_schedule=exp", *PROXY],
+     "unknown tau_schedule 'exp'; allowed: linear, cosine"),
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=two", *PROXY],
+     "k must be an int, got 'two'"),
+    (["bench", "search-step", "--network", "resnet20", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["bench", "search-step", "--network", "resnet99"], "unknown network 'resnet99'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUT, ids=[m[:40] for _, m in BAD_INPUT])
+def test_bad_input_is_one_clear_line(capsys, argv, message):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err

@@ -1,0 +1,224 @@
+"""The TAS search network and loop: equal to a literal transcription of the official forward pass, resumable,
+reaching its FLOP band, and every ablation running."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import tiny_arch
+from tas.channel_interp import cwi
+from tas.random_search import random_arch
+from tas.search import SearchConfig, run_search, tau_at
+from tas.search_model import SearchConv, SearchResNet
+from tas.search_space import search_space
+from tasbench.data import DataConfig, load_data
+from tasbench.errors import ConfigError
+from tasbench.flops import macs
+from tasbench.presets import resnet18, resnet20, resnet50, resnet56
+
+
+# ---- a literal transcription of the official search forward pass (SearchCifarResNet.py), for comparison --------
+
+
+def official_conv(conv: SearchConv, x: torch.Tensor, pick, align_mode: str) -> torch.Tensor:
+    if conv.pool is not None:
+        x = conv.pool(x)
+    x = F.pad(x, (0, 0, 0, 0, 0, conv.conv.in_channels - x.shape[1]))  # `conv_forward`: zero-fill to full width
+    y = conv.conv(x)
+    outs = []
+    for index, width in zip(pick.index.tolist(), pick.widths):  # one BatchNorm2d per candidate width
+        outs.append(F.batch_norm(y[:, :width], None, None, conv.bn_weight[index, :width], conv.bn_bias[index, :width],
+                                 training=True))  # fmt: skip
+    widest = max(o.shape[1] for o in outs)
+    return sum(w * grow(o, widest, align_mode) for w, o in zip(pick.weight, outs))
+
+
+def grow(x: torch.Tensor, width: int, align_mode: str) -> torch.Tensor:
+    return cwi(x, width) if align_mode == "cwi" else F.pad(x, (0, 0, 0, 0, 0, width - x.shape[1]))
+
+
+def additive(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # official `additive_func`
+    c = max(a.shape[1], b.shape[1])
+    return F.pad(a, (0, 0, 0, 0, 0, c - a.shape[1])) + F.pad(b, (0, 0, 0, 0, 0, c - b.shape[1]))
+
+
+def official_forward(model: SearchResNet, images: torch.Tensor, picks, depth: torch.Tensor) -> torch.Tensor:
+    x = F.relu(official_conv(model.stem, images, picks[0], model.align_mode))
+    outputs = []
+    for block, (stage, index) in zip(model.blocks, model.stage_of):
+        out = x
+        for i, (conv, row) in enumerate(zip(block.convs, block.rows)):
+            out = official_conv(conv, out, picks[row], model.align_mode)
+            out = F.relu(out) if i < len(block.convs) - 1 else out
+        residual = x if block.projection is None else official_conv(block.projection, x, picks[block.rows[-1]],
+                                                                    model.align_mode)  # fmt: skip
+        x = F.relu(additive(residual, out))
+        if index + 1 in model.space.depths[stage]:
+            outputs.append(x)
+        if index + 1 == model.space.arch.layers[stage]:
+            if model.searched != "width":
+                widest = max(o.shape[1] for o in outputs)
+                x = sum(depth[stage, j] * grow(o, widest, model.align_mode) for j, o in enumerate(outputs))
+            outputs = []
+    pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+    return F.linear(pooled, model.fc.weight[:, : pooled.shape[1]], model.fc.bias)
+
+
+@pytest.mark.parametrize(
+    "arch, options",
+    [
+        (resnet20(), {}),
+        (resnet20(), {"k": 1}),
+        (resnet20(), {"k": 0}),
+        (resnet20(), {"align_mode": "zero-pad"}),
+        (resnet20(), {"searched": "width"}),
+        (resnet20(), {"searched": "depth"}),
+        (resnet56(), {}),
+        (resnet20().replace(block="bottleneck", layers=(2, 2, 2), xblocks=(2, 2, 2),
+                            xchannels=(3, 16) + (16, 16, 64) * 2 + (32, 32, 128) * 2 + (64, 64, 256) * 2), {}),
+    ],
+    ids=["tas", "k1", "k-all", "no-cwi", "tas-w", "tas-d", "resnet56", "bottleneck"],
+)
+def test_forward_and_gradients_equal_the_official_formulation(arch, options):
+    """Same picks, same weights: our sliced/folded forward equals the zero-padded official one, in both shape modes."""
+    torch.manual_seed(0)
+    images = torch.randn(4, 3, 32, 32)
+    model = SearchResNet(search_space(arch), **options)
+    picks, depth = model.sample(tau=3.0, generator=torch.Generator().manual_seed(0))
+    ours = model.forward_picked(images, picks, depth)
+    theirs = official_forward(model, images, picks, depth)
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
+    params = [model.stem.conv.weight, model.width_logits, model.depth_logits, model.fc.weight]
+    # The picks' weights are shared by both graphs: keep them for the second gradient.
+    grads = torch.autograd.grad(ours.square().sum(), params, allow_unused=True, retain_graph=True)
+    expected = torch.autograd.grad(theirs.square().sum(), params, allow_unused=True)
+    for a, b in zip(grads, expected):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    static = SearchResNet(search_space(arch), static_shapes=True, **options)
+    static.load_state_dict(model.state_dict())
+    static_picks, static_depth = static.sample(tau=3.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(static.forward_picked(images, static_picks, static_depth), ours, atol=1e-5)
+
+
+def test_static_shapes_read_nothing_back_from_the_device():
+    """The GPU path: sampling, forward, expected FLOPs, FLOP loss and backward without reading one value back.
+
+    This machine has no GPU, so the check runs on PyTorch's `meta` device, whose tensors have shapes but no data:
+    any `.item()`, `.tolist()`, `bool(t)` or data-dependent shape fails there. The dynamic-shape path reads the
+    picked widths back once per pass (free on a CPU) and so fails, which shows the check is not vacuous.
+    """
+    from tas.flop_loss import flop_loss
+
+    def step(model: SearchResNet) -> torch.Tensor:
+        logits = model(torch.randn(2, 3, 32, 32, device="meta"), 5.0, None)
+        loss = F.cross_entropy(logits, torch.tensor([0, 1], device="meta"))
+        loss = loss + flop_loss(model.expected_flops(), model.argmax_flops(), 2e7, 2e6)
+        loss.backward()
+        return model.width_logits.grad
+
+    static = SearchResNet(search_space(resnet20()), static_shapes=True).to("meta")
+    assert step(static).shape == (19, 8)
+    with pytest.raises(NotImplementedError, match="no data"):
+        step(SearchResNet(search_space(resnet20())).to("meta"))
+
+
+def test_bad_search_settings_name_the_value_and_the_range():
+    with pytest.raises(ConfigError, match=r"k=9 width samples: allowed 1\.\.8"):
+        SearchResNet(search_space(resnet20()), k=9)
+    with pytest.raises(ConfigError, match=r"tau_min must be in \(0, tau_max=1.0\], got 2.0"):
+        SearchConfig(tau_max=1.0, tau_min=2.0)
+    with pytest.raises(ConfigError, match="unknown search 'both'; allowed: width\\+depth, width, depth, random"):
+        SearchConfig(search="both")
+    data = load_data(DataConfig("proxy", proxy_train=64, proxy_test=10))
+    with pytest.raises(ConfigError, match=r"FLOP ratio 0.01 is below the smallest net .* allowed: \[0.0245, 1\]"):
+        run_search(resnet20(), data, SearchConfig(epochs=1), 0.01, progress=False)
+    with pytest.raises(ConfigError, match=r"search='depth'\); allowed: \[0.3"):
+        run_search(resnet20(), data, SearchConfig(epochs=1, search="depth"), 0.2, progress=False)
+
+
+def test_tau_schedules():
+    paper = SearchConfig(epochs=5)
+    assert [tau_at(e, paper) for e in range(5)] == pytest.approx([10, 7.525, 5.05, 2.575, 0.1])
+    code = SearchConfig(epochs=4, tau_schedule="cosine", tau_max=5)
+    assert [tau_at(e, code) for e in range(4)] == pytest.approx([5, 4.2825, 2.55, 0.8175], abs=1e-4)
+
+
+# ---- the search loop ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    return load_data(DataConfig("proxy", proxy_train=512, proxy_test=64))
+
+
+FAST = SearchConfig(epochs=3, batch_size=32, arch_lr=0.05)  # a few dozen steps; Adam moves the logits faster
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
+def test_short_search_ends_inside_the_flop_band(proxy, ratio):
+    result = run_search(tiny_arch(), proxy, FAST, ratio, seed=0, progress=False)
+    assert ratio - 0.05 <= macs(result.arch) / macs(tiny_arch()) <= ratio
+    assert result.info["in_band"] and result.info["flop_ratio"] == macs(result.arch) / macs(tiny_arch())
+    assert len(result.history) == 3
+
+
+def test_the_flop_loss_moves_an_out_of_band_net_into_the_band(proxy):
+    """Without the FLOP loss the argmax net stays where the cross-entropy leaves it; with it, it enters the band."""
+    free = run_search(tiny_arch(), proxy, dataclasses.replace(FAST, flop_weight=0.0), 0.7, seed=0, progress=False)
+    assert not free.info["in_band"]
+    held = run_search(tiny_arch(), proxy, FAST, 0.7, seed=0, progress=False)
+    assert held.info["in_band"]
+
+
+def test_resumed_search_equals_an_uninterrupted_one(proxy, tmp_path):
+    cfg = dataclasses.replace(FAST, epochs=2)
+    whole = run_search(tiny_arch(), proxy, cfg, 0.5, seed=3, progress=False, checkpoint_path=tmp_path / "a.pt")
+    # Stop after epoch 1: a one-epoch run leaves the checkpoint a killed two-epoch run would have left...
+    first = run_search(tiny_arch(), proxy, dataclasses.replace(cfg, epochs=1), 0.5, seed=3, progress=False,
+                       checkpoint_path=tmp_path / "b.pt")  # fmt: skip
+    assert first.history[0] == pytest.approx(whole.history[0] | {"seconds": first.history[0]["seconds"]})
+    state = torch.load(tmp_path / "b.pt", weights_only=True)
+    state["config"]["search"]["epochs"] = 2  # ...except for the epoch count in its config
+    torch.save(state, tmp_path / "b.pt")
+    resumed = run_search(tiny_arch(), proxy, cfg, 0.5, seed=3, progress=False, checkpoint_path=tmp_path / "b.pt")
+    assert resumed.arch == whole.arch
+    assert resumed.info["width_probs"] == whole.info["width_probs"]
+    assert [r["arch_loss"] for r in resumed.history] == [r["arch_loss"] for r in whole.history]
+
+
+def test_resume_refuses_another_configuration(proxy, tmp_path):
+    cfg = dataclasses.replace(FAST, epochs=1)
+    run_search(tiny_arch(), proxy, cfg, 0.5, progress=False, checkpoint_path=tmp_path / "c.pt")
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_search(tiny_arch(), proxy, cfg, 0.6, progress=False, checkpoint_path=tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("ratio", [0.2, 0.5, 0.9])
+def test_random_search_lands_in_the_band(ratio):
+    space = search_space(resnet56())
+    arch, info = random_arch(space, ratio, 0.05, seed=1)
+    assert ratio - 0.05 <= macs(arch) / macs(resnet56()) <= ratio
+    assert arch != random_arch(space, ratio, 0.05, seed=2)[0]
+
+
+@pytest.mark.parametrize("make", [resnet18, resnet50], ids=["resnet18", "resnet50"])
+def test_imagenet_search_steps_on_random_224_pixel_images(make):
+    """The released code has no ImageNet search; ours runs one weight + architecture step on 224x224 images."""
+    from tas.search import build_search_model
+
+    model = build_search_model(search_space(make(num_classes=10)), SearchConfig(), 0, torch.device("cpu"))
+    images = torch.randn(2, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    labels = torch.tensor([1, 7])
+    generator = torch.Generator().manual_seed(0)
+    before = model.width_logits.detach().clone()
+    opt = torch.optim.Adam(model.arch_parameters(), lr=0.01)
+    for _ in range(2):
+        loss = F.cross_entropy(model(images, 5.0, generator), labels) + 2 * model.expected_flops().log()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model(images, 5.0, generator).shape == (2, 10)
+    assert not torch.equal(before, model.width_logits.detach())
+    assert model.derive().family == "imagenet"
