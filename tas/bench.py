@@ -4,6 +4,10 @@
     {"benchmark": "search-step", "network": "resnet20", "seconds_per_step": 0.3..., ...}
 
 The step is `tas.search.search_step`, the loop's own, on random 32x32 (CIFAR) or 224x224 (ImageNet) images.
+Shared machines are noisy, so the same run also times, interleaved with ours, two references on the same batches:
+`train_step`, one plain SGD step of the unpruned net (a search step is two forward/backward passes, so about twice
+that is the floor), and with `--official`, the search step computed the released code's way
+(`tas.reference_forward`). Compare ratios across runs, not seconds.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 
 from tasbench.arch import IMAGE_SIZE
-from tasbench.bench import Benchmark, time_steps
+from tasbench.bench import Benchmark, time_interleaved
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.presets import PRESETS, preset
+from tasbench.resnet import build_resnet
 
 from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers, search_step
+from tas.reference_forward import official_forward
 from tas.search_space import search_space
 
 
@@ -31,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=2, help="widths sampled per conv (default: 2; 0 = all)")
     p.add_argument("--shapes", default="auto", help=f"one of: {', '.join(SHAPES)} (default: auto)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--official", action="store_true", help="also time the official formulation (slow)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -59,12 +67,39 @@ def run(args: argparse.Namespace) -> dict:
     w_batch, a_batch = batch(), batch()
     gumbel = torch.Generator(device=device).manual_seed(0)
     goal = (0.5 * macs(arch), 0.05 * macs(arch), cfg.flop_weight)
-    timing = time_steps(lambda: search_step(model, w_opt, a_opt, w_batch, a_batch, 5.0, gumbel, goal),
-                        args.steps, args.warmup, device)  # fmt: skip
-    return {"benchmark": "search-step", "network": args.network, "batch_size": args.batch_size,
-            "image_size": size, "threads": torch.get_num_threads(), "device": str(device),
-            "shapes": "static" if model.static_shapes else "dynamic", "k": args.k, **timing,
-            "images_per_second": 2 * args.batch_size / timing["seconds_per_step"]}  # fmt: skip
+    plain = build_resnet(arch).to(device, memory_format=torch.channels_last)
+    sgd = torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    def train_step() -> None:
+        loss = F.cross_entropy(plain(w_batch[0]), w_batch[1])
+        sgd.zero_grad(set_to_none=True)
+        loss.backward()
+        sgd.step()
+
+    def official(images: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+        return official_forward(model, images, *model.sample(tau, generator))
+
+    steps = {
+        "search_step": lambda: search_step(model, w_opt, a_opt, w_batch, a_batch, 5.0, gumbel, goal),
+        "train_step": train_step,
+    }
+    if args.official:
+        if model.static_shapes:
+            raise ConfigError("--official times the dynamic-shape formulation; add --shapes dynamic")
+        steps["official_step"] = lambda: search_step(model, w_opt, a_opt, w_batch, a_batch, 5.0, gumbel, goal,
+                                                     forward=official)  # fmt: skip
+    timing = time_interleaved(steps, args.steps, args.warmup, device)
+    ours = timing["search_step"]["seconds_per_step"]
+    out = {"benchmark": "search-step", "network": args.network, "batch_size": args.batch_size, "image_size": size,
+           "threads": torch.get_num_threads(), "device": str(device),
+           "shapes": "static" if model.static_shapes else "dynamic", "k": args.k, **timing["search_step"],
+           "images_per_second": 2 * args.batch_size / ours,
+           "train_step_seconds": timing["train_step"]["seconds_per_step"],
+           "ratio_to_train_step": ours / timing["train_step"]["seconds_per_step"]}  # fmt: skip
+    if args.official:
+        out["official_step_seconds"] = timing["official_step"]["seconds_per_step"]
+        out["speedup_over_official"] = out["official_step_seconds"] / ours
+    return out
 
 
 BENCHMARK = Benchmark(name="search-step", add_arguments=add_arguments, run=run,

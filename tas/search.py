@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from tas.search_space import SearchSpace, check_reachable, search_space
 
 TAU_SCHEDULES = ("linear", "cosine")
 SHAPES = ("auto", "dynamic", "static")
-SEARCH_MODES = SEARCHED + ("random",)  # random: no learning, a random net of the space at the FLOP target
+SEARCH_MODES = SEARCHED + ("random",)
+SELECT = ("last", "in-band")  # random: no learning, a random net of the space at the FLOP target
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,13 @@ class SearchConfig:
     flop_weight: float = 2.0  # lambda of paper Eq. 8
     flop_tolerance: float = 0.05  # of the unpruned FLOPs: the band is [ratio - tolerance, ratio]
     shapes: str = "auto"  # dynamic on CPU, static (no host sync) on GPU
+    # Which argmax net to keep: the last epoch's (paper and code), or the last epoch-end one inside the FLOP band
+    # (falls back to the last): a short search oscillates around the band, a benchmark compares at equal FLOPs.
+    select: str = "last"
 
     def __post_init__(self) -> None:
         for name, allowed in (("tau_schedule", TAU_SCHEDULES), ("align", ALIGN_MODES), ("search", SEARCH_MODES),
-                              ("shapes", SHAPES)):  # fmt: skip
+                              ("shapes", SHAPES), ("select", SELECT)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise choice_error(name, getattr(self, name), allowed)
         checks = [
@@ -183,7 +188,12 @@ def run_search(
                                          "a_opt": a_opt.state_dict(), "gumbel": gumbel.get_state(),
                                          "epoch": epoch + 1, "history": history, "config": run_config})  # fmt: skip
     bar.close()
-    derived = model.derive()
+    derived, selected = model.derive(), len(history)
+    if cfg.select == "in-band":
+        inside = [r["epoch"] for r in history if ratio - cfg.flop_tolerance <= r["flop_ratio"] <= ratio]
+        if inside and inside[-1] != len(history):
+            selected = inside[-1]
+            derived = arch.replace(**history[selected - 1]["arch"])
     with torch.no_grad():
         width_probs, depth_probs = model.probabilities()
     final = macs(derived) / full
@@ -191,6 +201,7 @@ def run_search(
         "target_ratio": ratio,
         "flop_ratio": final,
         "in_band": ratio - cfg.flop_tolerance <= final <= ratio,
+        "selected_epoch": selected,
         "expected_flop_ratio": model.expected_flops().item() / full,
         "width_probs": [[round(p, 6) for p in row[: len(c)]] for row, c in zip(width_probs.tolist(), space.widths)],
         "depth_probs": [[round(p, 6) for p in row[: len(d)]] for row, d in zip(depth_probs.tolist(), space.depths)],
@@ -208,25 +219,28 @@ def search_step(
     tau: float,
     gumbel: torch.Generator,
     flop_goal: tuple[float, float, float],
+    forward: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One weight step then one architecture step; returns [w loss sum, w correct, arch CE sum, arch correct, n].
 
-    `flop_goal` is (target MACs, tolerance MACs, lambda). Nothing is read back from the device.
+    `flop_goal` is (target MACs, tolerance MACs, lambda). Nothing is read back from the device. `forward` replaces
+    `model(images, tau, generator)` (the benchmark times the official formulation through it).
     """
+    forward = model if forward is None else forward
     target, tolerance, flop_weight = flop_goal
     w_params, a_params = model.weight_parameters(), model.arch_parameters()
     # The logits get no gradient in the weight step, nor the weights in the architecture step: each optimizer only
     # ever sees its own parameters' gradients (the official code zeroes the others), so skipping them changes nothing.
     (w_images, w_labels), (a_images, a_labels) = w_batch, a_batch
     _requires_grad(a_params, False)
-    w_logits = model(w_images, tau, gumbel)
+    w_logits = forward(w_images, tau, gumbel)
     w_loss = F.cross_entropy(w_logits.float(), w_labels)
     w_opt.zero_grad(set_to_none=True)
     w_loss.backward()
     w_opt.step()
     _requires_grad(a_params, True)
     _requires_grad(w_params, False)
-    a_logits = model(a_images, tau, gumbel)
+    a_logits = forward(a_images, tau, gumbel)
     a_ce = F.cross_entropy(a_logits.float(), a_labels)
     a_loss = a_ce + flop_weight * flop_loss(model.expected_flops(), model.argmax_flops(), target, tolerance)
     a_opt.zero_grad(set_to_none=True)
@@ -272,6 +286,6 @@ def _epoch_row(epoch: int, tau: float, sums: torch.Tensor, model: SearchResNet, 
         "arch_top1": 100 * s[3] / seen,
         "expected_flop_ratio": model.expected_flops().item() / full,
         "flop_ratio": macs(derived) / full,
-        "xblocks": list(derived.xblocks),
+        "arch": {"xchannels": list(derived.xchannels), "xblocks": list(derived.xblocks)},
         "seconds": seconds,
     }

@@ -6,7 +6,8 @@ the entry-point group `tas_bench.benchmarks` (TAS registers `search-step`), so t
     $ tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10
     {"benchmark": "search-step", "seconds_per_step": 0.9..., ...}
 
-Wall-clock timings on shared machines are noisy: `time_steps` reports the median of many timed steps after warm-up.
+Wall-clock timings on shared machines are noisy: `time_interleaved` times a step and its references in turns and
+reports medians, so that ratios between them are what a run should be judged by.
 """
 
 from __future__ import annotations
@@ -42,19 +43,25 @@ def benchmarks() -> dict[str, Benchmark]:
     return dict(sorted(found.items()))
 
 
-def time_steps(step: Callable[[], object], steps: int, warmup: int, device: torch.device) -> dict:
-    """Run `step` warmup + steps times; the median, mean and fastest seconds of the timed steps."""
+def time_interleaved(steps: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                     device: torch.device) -> dict[str, dict]:  # fmt: skip
+    """Time several step functions in turns (a, b, a, b, ...), so machine load drifts hit all alike.
+
+    Per name: the median, mean and fastest of `repeats` timed calls, after `warmup` untimed calls of each.
+    """
     for _ in range(warmup):
-        step()
-    seconds = []
-    for _ in range(steps):
-        _sync(device)
-        began = time.perf_counter()
-        step()
-        _sync(device)
-        seconds.append(time.perf_counter() - began)
-    return {"seconds_per_step": statistics.median(seconds), "mean_seconds": statistics.fmean(seconds),
-            "min_seconds": min(seconds), "steps": steps, "warmup": warmup}  # fmt: skip
+        for step in steps.values():
+            step()
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            _sync(device)
+            began = time.perf_counter()
+            step()
+            _sync(device)
+            seconds[name].append(time.perf_counter() - began)
+    return {name: {"seconds_per_step": statistics.median(s), "mean_seconds": statistics.fmean(s),
+                   "min_seconds": min(s), "steps": repeats, "warmup": warmup} for name, s in seconds.items()}  # fmt: skip
 
 
 def _sync(device: torch.device) -> None:
