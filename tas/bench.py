@@ -17,16 +17,15 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from tas.reference_forward import official_forward
+from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers, search_step
+from tas.search_space import search_space
 from tasbench.arch import IMAGE_SIZE
 from tasbench.bench import Benchmark, time_interleaved
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.presets import PRESETS, preset
 from tasbench.resnet import build_resnet
-
-from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers, search_step
-from tas.reference_forward import official_forward
-from tas.search_space import search_space
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -22,10 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tas.search_space import SearchSpace
 from tasbench.arch import STEM, block_specs
 from tasbench.flops import conv_macs, conv_out_size
-
-from tas.search_space import SearchSpace
 
 
 class ExpectedFlops(nn.Module):

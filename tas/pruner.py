@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tas.random_search import random_arch
+from tas.search import SearchConfig, run_search
+from tas.search_space import check_reachable, search_space
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.pruner import Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
-
-from tas.random_search import random_arch
-from tas.search import SearchConfig, run_search
-from tas.search_space import check_reachable, search_space
 
 
 def prune_tas(request: PruneRequest, options: SearchConfig) -> Pruned:

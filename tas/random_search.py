@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import random
 
+from tas.search_space import SearchSpace, derive
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.seeds import derive_seed
-
-from tas.search_space import SearchSpace, derive
 
 MAX_MOVES = 100_000
 

@@ -24,6 +24,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from tas.channel_interp import ALIGN_MODES
+from tas.flop_loss import flop_loss
+from tas.search_model import SEARCHED, SearchResNet
+from tas.search_space import SearchSpace, check_reachable, search_space
 from tasbench.arch import Arch
 from tasbench.atomic import save_torch
 from tasbench.checkpoint import load_checkpoint
@@ -32,11 +36,6 @@ from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import macs
 from tasbench.seeds import derive_seed, generator
 from tasbench.train import lr_at
-
-from tas.channel_interp import ALIGN_MODES
-from tas.flop_loss import flop_loss
-from tas.search_model import SEARCHED, SearchResNet
-from tas.search_space import SearchSpace, check_reachable, search_space
 
 TAU_SCHEDULES = ("linear", "cosine")
 SHAPES = ("auto", "dynamic", "static")
@@ -132,11 +131,12 @@ def run_search(
     ratio: float,
     *,
     seed: int = 0,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
     checkpoint_path: str | Path | None = None,
     progress: bool = True,
 ) -> SearchResult:
     """Search `arch`'s space for a net of `ratio` of its FLOPs on `data`; resumes from `checkpoint_path` if present."""
+    device = torch.device("cpu") if device is None else device
     space = search_space(arch)
     check_reachable(space, ratio, cfg.search)
     full = macs(arch)

@@ -17,8 +17,8 @@ Two ways to hold the variable widths, with the same math:
 
     >>> model = SearchResNet(search_space(resnet20()), k=2)
     >>> logits = model(torch.randn(8, 3, 32, 32), tau=10.0, generator=torch.Generator().manual_seed(0))
-    >>> logits.shape, float(model.expected_flops()) / macs(resnet20())   # about half, from N(0, 0.01) logits
-    (torch.Size([8, 10]), 0.36...)
+    >>> logits.shape, float(model.expected_flops()) / macs(resnet20())   # near-uniform probabilities at the start
+    (torch.Size([8, 10]), 0.274...)
 """
 
 from __future__ import annotations
@@ -30,13 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasbench.arch import STEM, Arch, block_specs
-from tasbench.errors import ConfigError, choice_error
-
 from tas.channel_interp import ALIGN_MODES, align, align_matrix
 from tas.flop_loss import ExpectedFlops
 from tas.gumbel import gumbel_softmax, sample_top_k
 from tas.search_space import SearchSpace, derive
+from tasbench.arch import STEM, Arch, block_specs
+from tasbench.errors import ConfigError, choice_error
 
 SEARCHED = ("width+depth", "width", "depth")  # TAS, TAS(W), TAS(D)
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
@@ -80,8 +79,7 @@ class SearchConv(nn.Module):
         else:
             y = self.conv(x)
         width = y.shape[1]
-        gamma = self.bn_weight.index_select(0, pick.index)[:, :width]
-        beta = self.bn_bias.index_select(0, pick.index)[:, :width]
+        gamma, beta = _rows(self.bn_weight, pick, width), _rows(self.bn_bias, pick, width)
         if self.training:
             # Batch statistics of a channel do not depend on which candidate BN normalises it: compute them once.
             # momentum=1 makes the scratch buffers exactly the batch mean and (unbiased) variance.
@@ -90,8 +88,7 @@ class SearchConv(nn.Module):
             self._update_running_stats(pick, mean.detach(), var.detach())
             scale, shift = gamma, beta
         else:
-            rm = self.running_mean.index_select(0, pick.index)[:, :width]
-            rv = self.running_var.index_select(0, pick.index)[:, :width]
+            rm, rv = _rows(self.running_mean, pick, width), _rows(self.running_var, pick, width)
             base, scale = y, gamma * torch.rsqrt(rv + BN_EPS)
             shift = beta - rm * scale
         # Sum over the K picks of weight_k * CWI_k(scale_k * base + shift_k), folded into one channel-mixing matrix
@@ -243,7 +240,7 @@ class SearchResNet(nn.Module):
         """Draw this pass's widths (K per conv row) and depth weights (per stage)."""
         width_logits, depth_logits = self._masked()
         if self.searched == "depth":
-            index = (self.width_real.sum(1, keepdim=True) - 1)
+            index = self.width_real.sum(1, keepdim=True) - 1
             weight = torch.ones_like(index, dtype=self.width_logits.dtype)
         else:
             k = self.k if self.k else width_logits.shape[1]
@@ -296,6 +293,16 @@ class SearchResNet(nn.Module):
             width = outputs[0][0].shape[1]
         mixed = sum(weights[j] * align(x, c, widest, width, self.align_mode) for j, (x, c) in enumerate(outputs))
         return mixed, widest
+
+
+def _rows(table: torch.Tensor, pick: Pick, width: int) -> torch.Tensor:
+    """The picked candidates' rows of a per-candidate table, first `width` columns: [K, width].
+
+    With host-side picks, plain indexing: the backward of `index_select` is a scatter that costs more than the conv.
+    """
+    if isinstance(pick.widest, int):
+        return torch.stack([table[i, :width] for i in pick.index.tolist()])
+    return table.index_select(0, pick.index)[:, :width]
 
 
 def _one_hot(index: torch.Tensor, n: int) -> torch.Tensor:

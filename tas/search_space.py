@@ -9,7 +9,7 @@ s may keep `int(layers[s] * j / m)` blocks for j = 1..m.
     >>> space.widths[0], space.depths            # the stem's candidates; ResNet-20's 3 stages
     ((4, 6, 8, 9, 11, 12, 14, 16), ((1, 2, 3), (1, 2, 3), (1, 2, 3)))
     >>> len(space.widths), smallest_ratio(space)  # 19 width rows: stem + 18 block convs
-    (19, 0.0594...)
+    (19, 0.0245...)
 
 `derive(space, width_index, depth_index)` turns one choice per row into the `Arch` the engine builds and counts.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasbench.arch import Arch, block_specs
+from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 
@@ -31,7 +31,7 @@ def width_candidates(channels: int) -> tuple[int, ...]:
 
 
 def depth_candidates(family: str, layers: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """Candidate block counts per stage: CIFAR ResNet-56 ((1, 3, 5, 7, 9),) * 3; ResNet-50 ((1, 2, 3), (1, 2, 4), ...)."""
+    """Candidate block counts per stage: ResNet-56 ((1, 3, 5, 7, 9),) * 3; ResNet-50 ((1, 2, 3), (1, 2, 4), ...)."""
     if family == "imagenet":
         m = min(layers)
         return tuple(tuple(sorted({int(n * j / m) for j in range(1, m + 1)})) for n in layers)
@@ -108,12 +108,3 @@ def check_reachable(space: SearchSpace, ratio: float, search: str = "width+depth
     if ratio < low:
         raise ConfigError(f"FLOP ratio {ratio} is below the smallest net this search can reach ({low:.4f} of the "
                           f"FLOPs with search={search!r}); allowed: [{low:.4f}, 1]")  # fmt: skip
-
-
-def last_conv_rows(space: SearchSpace) -> list[list[int]]:
-    """Per stage, the width row of each block's last conv (its output width): ResNet-20 [[3, 5, 7], [9, 11, 13], ...]."""
-    arch = space.arch
-    rows: list[list[int]] = [[] for _ in arch.layers]
-    for spec in block_specs(arch):
-        rows[spec.stage].append(spec.first_conv + arch.convs_per_block - 2)  # xchannels index - 1
-    return rows

@@ -60,8 +60,11 @@ def time_interleaved(steps: dict[str, Callable[[], object]], repeats: int, warmu
             step()
             _sync(device)
             seconds[name].append(time.perf_counter() - began)
-    return {name: {"seconds_per_step": statistics.median(s), "mean_seconds": statistics.fmean(s),
-                   "min_seconds": min(s), "steps": repeats, "warmup": warmup} for name, s in seconds.items()}  # fmt: skip
+    return {
+        name: {"seconds_per_step": statistics.median(s), "mean_seconds": statistics.fmean(s), "min_seconds": min(s),
+               "steps": repeats, "warmup": warmup}
+        for name, s in seconds.items()
+    }  # fmt: skip
 
 
 def _sync(device: torch.device) -> None:

@@ -67,7 +67,8 @@ BAD_INPUT = [
     (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.01", *PROXY],
      "FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
      "search='width+depth'); allowed: [0.0245, 1]"),
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "1.2", *PROXY], "FLOP ratio 1.2 is outside (0, 1]"),
+    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "1.2", *PROXY],
+     "FLOP ratio 1.2 is outside (0, 1]"),
     (["prune", "--method", "tas", "--network", "resnet21", "--ratio", "0.5", *PROXY], "unknown network 'resnet21'"),
     (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=9", *PROXY],
      "k=9 width samples: allowed 1..8 (the fewest candidates of any conv), or 0 for all candidates"),

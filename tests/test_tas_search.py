@@ -7,16 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import tiny_arch
-from tas.reference_forward import official_forward
 from tas.random_search import random_arch
+from tas.reference_forward import official_forward
 from tas.search import SearchConfig, run_search, tau_at
-from tas.search_model import SearchConv, SearchResNet
+from tas.search_model import SearchResNet
 from tas.search_space import search_space
 from tasbench.data import DataConfig, load_data
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.presets import resnet18, resnet20, resnet50, resnet56
+
+from helpers import tiny_arch
 
 
 @pytest.mark.parametrize(
@@ -29,8 +30,15 @@ from tasbench.presets import resnet18, resnet20, resnet50, resnet56
         (resnet20(), {"searched": "width"}),
         (resnet20(), {"searched": "depth"}),
         (resnet56(), {}),
-        (resnet20().replace(block="bottleneck", layers=(2, 2, 2), xblocks=(2, 2, 2),
-                            xchannels=(3, 16) + (16, 16, 64) * 2 + (32, 32, 128) * 2 + (64, 64, 256) * 2), {}),
+        (
+            resnet20().replace(
+                block="bottleneck",
+                layers=(2, 2, 2),
+                xblocks=(2, 2, 2),
+                xchannels=(3, 16) + (16, 16, 64) * 2 + (32, 32, 128) * 2 + (64, 64, 256) * 2,
+            ),
+            {},
+        ),
     ],
     ids=["tas", "k1", "k-all", "no-cwi", "tas-w", "tas-d", "resnet56", "bottleneck"],
 )

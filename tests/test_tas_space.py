@@ -1,4 +1,4 @@
-"""TAS search space, CWI, Gumbel sampling and expected FLOPs: exact values against the reference notes and the engine."""
+"""TAS search space, CWI, Gumbel sampling, expected FLOPs: exact values against the reference notes and the engine."""
 
 import itertools
 import random
