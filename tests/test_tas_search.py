@@ -176,20 +176,18 @@ def test_random_search_lands_in_the_band(ratio):
 
 @pytest.mark.parametrize("make", [resnet18, resnet50], ids=["resnet18", "resnet50"])
 def test_imagenet_search_steps_on_random_224_pixel_images(make):
-    """The released code has no ImageNet search; ours runs one weight + architecture step on 224x224 images."""
-    from tas.search import build_search_model
+    """The released code has no ImageNet search; ours runs the loop's own step (weights, then logits) at 224x224."""
+    from tas.search import build_search_model, make_optimizers, search_step
 
-    model = build_search_model(search_space(make(num_classes=10)), SearchConfig(), 0, torch.device("cpu"))
-    images = torch.randn(2, 3, 224, 224).contiguous(memory_format=torch.channels_last)
-    labels = torch.tensor([1, 7])
-    generator = torch.Generator().manual_seed(0)
-    before = model.width_logits.detach().clone()
-    opt = torch.optim.Adam(model.arch_parameters(), lr=0.01)
+    arch = make(num_classes=10)
+    cfg = SearchConfig()
+    model = build_search_model(search_space(arch), cfg, 0, torch.device("cpu"))
+    w_opt, a_opt = make_optimizers(model, cfg)
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(2, 3, 224, 224, generator=g).contiguous(memory_format=torch.channels_last), torch.tensor([1, 7]))
+    logits, weights = model.width_logits.detach().clone(), model.stem.conv.weight.detach().clone()
     for _ in range(2):
-        loss = F.cross_entropy(model(images, 5.0, generator), labels) + 2 * model.expected_flops().log()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert model(images, 5.0, generator).shape == (2, 10)
-    assert not torch.equal(before, model.width_logits.detach())
-    assert model.derive().family == "imagenet"
+        stats = search_step(model, w_opt, a_opt, batch, batch, 5.0, g, (0.5 * macs(arch), 0.05 * macs(arch), 2.0))
+    assert stats[4] == 2 and torch.isfinite(stats).all()
+    assert not torch.equal(logits, model.width_logits) and not torch.equal(weights, model.stem.conv.weight)
+    assert model.derive().family == "imagenet" and 0 < macs(model.derive()) < macs(arch)
