@@ -57,10 +57,12 @@ def test_ablations_run_from_the_command_line(capsys, search):
 
 def test_search_step_benchmark_prints_seconds_per_step(capsys):
     code, out, _ = run(capsys, "bench", "search-step", "--network", "resnet20", "--batch-size", "4", "--steps", "2",
-                       "--warmup", "0", "--threads", "1")  # fmt: skip
+                       "--warmup", "0", "--threads", "1", "--official")  # fmt: skip
     assert code == 0
     assert out["benchmark"] == "search-step" and out["steps"] == 2 and out["shapes"] == "dynamic"
     assert 0 < out["min_seconds"] <= out["seconds_per_step"]
+    assert out["ratio_to_train_step"] == out["seconds_per_step"] / out["train_step_seconds"]
+    assert out["speedup_over_official"] == out["official_step_seconds"] / out["seconds_per_step"]
 
 
 BAD_INPUT = [

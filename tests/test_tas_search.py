@@ -143,6 +143,16 @@ def test_the_flop_loss_moves_the_search_into_the_band(proxy, searches):
     assert any(0.65 <= r["flop_ratio"] <= 0.7 for r in searches[0.7].history)
 
 
+def test_the_train_split_is_halved_into_disjoint_halves(proxy):
+    from tas.search import split_halves
+
+    weights, arch = split_halves(proxy, seed=0)
+    assert len(weights.train) == len(arch.train) == 256
+    pixels = {tuple(x.flatten()[:64].tolist()) for x in torch.cat([weights.train.images, arch.train.images])}
+    assert len(pixels) == 512  # every image lands in exactly one half
+    assert torch.equal(split_halves(proxy, seed=0)[0].train.labels, weights.train.labels)
+
+
 def test_resumed_search_equals_an_uninterrupted_one(proxy, tmp_path):
     cfg = dataclasses.replace(FAST, epochs=2, batch_size=64)
     whole = run_search(tiny_arch(), proxy, cfg, 0.5, seed=3, progress=False, checkpoint_path=tmp_path / "a.pt")
