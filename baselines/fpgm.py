@@ -1,0 +1,171 @@
+"""FPGM: filter pruning via geometric median (He et al., CVPR 2019).
+
+In each conv, the filters with the smallest summed Euclidean distance to all other filters of that conv (the raw,
+flattened weights) lie nearest the geometric median and are the most replaceable; they are removed (BASELINES.md;
+`Mask.get_filter_similar` in the reference code, "FPGM-only": distance alone, no norm pre-selection). Residual
+chains are coupled groups here (`channel_groups.py`), ranked by the sum of their convs' distance sums. Two modes:
+
+- hard: prune the given (trained) net once; fine-tuning is a shared recipe (`tasbench/recipes.py`).
+- soft (the reference): train with the engine's `train()`, zeroing the selected filters after every epoch (and once
+  before the first); zeroed filters keep receiving gradients and may win back their place at the next selection.
+  At the end the smaller net is built from the final selection.
+
+The counts are FLOP-matched exactly as for L1 (`flop_match.match_counts`; `scope="all"` by default, since the
+reference prunes every conv). The reference's own setting, 40% of the filters of every conv, is `rate_counts`;
+`reference_macs` is its analytic FLOP accounting, to set beside the physically counted MACs. ResNet-56, zero-pad::
+
+    >>> macs(resnet56("zero-pad")), reference_macs(resnet56("zero-pad"), 0.4)
+    (125485706, 60180392)                      # -52.0%; He et al. report -52.6%
+    >>> macs(pruned_arch(arch, keep_counts(groups, rate_counts(groups, 0.4))))
+    48718490                                   # -61.2%: residual chains keep 10/20/39 of 16/32/64 as well
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from baselines.channel_groups import ChannelGroup, Keep, channel_groups, slice_resnet, slot_convs, zero_channels
+from baselines.flop_match import check_scope, group_scores, keep_best, kept_by_layer, match_counts, prunable
+from tasbench.arch import Arch, block_specs
+from tasbench.data import ImageData
+from tasbench.errors import ConfigError, choice_error
+from tasbench.flops import layer_macs
+from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.train import TrainConfig, train
+
+MODES = ("hard", "soft")
+
+
+@dataclass(frozen=True)
+class FpgmOptions:
+    mode: str = "hard"  # "hard": prune once; "soft": train with per-epoch zeroing, as the reference
+    scope: str = "all"  # "all": every conv, residual chains as coupled groups; "internal": block-internal convs only
+    tolerance: float = 0.01  # accepted relative distance to the target MACs
+    epochs: int = 10  # soft mode: training epochs (the reference: 200 from scratch on CIFAR)
+    lr: float = 0.1  # soft mode: peak learning rate
+    batch_size: int = 128  # soft mode
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise choice_error("FPGM mode", self.mode, MODES)
+        check_scope(self.scope)
+        if not 0 < self.tolerance < 0.5:
+            raise ConfigError(f"tolerance must be in (0, 0.5), got {self.tolerance}")
+        TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)  # names a bad value
+
+    @property
+    def needs_data(self) -> bool:  # the CLI loads data for a pruner, or for options that ask (soft mode trains)
+        return self.mode == "soft"
+
+
+def distance_sums(weight: torch.Tensor) -> torch.Tensor:
+    """Each filter's summed Euclidean distance to every filter of the same conv, from the Gram matrix.
+
+    ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b; the reference computes the same with `scipy.spatial.distance.cdist`.
+    """
+    flat = weight.flatten(1).double()
+    sq = (flat * flat).sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2 * flat @ flat.T).clamp_min(0)
+    d2.fill_diagonal_(0)
+    return d2.sqrt().sum(1)
+
+
+def rate_counts(groups: list[ChannelGroup], rate: float, scope: str = "all") -> list[int]:
+    """The reference's fixed rate: every prunable group loses `int(n * rate)` of its `n` channels."""
+    return [len(g.channels) - int(len(g.channels) * rate) if prunable(g, scope) else len(g.channels) for g in groups]
+
+
+def reference_macs(arch: Arch, rate: float) -> int:
+    """He et al.'s analytic FLOPs for pruning `rate` of every conv (BASELINES.md): the first conv of a block keeps its
+    full input and loses `rate` of its outputs, every later conv of the block loses `rate` of both; the stem,
+    shortcuts and classifier are left as they are. Rounded down to an integer."""
+    total = 0.0
+    per_layer = layer_macs(arch)
+    blocks = {f"stages.{s.stage}.{s.index}": len(s.widths) for s in block_specs(arch)}
+    for name, n in per_layer.items():
+        block, _, conv = name.rpartition(".convs.")
+        if block in blocks:
+            total += n * (1 - rate) ** (1 if conv == "0" else 2)
+        else:
+            total += n
+    return int(total)
+
+
+def select(model: nn.Module, arch: Arch, groups: list[ChannelGroup], counts: list[int]) -> Keep:
+    """The FPGM choice on `model`'s current weights: each group keeps its `counts` farthest-from-median channels."""
+    return keep_best(groups, group_scores(model, arch, groups, distance_sums), counts)
+
+
+def soft_train(
+    model: nn.Module,
+    arch: Arch,
+    counts: list[int],
+    data: ImageData,
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    checkpoint_path: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[Keep, dict]:
+    """Train `model` in place with FPGM soft pruning and return the final selection and the training metrics.
+
+    The selection is recomputed on the current weights and its losers' conv filters zeroed (BN untouched, as the
+    reference's `do_mask`) before training and after every epoch, inside `train()` before the epoch's checkpoint.
+    The final selection is read back from which filters are zero, so a run resumed after its last epoch gives it too.
+    """
+    groups = channel_groups(arch)
+
+    def zero_losers(net: nn.Module, epoch: int) -> None:
+        zero_channels(net, arch, select(net, arch, groups, counts), bn=False)
+
+    zero_losers(model, -1)
+    metrics = train(model, data, cfg, device=device, checkpoint_path=checkpoint_path, progress=progress,
+                    post_epoch=zero_losers)  # fmt: skip
+    return zeroed_selection(model, arch, groups, counts), metrics
+
+
+@torch.no_grad()
+def zeroed_selection(model: nn.Module, arch: Arch, groups: list[ChannelGroup], counts: list[int]) -> Keep:
+    """The channels whose filters are not all zero, per group; a trained kept filter is never exactly zero."""
+    convs, modules = slot_convs(arch), dict(model.named_modules())
+    scores = [sum((modules[convs[s]].weight.flatten(1).abs().sum(1).cpu().double()[list(g.channels)] > 0).double()
+                  for s in g.slots) for g in groups]  # fmt: skip
+    keep = keep_best(groups, scores, counts)
+    for g, s, k in zip(groups, scores, counts):
+        if int((s > 0).sum()) != k:
+            raise RuntimeError(f"soft pruning left {int((s > 0).sum())} nonzero channels in slots {g.slots}, not {k}")
+    return keep
+
+
+def prune_fpgm(request: PruneRequest, options: FpgmOptions) -> Pruned:
+    """Prune `request.model` to `request.ratio` of the FLOPs by FPGM, once (hard) or while training (soft)."""
+    arch = request.arch
+    groups = channel_groups(arch)
+    counts, info = match_counts(arch, groups, request.ratio, options.tolerance, options.scope, "FPGM")
+    model = request.model
+    if options.mode == "soft":
+        if request.data is None:
+            raise ConfigError("FPGM mode 'soft' trains the net and needs data; give a dataset (or use mode=hard)")
+        model = copy.deepcopy(model)  # soft mode trains; the caller's net stays as it was
+        cfg = TrainConfig(epochs=options.epochs, lr=options.lr, batch_size=options.batch_size, seed=request.seed)
+        keep, metrics = soft_train(model, arch, counts, request.data, cfg, device=request.device)
+        info["soft_training"] = {k: v for k, v in metrics.items() if k != "history"}
+    else:
+        keep = select(model, arch, groups, counts)
+    new_arch, pruned = slice_resnet(model, arch, keep)
+    return Pruned(new_arch, pruned, {**info, "mode": options.mode, "kept": kept_by_layer(arch, keep),
+                                     "inherits_weights": True})  # fmt: skip
+
+
+PRUNER = Pruner(
+    name="fpgm",
+    prune=prune_fpgm,
+    options=FpgmOptions,
+    needs_data=False,  # hard mode; soft mode asks through FpgmOptions.needs_data
+    summary="filters nearest the geometric median of their layer removed (He et al. 2019), FLOP-matched",
+)
