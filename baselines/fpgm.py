@@ -17,7 +17,7 @@ reference prunes every conv). The reference's own setting, 40% of the filters of
     >>> macs(resnet56("zero-pad")), reference_macs(resnet56("zero-pad"), 0.4)
     (125485706, 60180392)                      # -52.0%; He et al. report -52.6%
     >>> macs(pruned_arch(arch, keep_counts(groups, rate_counts(groups, 0.4))))
-    48718490                                   # -61.2%: residual chains keep 10/20/39 of 16/32/64 as well
+    48718490                                   # -61.2%: every conv keeps 10/20/39 of 16/32/64 (chains 10/20/40)
 """
 
 from __future__ import annotations
