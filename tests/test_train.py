@@ -59,7 +59,6 @@ def test_resume_is_bit_identical(tmp_path):
     assert full["top1"] == resumed["top1"]
 
 
-
 def test_post_epoch_changes_land_in_the_evaluation_and_the_checkpoint(tmp_path):
     # FPGM's soft pruning zeroes filters after every epoch; a resumed run must see them zeroed, as an uninterrupted one.
     data, cfg = random_data(), TrainConfig(epochs=3, batch_size=16, lr=0.05)
@@ -89,6 +88,7 @@ def test_post_epoch_changes_land_in_the_evaluation_and_the_checkpoint(tmp_path):
         assert torch.equal(a, b), name
     assert full["top1"] == resumed["top1"] and full["test_loss"] == resumed["test_loss"]
     assert evaluate(whole, data, CPU)["loss"] == full["test_loss"]  # the logged metrics are the zeroed net's
+
 
 def test_a_finished_checkpoint_is_not_trained_again(tmp_path):
     data, cfg = random_data(), TrainConfig(epochs=1, batch_size=32)
