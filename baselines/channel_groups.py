@@ -16,7 +16,8 @@ conv of each block is a group on its own, and the stride-2 projections start a n
 
 With zero-pad shortcuts channel 3 of the stem reaches every stage, channel 20 starts in stage 2::
 
-    >>> [(g.slots, g.channels[0], len(g.channels)) for g in channel_groups(resnet20("zero-pad")) if not g.internal]
+    >>> groups = channel_groups(resnet20(shortcut="zero-pad"))
+    >>> [(g.slots, g.channels[0], len(g.channels)) for g in groups if not g.internal]
     [((1, 3, ..., 19), 0, 16), ((9, 11, ..., 19), 16, 16), ((15, 17, 19), 32, 32)]
 
 `slice_resnet(model, arch, keep)` then builds `build_resnet` of the smaller shape and copies the kept rows/columns

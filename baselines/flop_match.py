@@ -8,11 +8,13 @@ The counts depend on the shape only; which channels fill them depends on the wei
 
 ResNet-56 (official shortcut) at half the FLOPs, first convs only (`scope="internal"`)::
 
-    >>> counts, info = match_counts(resnet56(), channel_groups(resnet56()), 0.5, 0.01, "internal", "L1")
-    >>> info, macs(pruned_arch(resnet56(), keep_at(...))) / macs(resnet56())
-    ({'factor': 0.4853..., 'filled_channels': 5}, 0.4996...)
+    >>> groups = channel_groups(resnet56())
+    >>> counts, info = match_counts(resnet56(), groups, 0.5, 0.01, "internal", "L1")
+    >>> info, macs(pruned_arch(resnet56(), keep_counts(groups, counts)))
+    ({'factor': 0.4999..., 'filled_channels': 16}, 62286474)        # 49.53% of 125,747,850
 
-Stage widths 16/32/64 become 7/15/31 in the first conv of each block, a few taking one channel more.
+At the factor found every first conv keeps 7/15/31 of 16/32/64 filters; filling gives the 9 stage-1 convs and 7 of
+the stage-2 convs one filter back.
 """
 
 from __future__ import annotations

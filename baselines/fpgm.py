@@ -2,8 +2,9 @@
 
 In each conv, the filters with the smallest summed Euclidean distance to all other filters of that conv (the raw,
 flattened weights) lie nearest the geometric median and are the most replaceable; they are removed (BASELINES.md;
-`Mask.get_filter_similar` in the reference code, "FPGM-only": distance alone, no norm pre-selection). Residual
-chains are coupled groups here (`channel_groups.py`), ranked by the sum of their convs' distance sums. Two modes:
+`Mask.get_filter_similar` in the authors' `pruning_cifar10.py`, "FPGM-only": distance alone, no norm
+pre-selection). Residual chains are coupled groups here (`channel_groups.py`), ranked by the sum of their convs'
+distance sums. Two modes:
 
 - hard: prune the given (trained) net once; fine-tuning is a shared recipe (`tasbench/recipes.py`).
 - soft (the reference): train with the engine's `train()`, zeroing the selected filters after every epoch (and once
@@ -14,10 +15,13 @@ The counts are FLOP-matched exactly as for L1 (`flop_match.match_counts`; `scope
 reference prunes every conv). The reference's own setting, 40% of the filters of every conv, is `rate_counts`;
 `reference_macs` is its analytic FLOP accounting, to set beside the physically counted MACs. ResNet-56, zero-pad::
 
-    >>> macs(resnet56("zero-pad")), reference_macs(resnet56("zero-pad"), 0.4)
-    (125485706, 60180392)                      # -52.0%; He et al. report -52.6%
-    >>> macs(pruned_arch(arch, keep_counts(groups, rate_counts(groups, 0.4))))
-    48718490                                   # -61.2%: every conv keeps 10/20/39 of 16/32/64 (chains 10/20/40)
+    >>> arch = resnet56(shortcut="zero-pad")
+    >>> groups = channel_groups(arch)
+    >>> macs(arch), reference_macs(arch, 0.4), macs(pruned_arch(arch, keep_counts(groups, rate_counts(groups, 0.4)))
+    (125485706, 60180392, 48718490)   # -52.0% by the reference's accounting (He et al. state -52.6%), -61.2% counted
+
+The counted net is smaller because its residual chains lose 40% too (every conv keeps 10/20/39 of 16/32/64; the
+nested zero-pad chains keep 10/20/40), where the accounting leaves every block's input full.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ A filter's importance is the sum of the absolute values of its weights; each pru
 - FLOP-matched (no variant): one fraction for every prunable group, found by search (`flop_match.match_counts`)
   so that the counted MACs land within `tolerance` of the target; `scope="all"` prunes residual chains too.
 
-ResNet-56 with zero-pad shortcuts, variant B: stage widths 16/32/64 of the pruned first convs become 6/22/57, and
-the MACs fall from 125,485,706 to 90,907,274 (-27.56%; Li et al. report 9.09E7, -27.6%)::
+ResNet-56 with zero-pad shortcuts, variant B: the pruned first convs of stages 1/2/3 keep 6/22/57 of 16/32/64
+filters, and the MACs fall from 125,485,706 to 90,907,274 (-27.56%; Li et al. report 9.09E7, -27.6%)::
 
-    >>> out = prune_l1(PruneRequest(resnet56(shortcut="zero-pad"), model, 1.0), L1Options(variant="B"))
+    >>> arch = resnet56(shortcut="zero-pad")
+    >>> out = prune_l1(PruneRequest(arch, seeded_resnet(arch, 0), 1.0), L1Options(variant="B"))
     >>> macs(out.arch), out.info["kept"]["stages.0.0.convs.0"]
-    (90907274, [...six filter indices...])
+    (90907274, [1, 2, 4, 7, 9, 11])
 """
 
 from __future__ import annotations
