@@ -121,6 +121,7 @@ def test_soft_mode_through_the_pruner():
     assert options.needs_data and not FpgmOptions().needs_data
     out = prune_fpgm(PruneRequest(arch, model, 0.5, data=random_data()), options)
     assert out.info["mode"] == "soft" and out.info["soft_training"]["epochs"] == 1
+    assert 0 <= out.info["soft_training"]["sliced_top1"] <= 100
     assert abs(macs(out.arch) / (0.5 * macs(arch)) - 1) <= 0.01
     assert out.model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the caller's net is untouched
