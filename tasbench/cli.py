@@ -219,15 +219,15 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     pruner = get_pruner(args.method)
     options = overrides.parse_overrides(pruner.options, args.opt)
     if args.variant is not None:
-        if args.ratio is not None:
-            raise ConfigError("give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both")
         if "variant" not in [f.name for f in dataclasses.fields(options)]:
             with_variants = [n for n in pruner_names() if "variant" in
                              [f.name for f in dataclasses.fields(get_pruner(n).options)]]  # fmt: skip
             raise ConfigError(f"method {args.method!r} has no --variant (methods with paper variants: "
                               f"{', '.join(with_variants)}); give --ratio")  # fmt: skip
         options = dataclasses.replace(options, variant=args.variant)
-    elif args.ratio is None:
+    if getattr(options, "variant", "") and args.ratio is not None:  # --variant V and --opt variant=V alike
+        raise ConfigError("give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both")
+    if not getattr(options, "variant", "") and args.ratio is None:
         raise ConfigError("give --ratio R (a FLOP target in (0, 1]) or, for --method l1, --variant A|B")
     arch, model, dataset = unpruned_net(args, args.dataset, derive_seed(args.seed, "unpruned-init"))
     data_cfg = overrides.from_namespace(DataConfig, args, dataset=dataset)

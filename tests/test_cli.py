@@ -133,6 +133,8 @@ BAD_INPUT = [
      "L1 variant 'A' is defined for the full resnet56 and resnet110 only"),
     (["prune", "--method", "l1", "--network", "resnet56", "--variant", "A", "--ratio", "0.5"],
      "give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both"),
+    (["prune", "--method", "l1", "--network", "resnet56", "--opt", "variant=A", "--ratio", "0.5"],
+     "give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both"),
     (["prune", "--method", "l1", "--network", "resnet56"], "give --ratio R (a FLOP target in (0, 1]) or, for"),
     (["prune", "--method", "l1", "--network", "resnet56", "--ratio", "0.001"],
      "FLOP ratio 0.001 is below what L1 pruning (scope 'internal') reaches (smallest net: 0.0421)"),
