@@ -33,9 +33,12 @@ SCOPES = ("internal", "all")  # internal: block-internal convs only (PFEC on Res
 FilterScore = Callable[[torch.Tensor], torch.Tensor]  # conv weight (out, in, k, k) -> one score per filter
 
 
-def check_scope(scope: str) -> None:
+def check_matching(scope: str, tolerance: float) -> None:
+    """The FLOP-matching options every baseline shares: which groups may shrink, how close to the target."""
     if scope not in SCOPES:
         raise choice_error("scope", scope, SCOPES)
+    if not 0 < tolerance < 0.5:
+        raise ConfigError(f"tolerance must be in (0, 0.5), got {tolerance}")
 
 
 def prunable(group: ChannelGroup, scope: str) -> bool:
@@ -56,7 +59,7 @@ def match_counts(
     arch: Arch, groups: list[ChannelGroup], ratio: float, tolerance: float, scope: str, method: str
 ) -> tuple[list[int], dict]:
     """Channels kept per group so that the pruned net's MACs lie within `tolerance` of `ratio * macs(arch)`."""
-    check_scope(scope)
+    check_matching(scope, tolerance)
     label = f"{method} pruning (scope {scope!r})"
     shape, info = fit_flops(
         arch, lambda t: pruned_arch(arch, keep_counts(groups, counts_at(groups, t, scope))), ratio, tolerance, label

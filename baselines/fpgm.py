@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from baselines.channel_groups import ChannelGroup, Keep, channel_groups, slice_resnet, slot_convs, zero_channels
-from baselines.flop_match import check_scope, group_scores, keep_best, kept_by_layer, match_counts, prunable
+from baselines.flop_match import check_matching, group_scores, keep_best, kept_by_layer, match_counts, prunable
 from tasbench.arch import Arch, block_specs
 from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
@@ -57,9 +57,7 @@ class FpgmOptions:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise choice_error("FPGM mode", self.mode, MODES)
-        check_scope(self.scope)
-        if not 0 < self.tolerance < 0.5:
-            raise ConfigError(f"tolerance must be in (0, 0.5), got {self.tolerance}")
+        check_matching(self.scope, self.tolerance)
         TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)  # names a bad value
 
     @property

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from baselines.channel_groups import channel_groups, slice_resnet
-from baselines.flop_match import check_scope, group_scores, keep_best, kept_by_layer, match_counts
+from baselines.flop_match import check_matching, group_scores, keep_best, kept_by_layer, match_counts
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
 from tasbench.presets import cifar_resnet
@@ -50,9 +50,7 @@ class L1Options:
     def __post_init__(self) -> None:
         if self.variant and self.variant not in VARIANT_NAMES:
             raise choice_error("L1 variant", self.variant, VARIANT_NAMES)
-        check_scope(self.scope)
-        if not 0 < self.tolerance < 0.5:
-            raise ConfigError(f"tolerance must be in (0, 0.5), got {self.tolerance}")
+        check_matching(self.scope, self.tolerance)
 
 
 def l1_scores(weight: torch.Tensor) -> torch.Tensor:
