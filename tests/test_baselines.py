@@ -52,7 +52,8 @@ def test_flop_matched_nets_land_within_one_percent(method, name, scope):
     for ratio in RATIOS:
         out = prune(method, name, ratio, scope=scope)
         assert abs(macs(out.arch) / (ratio * macs(full)) - 1) <= 0.01, (ratio, macs(out.arch))
-        assert sum(count_macs(out.model, 32).values()) == macs(out.arch)  # counted on the built, sliced module
+        if ratio == 0.5:  # counted on the built, sliced module (once per net: a forward pass of ResNet-164 costs)
+            assert sum(count_macs(out.model, 32).values()) == macs(out.arch)
         assert out.info["inherits_weights"] is True
 
 
