@@ -5,6 +5,7 @@
     tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
     tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5 [--weights model.pt]
     tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
+    tas-bench prune --method l1 --network resnet56 --shortcut zero-pad --variant B   # Li et al.'s fixed shape
 
 Bad input (an unknown name, a ratio outside (0, 1], a malformed file, a missing data directory) prints one line
 `tas-bench: error: ...` naming the value and what is allowed, and exits with status 2.
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("prune", help="prune a network to a FLOP ratio; prints its shape and FLOPs")
     p.add_argument("--method", required=True, help=f"one of: {', '.join(pruner_names())}")
-    p.add_argument("--ratio", type=float, required=True, help="target FLOPs as a fraction of the unpruned, in (0, 1]")
+    p.add_argument("--ratio", type=float, help="target FLOPs as a fraction of the unpruned, in (0, 1]")
+    p.add_argument("--variant", help="a paper-faithful shape instead of --ratio (l1: A or B, for resnet56/110)")
     _add_network_args(p)
     p.add_argument("--weights", help="the unpruned net as a model file (default: a fresh seeded initialisation)")
     p.add_argument("--seed", type=int, default=0)
@@ -226,10 +228,25 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     device = _device(args.device)
     pruner = get_pruner(args.method)
     options = overrides.parse_overrides(pruner.options, args.opt)
+    if args.variant is not None:
+        if "variant" not in [f.name for f in dataclasses.fields(options)]:
+            with_variants = [n for n in pruner_names() if "variant" in
+                             [f.name for f in dataclasses.fields(get_pruner(n).options)]]  # fmt: skip
+            raise ConfigError(f"method {args.method!r} has no --variant (methods with paper variants: "
+                              f"{', '.join(with_variants)}); give --ratio")  # fmt: skip
+        options = dataclasses.replace(options, variant=args.variant)
+    if getattr(options, "variant", "") and args.ratio is not None:  # --variant V and --opt variant=V alike
+        raise ConfigError("give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both")
+    if not getattr(options, "variant", "") and args.ratio is None:
+        raise ConfigError("give --ratio R (a FLOP target in (0, 1]) or, for --method l1, --variant A|B")
     arch, model, dataset = unpruned_net(args, args.dataset, derive_seed(args.seed, "unpruned-init"))
     data_cfg = overrides.from_namespace(DataConfig, args, dataset=dataset)
-    data = load_data(data_cfg, args.data_dir, args.download) if pruner.needs_data else None
-    request = PruneRequest(arch, model.to(device), args.ratio, data, args.seed, device, workdir=args.workdir,
+    # Options may ask for data too (FPGM's soft mode trains while it prunes).
+    needs_data = pruner.needs_data or getattr(options, "needs_data", False)
+    data = load_data(data_cfg, args.data_dir, args.download) if needs_data else None
+    # A variant fixes the shape by itself; the request's ratio is then only a placeholder the pruner ignores.
+    ratio = args.ratio if args.ratio is not None else 1.0
+    request = PruneRequest(arch, model.to(device), ratio, data, args.seed, device, workdir=args.workdir,
                            progress=not args.no_progress)  # fmt: skip
     pruned = pruner.prune(request, options)
     if args.save:

@@ -62,7 +62,11 @@ class Pruned:
 
 @dataclass(frozen=True)
 class Pruner:
-    """A registry entry: the method's function, its options dataclass (all fields defaulted), what it needs."""
+    """A registry entry: the method's function, its options dataclass (all fields defaulted), what it needs.
+
+    `needs_data`: the CLI loads the data set for every call; an options object may also ask for it through a
+    `needs_data` property (FPGM's soft mode trains, its hard mode does not).
+    """
 
     name: str
     prune: Callable[[PruneRequest, Any], Pruned]

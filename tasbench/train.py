@@ -101,11 +101,14 @@ def train(
     run_config: dict | None = None,
     progress: bool = True,
     on_epoch: Callable[[list[dict]], None] | None = None,
+    post_epoch: Callable[[nn.Module, int], None] | None = None,
 ) -> dict:
     """Train `model` in place and return its final test metrics and the per-epoch log.
 
     `run_config` (default: the `TrainConfig`) is stored in the checkpoint; resuming from a checkpoint written for a
     different one is refused rather than mixed. `on_epoch(history)` sees the log so far after each checkpoint.
+    `post_epoch(model, epoch)` may change the weights after each epoch's last step (FPGM's soft pruning zeroes
+    filters there); it runs before evaluation and the checkpoint, so a resumed run sees what an uninterrupted one did.
     """
     run_config = dataclasses.asdict(cfg) if run_config is None else run_config
     model.to(device, memory_format=torch.channels_last)
@@ -151,6 +154,8 @@ def train(
             correct += (logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
             bar.update(len(labels))
+        if post_epoch is not None:
+            post_epoch(model, epoch)
         test = evaluate(model, data, device)
         row = {
             "epoch": epoch + 1,

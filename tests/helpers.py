@@ -29,3 +29,9 @@ def random_data(n_train: int = 96, n_test: int = 40, classes: int = 10, seed: in
         return TensorSplit(images.to(torch.uint8), labels)
 
     return ImageData("random", classes, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), split(n_train), split(n_test))
+
+
+def tiny_bottleneck(num_classes: int = 10) -> Arch:
+    """Two bottleneck blocks per stage at widths 4/8/16 (x4 out): a stride-1 projection in stage 1, 2,192,010 MACs."""
+    widths = [3, 4] + [w for planes in (4, 8, 16) for w in [planes, planes, 4 * planes] * 2]
+    return Arch("cifar", "bottleneck", (2, 2, 2), (2, 2, 2), tuple(widths), num_classes)

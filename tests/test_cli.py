@@ -65,6 +65,33 @@ def test_prune_trained_weights(capsys, tmp_path):
     assert abs(out["macs"] / (0.3 * macs(full)) - 1) <= 0.005
 
 
+def test_prune_l1_variant_b(capsys, tmp_path):
+    code, out, _ = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
+                       "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
+    assert code == 0 and out["ratio"] is None and out["options"]["variant"] == "B"
+    assert (out["macs"], out["macs_unpruned"]) == (90_907_274, 125_485_706)  # Li et al.: 9.09E7, -27.6%
+    arch, _ = load_model(tmp_path / "b.pt")
+    assert macs(arch) == out["macs"] and len(out["info"]["kept"]["stages.0.0.convs.0"]) == 6
+
+
+@pytest.mark.parametrize("method", ["l1", "fpgm"])
+def test_prune_baselines_from_trained_weights(capsys, tmp_path, method):
+    full = PRESETS["resnet20"]()
+    save_model(tmp_path / "full.pt", full, build_resnet(full))
+    code, out, _ = run(capsys, "prune", "--method", method, "--weights", str(tmp_path / "full.pt"), "--ratio", "0.4",
+                       "--save", str(tmp_path / "p.pt"))  # fmt: skip
+    assert code == 0 and abs(out["macs"] / (0.4 * macs(full)) - 1) <= 0.01
+    assert out["info"]["inherits_weights"] is True and load_model(tmp_path / "p.pt")[0].to_dict() == out["arch"]
+
+
+def test_prune_fpgm_soft_trains_on_the_named_data(capsys):
+    code, out, _ = run(capsys, "prune", "--method", "fpgm", "--network", "resnet20", "--ratio", "0.5", "--dataset",
+                       "proxy", "--proxy-train", "128", "--proxy-test", "64", "--opt", "mode=soft", "--opt",
+                       "epochs=1", "--opt", "batch_size=64", "--device", "cpu")  # fmt: skip
+    assert code == 0 and out["info"]["mode"] == "soft" and out["info"]["soft_training"]["epochs"] == 1
+    assert abs(out["flop_ratio"] / 0.5 - 1) <= 0.01
+
+
 @pytest.fixture
 def corrupt_cifar(tmp_path):
     g = torch.Generator().manual_seed(0)
@@ -99,6 +126,22 @@ BAD_INPUT = [
      "unknown UniformOptions key 'tol'; allowed: tolerance"),
     (["prune", "--method", "uniform", "--weights", "/no/model.pt", "--ratio", "0.5"],
      "checkpoint '/no/model.pt' does not exist"),
+    (["prune", "--method", "l1", "--network", "resnet56", "--variant", "C"], "unknown L1 variant 'C'; allowed: A, B"),
+    (["prune", "--method", "fpgm", "--network", "resnet56", "--variant", "A"],
+     "method 'fpgm' has no --variant (methods with paper variants: l1); give --ratio"),
+    (["prune", "--method", "l1", "--network", "resnet20", "--variant", "A"],
+     "L1 variant 'A' is defined for the full resnet56 and resnet110 only"),
+    (["prune", "--method", "l1", "--network", "resnet56", "--variant", "A", "--ratio", "0.5"],
+     "give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both"),
+    (["prune", "--method", "l1", "--network", "resnet56", "--opt", "variant=A", "--ratio", "0.5"],
+     "give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both"),
+    (["prune", "--method", "l1", "--network", "resnet56"], "give --ratio R (a FLOP target in (0, 1]) or, for"),
+    (["prune", "--method", "l1", "--network", "resnet56", "--ratio", "0.001"],
+     "FLOP ratio 0.001 is below what L1 pruning (scope 'internal') reaches (smallest net: 0.0421)"),
+    (["prune", "--method", "fpgm", "--network", "resnet56", "--ratio", "0.5", "--opt", "scope=some"],
+     "unknown scope 'some'; allowed: internal, all"),
+    (["prune", "--method", "fpgm", "--network", "resnet56", "--ratio", "0.5", "--opt", "mode=gentle"],
+     "unknown FPGM mode 'gentle'; allowed: hard, soft"),
     (["train", "--dataset", "cifar10", "--data-dir", "/no/such/dir", "--epochs", "1"],
      "data directory '/no/such/dir' does not exist"),
     (["train", "--dataset", "cifar10", "--data-dir", "{corrupt_cifar}", "--epochs", "1"],

@@ -59,6 +59,37 @@ def test_resume_is_bit_identical(tmp_path):
     assert full["top1"] == resumed["top1"]
 
 
+def test_post_epoch_changes_land_in_the_evaluation_and_the_checkpoint(tmp_path):
+    # FPGM's soft pruning zeroes filters after every epoch; a resumed run must see them zeroed, as an uninterrupted one.
+    data, cfg = random_data(), TrainConfig(epochs=3, batch_size=16, lr=0.05)
+    epochs = []
+
+    def zero_first_filter(model, epoch):
+        epochs.append(epoch)
+        with torch.no_grad():
+            model.stem.conv.weight[0] = 0
+
+    whole = fresh_model()
+    full = train(whole, data, cfg, device=CPU, checkpoint_path=tmp_path / "a.pt", progress=False,
+                 post_epoch=zero_first_filter)  # fmt: skip
+    assert epochs == [0, 1, 2] and not whole.stem.conv.weight[0].any()
+
+    def stop_after_first_epoch(history):
+        if len(history) == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(fresh_model(), data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt", progress=False,
+              on_epoch=stop_after_first_epoch, post_epoch=zero_first_filter)  # fmt: skip
+    resumed_model = fresh_model(seed=123)
+    resumed = train(resumed_model, data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt", progress=False,
+                    post_epoch=zero_first_filter)  # fmt: skip
+    for (name, a), b in zip(whole.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert full["top1"] == resumed["top1"] and full["test_loss"] == resumed["test_loss"]
+    assert evaluate(whole, data, CPU)["loss"] == full["test_loss"]  # the logged metrics are the zeroed net's
+
+
 def test_a_finished_checkpoint_is_not_trained_again(tmp_path):
     data, cfg = random_data(), TrainConfig(epochs=1, batch_size=32)
     model = fresh_model()
