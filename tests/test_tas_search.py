@@ -194,7 +194,8 @@ def test_imagenet_search_steps_on_random_224_pixel_images(make):
     model = build_search_model(search_space(arch), cfg, 0, torch.device("cpu"))
     w_opt, a_opt = make_optimizers(model, cfg)
     g = torch.Generator().manual_seed(0)
-    batch = (torch.randn(2, 3, 224, 224, generator=g).contiguous(memory_format=torch.channels_last), torch.tensor([1, 7]))
+    images = torch.randn(2, 3, 224, 224, generator=g).contiguous(memory_format=torch.channels_last)
+    batch = (images, torch.tensor([1, 7]))
     logits, weights = model.width_logits.detach().clone(), model.stem.conv.weight.detach().clone()
     for _ in range(2):
         stats = search_step(model, w_opt, a_opt, batch, batch, 5.0, g, (0.5 * macs(arch), 0.05 * macs(arch), 2.0))
