@@ -25,6 +25,7 @@ from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
 from tasbench.atomic import write_json, write_text
 from tasbench.checkpoint import load_model, save_model
+from tasbench.commands import compare, report, sweep
 from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError, choice_error
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_device_args(p)
     p.set_defaults(command=cmd_prune)
+
+    for module in (sweep, report, compare):  # the runner's commands live in tasbench/commands/
+        module.register(commands)
     return parser
 
 
