@@ -67,15 +67,15 @@ def work(job: Job) -> dict:
     if job.stage == "teacher":
         _, metrics = ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device)
         return metrics
-    on_epoch = None
-    if job.wandb is not None:
+    on_epoch = tracker = None
+    if job.wandb is not None and not (job.cfg.directory(job.root) / "metrics.json").exists():
         from tasbench.wandb_log import WandbRun
 
         tracker = WandbRun(job.wandb, job.cfg, job.root)
         on_epoch = tracker.on_epoch
     metrics = run_one(job.cfg, job.root, device=device, data_dir=job.data_dir, on_epoch=on_epoch,
                       latency_batches=job.latency_batches)
-    if job.wandb is not None:
+    if tracker is not None:
         tracker.finish(metrics)
     return metrics
 
