@@ -28,21 +28,25 @@ def collect(root: str | Path) -> pd.DataFrame:
     """One row per finished pruning run under `root` (teachers and unfinished runs are left out)."""
     rows = []
     for path in sorted(Path(root).glob("*/*/metrics.json")):
-        m = json.loads(path.read_text())
-        if "teacher_hash" not in m:  # a teacher's or a plain `tas-bench train` run
-            continue
-        rows.append({
-            "dataset": m["dataset"], "network": m["network"], "label": m["label"], "method": m["method"],
-            "recipe": m["recipe"], "ratio": m["ratio"], "seed": m["seed"], "hash": m["hash"],
-            "unpruned_top1": m["unpruned_top1"], "top1": m["top1"], "top5": m["top5"], "acc_drop": m["acc_drop"],
-            "macs": m["macs"], "unpruned_macs": m["unpruned_macs"], "params": m["params"],
-            "flop_reduction_pct": m["flop_reduction_pct"], "device": m["environment"]["device"],
-            "torch": m["environment"]["torch"], "git_commit": m["environment"]["git_commit"],
-            "latency_ms_batch1": m["timing"].get("latency_ms_batch1"),
-        })  # fmt: skip
+        metrics = json.loads(path.read_text())
+        if "teacher_hash" in metrics:  # not a teacher's or a plain `tas-bench train` run
+            rows.append(run_row(metrics))
     if not rows:
         raise ConfigError(f"no finished runs under {str(root)!r}; run `tas-bench sweep SPEC --out {root}` first")
     return pd.DataFrame(rows)
+
+
+def run_row(m: dict) -> dict:
+    """A table row from a run's metrics.json, or from the flat W&B summary that `wandb_log.summary_of` logs."""
+    env, timing = m.get("environment", m), m.get("timing", m)
+    return {
+        "dataset": m["dataset"], "network": m["network"], "label": m["label"], "method": m["method"],
+        "recipe": m["recipe"], "ratio": m["ratio"], "seed": m["seed"], "hash": m["hash"],
+        "unpruned_top1": m["unpruned_top1"], "top1": m["top1"], "top5": m["top5"], "acc_drop": m["acc_drop"],
+        "macs": m["macs"], "unpruned_macs": m["unpruned_macs"], "params": m["params"],
+        "flop_reduction_pct": m["flop_reduction_pct"], "device": env["device"], "torch": env["torch"],
+        "git_commit": env["git_commit"], "latency_ms_batch1": timing.get("latency_ms_batch1"),
+    }  # fmt: skip
 
 
 def read_paper(path: str | Path) -> pd.DataFrame:

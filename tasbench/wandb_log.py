@@ -63,6 +63,8 @@ class WandbRun:
             config={"hash": cfg.directory(self.root).name, "label": cfg.name, "sweep": self.settings.group_prefix,
                     **cfg.config()},
             tags=[cfg.method, cfg.recipe.name, self.settings.group_prefix or "sweep"], reinit="finish_previous",
+            # stdout carries the command's JSON: no W&B banners there, and no capture of the console
+            settings=wandb.Settings(silent=True, console="off"),
         )  # fmt: skip
         return self.run
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ from tasbench.cli import main
 from tasbench.errors import ConfigError
 from tasbench.report import collect, pareto_front, read_paper, render, summary, write_report
 
-PAPER = "results/paper/paper-results.csv"
+PAPER = Path(__file__).parents[1] / "results" / "paper" / "paper-results.csv"
 
 
 def fake_run(root, label, ratio, seed, top1, macs, unpruned=90.0, dataset="cifar10", network="resnet56"):
