@@ -45,7 +45,8 @@ def run_row(m: dict) -> dict:
         "unpruned_top1": m["unpruned_top1"], "top1": m["top1"], "top5": m["top5"], "acc_drop": m["acc_drop"],
         "macs": m["macs"], "unpruned_macs": m["unpruned_macs"], "params": m["params"],
         "flop_reduction_pct": m["flop_reduction_pct"], "device": env["device"], "torch": env["torch"],
-        "git_commit": env["git_commit"], "latency_ms_batch1": timing.get("latency_ms_batch1"),
+        "git_commit": env["git_commit"], "git_dirty": bool(env.get("git_dirty")),
+        "latency_ms_batch1": timing.get("latency_ms_batch1"),
     }  # fmt: skip
 
 
@@ -106,7 +107,9 @@ def provenance(runs: pd.DataFrame) -> str:
     """What produced a table: hardware, torch, commits and seeds (airbench's header habit)."""
     devices = ", ".join(sorted(set(runs["device"])))
     torches = ", ".join(sorted(set(runs["torch"])))
-    commits = ", ".join(sorted({c[:10] for c in runs["git_commit"] if c}))
+    # "+dirty": the run's working tree had uncommitted changes, so the commit alone does not pin its code.
+    pairs = zip(runs["git_commit"], runs["git_dirty"])
+    commits = ", ".join(sorted({f"{c[:10]}{'+dirty' if d else ''}" for c, d in pairs if c}))
     seeds = sorted(set(runs["seed"]))
     return (f"{len(runs)} runs on {devices}; torch {torches}; commit {commits}; seeds {seeds} "
             f"(mean ± std over seeds; std is the sample std, 0 for one seed)")  # fmt: skip

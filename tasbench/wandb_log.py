@@ -35,7 +35,7 @@ def summary_of(metrics: dict) -> dict:
     """The scalars of metrics.json, with the provenance fields a report needs lifted to the top level."""
     flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
     env, timing = metrics.get("environment", {}), metrics.get("timing", {})
-    flat.update({k: env.get(k) for k in ("device", "torch", "git_commit")})
+    flat.update({k: env.get(k) for k in ("device", "torch", "git_commit", "git_dirty")})
     flat.update({k: v for k, v in timing.items() if k.startswith("latency") or k.endswith("seconds")})
     return flat
 

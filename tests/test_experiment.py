@@ -103,3 +103,19 @@ def test_local_worker_processes_give_the_same_runs(tmp_path):
                        log=lambda line: None)
     assert [without_timing(m) for m in parallel] == [without_timing(m) for m in sequential]
     assert os.getpid() not in {m["timing"]["pid"] for m in parallel}  # ran in worker processes
+
+
+def test_the_ray_executor_on_a_local_ray_instance(tmp_path):
+    """Slow-ish (Ray starts its own services): one teacher and one run, on a one-CPU local instance."""
+    ray = pytest.importorskip("ray")  # installed with the dev extra; CI has it
+    sweep = load_sweep(write_spec(tmp_path, ratios=[0.5]))
+    local = execute(sweep.runs, tmp_path / "a", latency_batches=(1, 8), log=lambda line: None)
+    lines = []
+    try:
+        on_ray = execute(sweep.runs, tmp_path / "b", Executor("ray", workers=1, threads=1), latency_batches=(1, 8),
+                         log=lines.append)  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert [without_timing(m) for m in on_ray] == [without_timing(m) for m in local]
+    assert os.getpid() not in {m["timing"]["pid"] for m in on_ray}
+    assert sum("done on Ray" in line for line in lines) == 2  # the teacher, then the run
