@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from tasbench.arch import Arch
@@ -179,8 +180,13 @@ def latency_ms(model: nn.Module, image_shape: tuple[int, ...], batch: int, devic
 
 def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir: str | Path | None = None,
             progress: bool = False, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
-            on_epoch: Callable[[RunConfig, list[dict]], None] | None = None) -> dict:  # fmt: skip
-    """Run (or skip, or resume) one benchmark run under `root`; returns its metrics."""
+            on_epoch: Callable[[RunConfig, list[dict]], None] | None = None,
+            wrap: Callable[[nn.Module], nn.Module] | None = None, writer: bool = True) -> dict:  # fmt: skip
+    """Run (or skip, or resume) one benchmark run under `root`; returns its metrics.
+
+    `wrap` and `writer` serve torchrun (ddp.py): every rank retrains through `wrap`, only the writer writes files
+    other than the checkpoint (which all ranks hold identically and replace atomically).
+    """
     out = cfg.directory(root)
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
@@ -188,7 +194,8 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     params_file = {"hash": out.name, "config": config, "label": cfg.name}
     if (out / "params.json").exists() and json.loads((out / "params.json").read_text())["config"] != config:
         raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
-    write_json(out / "params.json", params_file)
+    if writer:
+        write_json(out / "params.json", params_file)
     data = load_data(cfg.data, data_dir)
     began = time.perf_counter()
     teacher, teacher_metrics = ensure_teacher(cfg, root, data, device, progress)
@@ -196,6 +203,8 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     pruned, prune_seconds = prune_once(cfg, out, teacher, data, device)
 
     def log(history: list[dict]) -> None:
+        if not writer:
+            return
         write_log_csv(out / "log.csv", history)
         if on_epoch is not None:
             on_epoch(cfg, history)
@@ -203,9 +212,11 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     unpruned_macs = macs(cfg.arch())
     model, result = retrain(pruned, cfg.recipe, data, seed=cfg.seed, unpruned_macs=unpruned_macs, device=device,
                             teacher=teacher, checkpoint_path=out / "checkpoint.pt", run_config=config,
-                            progress=progress, on_epoch=log)  # fmt: skip
-    write_log_csv(out / "log.csv", result.pop("history"))
-    save_model(out / "model.pt", pruned.arch, model)
+                            progress=progress, on_epoch=log, wrap=wrap)  # fmt: skip
+    history = result.pop("history")
+    if writer:
+        write_log_csv(out / "log.csv", history)
+        save_model(out / "model.pt", pruned.arch, model)
     began = time.perf_counter()
     final = evaluate(model, data, device)  # the retrained net, measured again rather than read from the log
     eval_seconds = time.perf_counter() - began
@@ -225,8 +236,10 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
         "teacher_hash": cfg.teacher_directory(root).name, "prune_info": pruned.info,
         "timing": {"teacher_seconds": teacher_seconds, "teacher_train_seconds": teacher_metrics["wall_seconds"],
                    "prune_seconds": prune_seconds, "retrain_seconds": result["train_seconds"],
-                   "eval_seconds": eval_seconds, **latency, "threads": torch.get_num_threads(), "pid": os.getpid()},
+                   "eval_seconds": eval_seconds, **latency, "threads": torch.get_num_threads(), "pid": os.getpid(),
+                   "ddp_world_size": dist.get_world_size() if dist.is_initialized() else 1},
         "environment": environment(device),
     }  # fmt: skip
-    write_json(out / "metrics.json", metrics)
+    if writer:
+        write_json(out / "metrics.json", metrics)
     return metrics

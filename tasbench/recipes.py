@@ -86,10 +86,12 @@ def retrain(
     run_config: dict | None = None,
     progress: bool = False,
     on_epoch: Callable[[list[dict]], None] | None = None,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
 ) -> tuple[nn.Module, dict]:
     """Train `pruned` with `recipe`; returns the trained module and `train()`'s metrics (with its `history`).
 
     Resumes from `checkpoint_path` as `train()` does. `teacher` (the unpruned net) is needed by `kd` only.
+    `wrap` turns the module into the one `train()` steps (e.g. `ddp.GatheredDDP`); the plain module is returned.
     """
     cfg = recipe.train_config(seed, unpruned_macs, macs(pruned.arch))
     # A fresh init is seeded by (seed, "retrain-init"), not by the pruner's seed, so scratch runs of two methods that
@@ -100,6 +102,8 @@ def retrain(
         if teacher is None:
             raise ConfigError("recipe 'kd' needs the unpruned teacher")
         loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), recipe.distill())
-    metrics = train(model, data, cfg, device=device, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
+    # train() sets channels_last itself; a wrapper (DDP) must see the final layout when it is built.
+    trained = wrap(model.to(device, memory_format=torch.channels_last)) if wrap is not None else model
+    metrics = train(trained, data, cfg, device=device, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
                     run_config=run_config, progress=progress, on_epoch=on_epoch)  # fmt: skip
     return model, metrics
