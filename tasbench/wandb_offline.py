@@ -63,14 +63,18 @@ def records(path: str | Path) -> Iterator[bytes]:
 
 
 def read_run(run_dir: str | Path) -> dict:
-    """`{"id", "name", "group", "config", "history", "summary"}` of one offline run directory."""
+    """`{"id", "name", "group", "config", "history", "summary", "complete"}` of one offline run directory.
+
+    `complete` says the log holds the run's exit record. The SDK's service process writes the log asynchronously, so
+    right after `finish()` a run can still be incomplete on disk (seen here on a loaded machine).
+    """
     from wandb.proto import wandb_internal_pb2  # the installed SDK's record definitions
 
     run_dir = Path(run_dir)
     files = sorted(run_dir.glob("run-*.wandb"))
     if not files:
         raise ConfigError(f"{str(run_dir)!r} holds no run-*.wandb file (not an offline W&B run directory)")
-    out = {"id": None, "name": None, "group": None, "config": {}, "history": [], "summary": {}}
+    out = {"id": None, "name": None, "group": None, "config": {}, "history": [], "summary": {}, "complete": False}
     for raw in records(files[0]):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(raw)
@@ -87,6 +91,8 @@ def read_run(run_dir: str | Path) -> dict:
             out["history"].append(row)
         elif kind == "summary":
             _update(out["summary"], record.summary.update)
+        elif kind == "exit":
+            out["complete"] = True
     # W&B wraps each config value as {"value": ..., "desc": ...}; keep the values.
     out["config"] = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in out["config"].items()}
     return out

@@ -2,6 +2,7 @@
 
 import json
 import struct
+import time
 import zlib
 
 import pytest
@@ -20,7 +21,12 @@ def test_offline_round_trip_and_compare(capsys, tmp_path):
     assert main(["sweep", spec, "--out", str(root), "--wandb", "offline", *LATENCY, *threads]) == 0
     local = {r["hash"]: r for r in json.loads(capsys.readouterr()[0])["runs"]}
     logged = offline_runs(root / "wandb")
-    assert len(logged) == 2, logged
+    for _ in range(600):  # W&B's service process may still be writing the logs after finish() returned
+        if len(logged) == 2 and all(run["complete"] for run in logged):
+            break
+        time.sleep(0.1)
+        logged = offline_runs(root / "wandb")
+    assert len(logged) == 2 and all(run["complete"] for run in logged)
     for run in logged:
         h = run["config"]["hash"]
         metrics = json.loads((root / "uniform" / h / "metrics.json").read_text())

@@ -31,7 +31,14 @@ def cmd_compare(args: argparse.Namespace) -> dict:
     from tasbench.report import KEYS, collect
     from tasbench.wandb_offline import offline_runs
 
-    theirs = wandb_rows(offline_runs(args.wandb_dir)) if args.wandb_dir else project_rows(args.project, args.timeout)
+    if args.wandb_dir:
+        logged = offline_runs(args.wandb_dir)
+        incomplete = sum(not run["complete"] for run in logged)
+        if incomplete:  # still being written, or its writer was killed: what it holds so far is compared
+            print(f"note: {incomplete} offline W&B runs have no exit record yet", file=sys.stderr)
+        theirs = wandb_rows(logged)
+    else:
+        theirs = project_rows(args.project, args.timeout)
     table = compare(collect(args.runs), theirs, args.tolerance)
     shown = table[[*KEYS, "top1_mean_local", "top1_mean_wandb", "delta_top1_mean", "delta_macs", "differs", "found_in"]]
     print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f"), file=sys.stderr)
