@@ -28,6 +28,10 @@ from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_
 EXECUTORS = ("local", "ray")
 
 
+class WorkerDied(RuntimeError):
+    """A local worker process vanished mid-run (SIGKILL, the OOM killer); nothing finished is lost."""
+
+
 @dataclass(frozen=True)
 class Executor:
     """How to execute: `kind` local or ray; `workers` processes (local) or concurrent tasks (ray)."""
@@ -119,7 +123,11 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
             for stage in (teacher_jobs, run_jobs):
                 futures = {pool.submit(work, job): job for job in stage}
                 for i, future in enumerate(concurrent.futures.as_completed(futures)):
-                    future.result()  # re-raises a worker's error (a killed worker: BrokenProcessPool)
+                    try:
+                        future.result()  # re-raises a worker's error
+                    except concurrent.futures.process.BrokenProcessPool:
+                        raise WorkerDied("a worker process died (killed, or out of memory); finished runs are kept "
+                                         "and the same command resumes the others") from None
                     log(f"[{i + 1}/{len(stage)}] {futures[future].stage} done: {_describe(futures[future])}")
     # Every run is finished now; reading them back in order also covers the ones that were skipped.
     return [run_one(cfg, root, device=torch.device("cpu")) for cfg in runs]

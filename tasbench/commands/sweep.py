@@ -18,7 +18,7 @@ import torch
 
 from tasbench.data import load_data
 from tasbench.errors import ConfigError
-from tasbench.executors import EXECUTORS, Executor, execute
+from tasbench.executors import EXECUTORS, Executor, WorkerDied, execute
 from tasbench.plan import describe
 from tasbench.sweep import load_sweep
 
@@ -65,8 +65,12 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         from tasbench.wandb_log import WandbSettings
 
         wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name)
-    results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
-                      latency_batches=latency_batches, log=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
+                          latency_batches=latency_batches, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except WorkerDied as e:  # not bad input, but one clear line too; exit status 1
+        print(f"tas-bench: {e}", file=sys.stderr)
+        sys.exit(1)
     keys = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs",
             "flop_reduction_pct")  # fmt: skip
     return {"sweep": sweep.name, "root": args.out, "runs": [{k: m[k] for k in keys} for m in results]}
