@@ -136,3 +136,15 @@ def test_the_ray_executor_on_a_local_ray_instance(tmp_path):
     assert [without_timing(m) for m in on_ray] == [without_timing(m) for m in local]
     assert os.getpid() not in {m["timing"]["pid"] for m in on_ray}
     assert sum("done on Ray" in line for line in lines) == 2  # the teacher, then the run
+
+
+def test_a_teacher_trained_by_tas_bench_train_is_reused_by_the_sweep(capsys, tmp_path):
+    """The sweep's teacher directory is the one `tas-bench train` writes for the same net, data and recipe."""
+    root = str(tmp_path / "runs")
+    assert main(["train", "--network", "resnet20", "--dataset", "proxy", "--proxy-train", "64", "--proxy-test", "32",
+                 "--epochs", "1", "--batch-size", "32", "--out", root, "--no-progress"]) == 0  # fmt: skip
+    trained = json.loads(capsys.readouterr()[0])["run_dir"]
+    (cfg, *_) = load_sweep(write_spec(tmp_path)).runs
+    assert str(cfg.teacher_directory(root)) == trained
+    main(["sweep", str(write_spec(tmp_path)), "--dry-run", "--out", root])
+    assert "0 teachers to train, 1 to reuse" in capsys.readouterr()[1]
