@@ -2,7 +2,8 @@
 
     runs/train/<hash>/      the unpruned teacher: the same directory `tas-bench train` writes for the same settings,
                             so every run (and every user) that needs this teacher shares it
-    runs/<method>/<hash>/   params.json   the resolved config (hashed) + the row label (not hashed)
+    runs/<method>/<hash>/   params.json   the resolved config (hashed), the row label, seed, and the environment
+                                          (git commit, torch/CUDA, device) it started in (not hashed)
                             pruned.pt     the pruner's shape, weights and info, written once: a resumed run does
                                           not search again
                             checkpoint.pt, log.csv, model.pt   retraining, resumable (see train.py)
@@ -191,11 +192,12 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
     config = cfg.config()
-    params_file = {"hash": out.name, "config": config, "label": cfg.name}
-    if (out / "params.json").exists() and json.loads((out / "params.json").read_text())["config"] != config:
-        raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
-    if writer:
-        write_json(out / "params.json", params_file)
+    if (out / "params.json").exists():
+        if json.loads((out / "params.json").read_text())["config"] != config:
+            raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
+    elif writer:  # written once, when the run starts: a resumed run keeps the environment it started in
+        write_json(out / "params.json", {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
+                                         "environment": environment(device)})  # fmt: skip
     data = load_data(cfg.data, data_dir)
     began = time.perf_counter()
     teacher, teacher_metrics = ensure_teacher(cfg, root, data, device, progress)

@@ -32,6 +32,7 @@ def test_a_sweep_writes_one_directory_per_run_and_shares_its_teacher(tmp_path):
                                                          "params.json", "pruned.pt"]  # fmt: skip
         params = json.loads((out / "params.json").read_text())
         assert params["hash"] == out.name and params["label"] == "Uniform" and params["config"] == cfg.config()
+        assert params["seed"] == cfg.seed and params["environment"]["torch"] == torch.__version__
         assert metrics["teacher_hash"] == teacher.name and metrics["unpruned_macs"] == 40_813_194
         assert abs(metrics["flop_ratio"] - cfg.ratio) <= 0.01 * cfg.ratio
         assert metrics["flop_reduction_pct"] == 100 * (1 - metrics["flop_ratio"])
