@@ -1,9 +1,28 @@
-"""nox sessions: `nox -s tests`, `nox -s lint`, `nox -s train_proxy` (the main job on the embedded proxy data)."""
+"""nox sessions: `nox -s tests`, `nox -s lint`, `nox -s train_proxy` (the main job on the embedded proxy data), and
+the paper's tables: `nox -s reproduce_proxy` (minutes on a CPU), `reproduce_cifar`, `reproduce_cifar100`,
+`reproduce_imagenet` (GPU budgets), then `compare` and `bench`.
+
+Arguments after `--` go to `tas-bench sweep`:
+
+    nox -s reproduce_cifar -- --data-dir ~/data --workers 4 --set seeds=[0]
+    nox -s reproduce_cifar -- --data-dir ~/data --executor ray --address auto --device cuda
+    nox -s reproduce_cifar -- --data-dir ~/data --set data.subset=5000 --dry-run
+"""
+
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True  # torch is large; reinstall only when asked (`nox -R` off)
+
+# Where each data set is looked for when no --data-dir is given, and what must be inside.
+DATA = {
+    "cifar10": ("data", "cifar-10-batches-py", "the python version of CIFAR-10 (cifar-10-python.tar.gz)"),
+    "cifar100": ("data", "cifar-100-python", "the python version of CIFAR-100 (cifar-100-python.tar.gz)"),
+    "imagenet": ("data/imagenet", "train", "ImageNet as train/<class>/*.JPEG and val/<class>/*.JPEG"),
+}
+SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
 @nox.session
@@ -19,7 +38,64 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """The pytest-benchmark suites in benchmarks/ (filled by the benchmarks issue; none collected is not a failure)."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "benchmarks/", "--benchmark-only", *session.posargs, success_codes=[0, 5])
+
+
+@nox.session
 def train_proxy(session: nox.Session) -> None:
     """Train the unpruned ResNet-20 on the proxy data with its default budget (a few minutes on 2 cores)."""
     session.install("-e", ".")
     session.run("tas-bench", "train", "--dataset", "proxy", "--network", "resnet20", *session.posargs)
+
+
+@nox.session
+def reproduce_proxy(session: nox.Session) -> None:
+    """benchmarks/proxy.yaml end to end (teachers, pruning, retraining), then results/proxy.{md,tex} and the plot."""
+    _reproduce(session, "proxy")
+
+
+@nox.session
+def reproduce_cifar(session: nox.Session) -> None:
+    """The paper's CIFAR-10 table (benchmarks/cifar10.yaml); needs CIFAR-10 (see DATA) and a GPU budget."""
+    _reproduce(session, "cifar10")
+
+
+@nox.session
+def reproduce_cifar100(session: nox.Session) -> None:
+    _reproduce(session, "cifar100")
+
+
+@nox.session
+def reproduce_imagenet(session: nox.Session) -> None:
+    _reproduce(session, "imagenet")
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Our runs against logged W&B runs: `nox -s compare -- --wandb-dir wandb` or `-- --project entity/project`."""
+    session.install("-e", ".")
+    session.run("tas-bench", "compare", *session.posargs)
+
+
+def _reproduce(session: nox.Session, spec: str) -> None:
+    args = list(session.posargs)
+    if spec == "proxy" and "--workers" not in args:
+        args += ["--workers", "2", "--threads", "1"]  # two 1-thread runs at a time: best on 2 shared cores
+    if spec in DATA and "--data-dir" not in args:
+        default, inside, what = DATA[spec]
+        # Stop before installing anything: a reproduction never silently runs on other data.
+        if not (Path(default) / inside).is_dir():
+            session.error(f"no {spec} data: looked for {Path(default) / inside}/. Put {what} under {default}/ "
+                          f"(CIFAR: {SOURCE}), or pass its directory: nox -s {session.name} -- --data-dir DIR")
+        args += ["--data-dir", default]
+    session.install("-e", ".")
+    runs = "runs"
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--out":
+            runs = args[i + 1]
+    session.run("tas-bench", "sweep", f"benchmarks/{spec}.yaml", *args)
+    if "--dry-run" not in args:
+        session.run("tas-bench", "report", "--runs", runs, "--out", "results")

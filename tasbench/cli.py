@@ -28,6 +28,7 @@ from tasbench.arch import SHORTCUTS, Arch
 from tasbench.atomic import write_json, write_text
 from tasbench.bench import benchmarks
 from tasbench.checkpoint import load_model, save_model
+from tasbench.commands import compare, report, sweep
 from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError, choice_error
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         b = names.add_parser(bench.name, help=bench.summary)
         bench.add_arguments(b)
         b.set_defaults(command=bench.run)
+
+    for module in (sweep, report, compare):  # the runner's commands live in tasbench/commands/
+        module.register(commands)
     return parser
 
 

@@ -6,6 +6,8 @@ import torch
 
 # Tests are CPU-only and sized for 2 cores; pin the thread count so timings and float results are repeatable.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# W&B logging is off in tests unless a test turns it on (the sweep command's default comes from $WANDB_MODE).
+os.environ.setdefault("WANDB_MODE", "disabled")
 
 OFFICIAL_CONFIGS = sorted((Path(__file__).parents[1] / "tasbench" / "official_configs").glob("*.config"))
 

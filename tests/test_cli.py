@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,6 +110,26 @@ def bad_config(tmp_path):
     return path
 
 
+@pytest.fixture
+def bad_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: proxy\nmethods: [{method: uniform}\n")  # the flow list is never closed
+    return path
+
+
+@pytest.fixture
+def proxy_spec():
+    return Path(__file__).parents[1] / "benchmarks" / "proxy.yaml"
+
+
+@pytest.fixture
+def cifar100_dir(tmp_path):
+    """A directory holding CIFAR-100, for a sweep that asks for CIFAR-10: the wrong data set."""
+    images = torch.zeros((100, 3, 32, 32), dtype=torch.uint8)
+    cifar.write_cifar("cifar100", tmp_path, {"train": (images, torch.arange(100)), "test": (images, torch.arange(100))})
+    return tmp_path
+
+
 BAD_INPUT = [
     (["flops", "--network", "resnet57"], "unknown network 'resnet57'; allowed: resnet20, resnet32, resnet56"),
     (["flops", "--network", "resnet56", "--dataset", "mnist"], "unknown dataset 'mnist'; allowed: proxy, cifar10"),
@@ -149,19 +170,33 @@ BAD_INPUT = [
     (["train", "--epochs", "0"], "epochs must be >= 1, got 0"),
     (["train", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
     (["train", "--device", "tpu"], "unknown device 'tpu'"),
+    (["sweep", "{bad_yaml}"], "sweep spec '{bad_yaml}' is not valid YAML at line 3"),
+    (["sweep", "/no/such.yaml"], "sweep spec '/no/such.yaml' does not exist"),
+    (["sweep", "{proxy_spec}", "--set", "epochs=3"], "unknown key 'epochs'; allowed: name, description, data"),
+    (["sweep", "{proxy_spec}", "--set", "methods=[{{method: magic}}]"], "unknown pruning method 'magic'; allowed: "),
+    (["sweep", "{proxy_spec}", "--set", "ratios=[0.5, 1.5]"], "ratios[1]: FLOP ratio 1.5 is outside (0, 1]"),
+    (["sweep", "{proxy_spec}", "--set", "seeds=[]"], "'seeds' is empty, so the sweep has no runs"),
+    (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "/no/such/dir"],
+     "data directory '/no/such/dir' does not exist"),
+    (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "{cifar100_dir}"],
+     "CIFAR-10 batch '{cifar100_dir}/cifar-10-batches-py/data_batch_1' is missing; extract the python version"),
+    (["sweep", "{proxy_spec}", "--executor", "dask"], "unknown executor 'dask'; allowed: local, ray"),
+    (["report", "--runs", "/no/runs"], "no finished runs under '/no/runs'"),
+    (["compare", "--wandb-dir", "/no/such"], "W&B directory '/no/such' does not exist"),
+    (["compare"], "one of the arguments --wandb-dir --project is required"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("argv,message", BAD_INPUT, ids=[m[:40] for _, m in BAD_INPUT])
 def test_bad_input_is_one_clear_line(capsys, tmp_path, request, argv, message):
     fill = {}
-    for name in ("bad_config", "corrupt_cifar"):
+    for name in ("bad_config", "corrupt_cifar", "bad_yaml", "proxy_spec", "cifar100_dir"):
         if any("{" + name + "}" in a for a in argv):
             fill[name] = request.getfixturevalue(name)
     argv = [a.format(**fill) for a in argv]
     message = message.format(**fill)
     try:
-        code = main(argv + ["--out", str(tmp_path)] if argv[0] == "train" else argv)
+        code = main(argv + ["--out", str(tmp_path / "out")] if argv[0] in ("train", "sweep") else argv)
     except SystemExit as e:  # argparse's own errors
         code = e.code
     out, err = capsys.readouterr()

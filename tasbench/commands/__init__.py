@@ -1,0 +1,5 @@
+"""The runner's subcommands (`sweep`, `report`, `compare`), one module each; `cli.py` only registers them.
+
+Each module has `register(subparsers)`, which adds its parser and sets `command` to a handler that takes the parsed
+arguments and returns one JSON-ready dict (or raises `ConfigError` for bad input), like the commands in `cli.py`.
+"""

@@ -1,0 +1,46 @@
+"""`tas-bench compare`: our run directories against runs logged to W&B (a project, or offline run directories).
+
+    tas-bench compare --wandb-dir runs/wandb                      # offline runs the sweeps logged
+    tas-bench compare --project my-team/tas-bench --tolerance 0.3  # through wandb.Api()
+
+Prints the side-by-side table (Markdown) on stderr and one JSON object with the rows and which of them differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("compare", help="compare local runs with runs logged to W&B, row by row")
+    p.add_argument("--runs", default="runs", help="local results root (default: runs)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--wandb-dir", help="a directory holding offline W&B runs (offline-run-*/run-*.wandb)")
+    source.add_argument("--project", help="a W&B project, entity/project, read through wandb.Api()")
+    p.add_argument("--timeout", type=int, default=20, help="seconds per W&B API request (default 20)")
+    p.add_argument("--tolerance", type=float, default=0.5, help="accuracy points a row may differ by (default 0.5)")
+    p.set_defaults(command=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> dict:
+    from tabulate import tabulate
+
+    from tasbench.compare import compare, project_rows, wandb_rows
+    from tasbench.report import KEYS, collect
+    from tasbench.wandb_offline import offline_runs
+
+    if args.wandb_dir:
+        logged = offline_runs(args.wandb_dir)
+        incomplete = sum(not run["complete"] for run in logged)
+        if incomplete:  # still being written, or its writer was killed: what it holds so far is compared
+            print(f"note: {incomplete} offline W&B runs have no exit record yet", file=sys.stderr)
+        theirs = wandb_rows(logged)
+    else:
+        theirs = project_rows(args.project, args.timeout)
+    table = compare(collect(args.runs), theirs, args.tolerance)
+    shown = table[[*KEYS, "top1_mean_local", "top1_mean_wandb", "delta_top1_mean", "delta_macs", "differs", "found_in"]]
+    print(tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f"), file=sys.stderr)
+    rows = json.loads(table.to_json(orient="records"))  # NaN (a row on one side only) becomes null
+    return {"tolerance": args.tolerance, "rows": rows, "differ": int(table["differs"].sum()), "compared": len(rows)}

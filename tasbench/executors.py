@@ -1,0 +1,141 @@
+"""Where a sweep's runs execute: here one after another, in N local worker processes, or on a Ray cluster.
+
+Every executor works in two stages: first the distinct teachers the unfinished runs need (each trained once,
+however many runs share it), then the runs. A run is `experiment.run_one`, which skips a finished run and resumes
+an interrupted one, so any executor can be killed and started again, and two executors can even share a root
+(a teacher is guarded by a file lock; a run directory is only ever written with the same config).
+
+    >>> execute(sweep.runs, "runs", Executor("local", workers=2), device="cpu")   # 2 processes, 1 thread each
+    >>> execute(sweep.runs, "/shared/runs", Executor("ray", address="ray://head:10001"), device="cuda")
+
+With Ray, every node must see `root` (a shared file system) and have tas-bench installed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tasbench.data import load_data
+from tasbench.errors import ConfigError, choice_error
+from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
+
+EXECUTORS = ("local", "ray")
+
+
+class WorkerDied(RuntimeError):
+    """A local worker process vanished mid-run (SIGKILL, the OOM killer); nothing finished is lost."""
+
+
+@dataclass(frozen=True)
+class Executor:
+    """How to execute: `kind` local or ray; `workers` processes (local) or concurrent tasks (ray)."""
+
+    kind: str = "local"
+    workers: int = 1
+    address: str | None = None  # ray only: the cluster ("auto", "ray://host:10001"); None starts a local one
+    threads: int = 0  # torch threads per worker (0: the cores here divided among the workers)
+    gpus_per_run: float = 0  # ray only: GPUs each run reserves
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise choice_error("executor", self.kind, EXECUTORS)
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.address and self.kind != "ray":
+            raise ConfigError("--address names a Ray cluster; it needs --executor ray")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work, picklable so that it can cross into a worker process or a Ray task."""
+
+    stage: str  # "teacher" or "run"
+    cfg: RunConfig
+    root: str
+    device: str
+    data_dir: str | None
+    threads: int  # torch threads in a worker process (a sequential sweep keeps the caller's setting)
+    wandb: object = None  # wandb_log.WandbSettings or None
+    latency_batches: tuple[int, ...] = LATENCY_BATCHES
+
+
+def work(job: Job) -> dict:
+    """Do one job in this process; what every executor calls."""
+    device = torch.device(job.device)
+    if job.stage == "teacher":
+        _, metrics = ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device)
+        return metrics
+    on_epoch = tracker = None
+    if job.wandb is not None and not (job.cfg.directory(job.root) / "metrics.json").exists():
+        from tasbench.wandb_log import WandbRun
+
+        tracker = WandbRun(job.wandb, job.cfg, job.root)
+        on_epoch = tracker.on_epoch
+    metrics = run_one(job.cfg, job.root, device=device, data_dir=job.data_dir, on_epoch=on_epoch,
+                      latency_batches=job.latency_batches)
+    if tracker is not None:
+        tracker.finish(metrics)
+    return metrics
+
+
+def jobs(runs: list[RunConfig], root: str | Path, device: str, data_dir: str | None, threads: int, wandb: object = None,
+         latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> tuple[list[Job], list[Job]]:  # fmt: skip
+    """(teacher jobs, run jobs) for the runs that are not finished; each needed teacher appears once."""
+    todo = [cfg for cfg in runs if not (cfg.directory(root) / "metrics.json").exists()]
+    teachers = {}
+    for cfg in todo:
+        if not (cfg.teacher_directory(root) / "metrics.json").exists():
+            teachers.setdefault(cfg.teacher_directory(root), cfg)
+    make = lambda stage, cfg: Job(stage, cfg, str(root), device, data_dir, threads, wandb, latency_batches)  # noqa: E731
+    return [make("teacher", cfg) for cfg in teachers.values()], [make("run", cfg) for cfg in todo]
+
+
+def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Executor(), *, device: str = "cpu",
+            data_dir: str | None = None, wandb: object = None, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
+            log=print) -> list[dict]:  # fmt: skip
+    """Run every unfinished run of `runs` under `root`; returns the metrics of all of them, in order."""
+    threads = executor.threads or max(1, (os.cpu_count() or 1) // executor.workers)
+    teacher_jobs, run_jobs = jobs(runs, root, device, data_dir, threads, wandb, latency_batches)
+    log(f"{len(runs) - len(run_jobs)} runs already done, {len(run_jobs)} to run, {len(teacher_jobs)} teachers to train")
+    if executor.kind == "ray":
+        from tasbench.ray_executor import run_on_ray
+
+        for stage in (teacher_jobs, run_jobs):
+            run_on_ray(stage, executor, log)
+    elif executor.workers == 1:
+        for stage in (teacher_jobs, run_jobs):
+            for i, job in enumerate(stage):
+                work(job)
+                log(f"[{i + 1}/{len(stage)}] {job.stage} done: {_describe(job)}")
+    elif run_jobs:
+        # spawn, not fork: a forked child inherits torch's thread pool in an undefined state. One pool serves both
+        # stages: starting a worker (importing torch) costs seconds.
+        context = multiprocessing.get_context("spawn")
+        workers = min(executor.workers, len(run_jobs))
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                                                    initargs=(threads,)) as pool:  # fmt: skip
+            for stage in (teacher_jobs, run_jobs):
+                futures = {pool.submit(work, job): job for job in stage}
+                for i, future in enumerate(concurrent.futures.as_completed(futures)):
+                    try:
+                        future.result()  # re-raises a worker's error
+                    except concurrent.futures.process.BrokenProcessPool:
+                        raise WorkerDied("a worker process died (killed, or out of memory); finished runs are kept "
+                                         "and the same command resumes the others") from None
+                    log(f"[{i + 1}/{len(stage)}] {futures[future].stage} done: {_describe(futures[future])}")
+    # Every run is finished now; reading them back in order also covers the ones that were skipped.
+    return [run_one(cfg, root, device=torch.device("cpu")) for cfg in runs]
+
+
+def _describe(job: Job) -> str:
+    cfg = job.cfg
+    if job.stage == "teacher":
+        return f"{cfg.network} teacher seed={cfg.seed} -> {cfg.teacher_directory(job.root)}"
+    return f"{cfg.name} {cfg.network} ratio={cfg.ratio} recipe={cfg.recipe.name} seed={cfg.seed} -> " \
+           f"{cfg.directory(job.root)}"  # fmt: skip

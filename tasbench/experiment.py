@@ -1,0 +1,247 @@
+"""One benchmark run: (dataset, network, method, ratio, seed, recipe) -> teacher -> prune -> retrain -> evaluate.
+
+    runs/train/<hash>/      the unpruned teacher: the same directory `tas-bench train` writes for the same settings,
+                            so every run (and every user) that needs this teacher shares it
+    runs/<method>/<hash>/   params.json   the resolved config (hashed), the row label, seed, and the environment
+                                          (git commit, torch/CUDA, device) it started in (not hashed)
+                            pruned.pt     the pruner's shape, weights and info, written once: a resumed run does
+                                          not search again
+                            checkpoint.pt, log.csv, model.pt   retraining, resumable (see train.py)
+                            metrics.json  written last, atomically; its presence means "done"
+
+    >>> cfg = RunConfig(DataConfig("proxy"), "resnet20", "uniform", UniformOptions(), ratio=0.5, seed=0)
+    >>> metrics = run_one(cfg, "runs", device=torch.device("cpu"))
+    >>> metrics["flop_reduction_pct"], metrics["top1"], metrics["timing"]["latency_ms_batch1"]
+
+metrics.json keeps everything that depends on the machine's speed under `timing` (and the software under
+`environment`); the rest is a pure function of the config and is bit-identical for a resumed run on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tasbench.arch import Arch
+from tasbench.atomic import write_json
+from tasbench.checkpoint import load_checkpoint, load_model, save_model
+from tasbench.data import DataConfig, ImageData, load_data
+from tasbench.errors import ConfigError
+from tasbench.flops import macs, params
+from tasbench.presets import preset
+from tasbench.pruner import Pruned, PruneRequest, check_ratio, get_pruner
+from tasbench.recipes import Recipe, retrain
+from tasbench.resnet import seeded_resnet
+from tasbench.runs import config_hash, environment, run_dir, write_log_csv
+from tasbench.seeds import derive_seed
+from tasbench.train import TrainConfig, evaluate, train
+
+LATENCY_BATCHES = (1, 256)  # batch 1 (one request) and a large throughput batch; a measurement, not in the config
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides one run's numbers. `teacher.seed` is set to `seed` by the sweep: every seed trains
+    its own teacher, so the spread over seeds includes the teacher's."""
+
+    data: DataConfig
+    network: str
+    method: str
+    options: object  # the method's options dataclass (frozen), e.g. UniformOptions(tolerance=0.01)
+    ratio: float
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+    teacher: TrainConfig = field(default_factory=TrainConfig)
+    shortcut: str = "official"
+    label: str = ""  # the row name in tables ("L1 (B)"); not hashed: it cannot change a number
+
+    def __post_init__(self) -> None:
+        check_ratio(self.ratio)
+
+    def arch(self) -> Arch:
+        return preset(self.network, self.data.num_classes, self.data.family, self.shortcut)
+
+    def teacher_config(self) -> dict:
+        """The teacher's config, key for key what `tas-bench train` hashes for the same net, data and recipe."""
+        return {"arch": self.arch().to_dict(), "data": dataclasses.asdict(self.data),
+                "train": dataclasses.asdict(self.teacher),
+                "init_weights": None, "teacher": None, "distill": None}  # fmt: skip
+
+    def config(self) -> dict:
+        """The hashed config of the run (the teacher enters by its own hash and recipe)."""
+        return {
+            "kind": "pruning-run/1",
+            "data": dataclasses.asdict(self.data),
+            "network": self.network,
+            "shortcut": self.shortcut,
+            "arch": self.arch().to_dict(),
+            "teacher": {"hash": config_hash(self.teacher_config()), "train": dataclasses.asdict(self.teacher)},
+            "method": self.method,
+            "options": dataclasses.asdict(self.options),
+            "ratio": self.ratio,
+            "seed": self.seed,
+            "recipe": dataclasses.asdict(self.recipe),
+        }
+
+    def directory(self, root: str | Path) -> Path:
+        return run_dir(root, self.method, self.config())
+
+    def teacher_directory(self, root: str | Path) -> Path:
+        return run_dir(root, "train", self.teacher_config())
+
+    @property
+    def name(self) -> str:
+        return self.label or self.method
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path`: two workers that need the same teacher train it once; the second waits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: torch.device,
+                   progress: bool = False) -> tuple[nn.Module, dict]:  # fmt: skip
+    """The trained unpruned net and its metrics: read from its run directory, or trained there (resumably)."""
+    out = cfg.teacher_directory(root)
+    config = cfg.teacher_config()
+    with _locked(out.parent / f".{out.name}.lock"):
+        if not (out / "metrics.json").exists():
+            arch = cfg.arch()
+            model = seeded_resnet(arch, derive_seed(cfg.teacher.seed, "init"))  # as cmd_train seeds it
+            write_json(out / "params.json", {"hash": config_hash(config), "config": config})
+            began = time.perf_counter()
+            result = train(model, data, cfg.teacher, device=device, checkpoint_path=out / "checkpoint.pt",
+                           run_config=config, progress=progress,
+                           on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+            write_log_csv(out / "log.csv", result.pop("history"))
+            save_model(out / "model.pt", arch, model)
+            write_json(out / "metrics.json", {**result, "macs": macs(arch), "params": params(arch),
+                                              "run_dir": str(out), "wall_seconds": time.perf_counter() - began,
+                                              "environment": environment(device)})  # fmt: skip
+    _, model = load_model(out / "model.pt")
+    return model.to(device), json.loads((out / "metrics.json").read_text())
+
+
+def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData,
+               device: torch.device) -> tuple[Pruned, float]:  # fmt: skip
+    """The pruner's result, computed once and kept in `out/pruned.pt` (a search can take hours)."""
+    path = out / "pruned.pt"
+    if path.exists():
+        saved = load_checkpoint(path)
+        arch, model = load_model(path)
+        return Pruned(arch, model, saved["info"]), float(saved["prune_seconds"])
+    pruner = get_pruner(cfg.method)
+    began = time.perf_counter()
+    # A copy: a pruner may edit the module it is given, and the teacher must stay the unpruned net.
+    request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, data if pruner.needs_data else None,
+                           cfg.seed, device)  # fmt: skip
+    pruned = pruner.prune(request, cfg.options)
+    seconds = time.perf_counter() - began
+    save_model(path, pruned.arch, pruned.model, info=pruned.info, prune_seconds=seconds)
+    return pruned, seconds
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, image_shape: tuple[int, ...], batch: int, device: torch.device,
+               repeats: int = 5) -> float:  # fmt: skip
+    """Median milliseconds of one forward pass at `batch`, after one warm-up pass."""
+    model.eval()
+    x = torch.zeros((batch, *image_shape), device=device).contiguous(memory_format=torch.channels_last)
+    times = []
+    for i in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        began = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            times.append(1000 * (time.perf_counter() - began))
+    return sorted(times)[len(times) // 2]
+
+
+def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir: str | Path | None = None,
+            progress: bool = False, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
+            on_epoch: Callable[[RunConfig, list[dict]], None] | None = None,
+            wrap: Callable[[nn.Module], nn.Module] | None = None, writer: bool = True) -> dict:  # fmt: skip
+    """Run (or skip, or resume) one benchmark run under `root`; returns its metrics.
+
+    `wrap` and `writer` serve torchrun (ddp.py): every rank retrains through `wrap`, only the writer writes files
+    other than the checkpoint (which all ranks hold identically and replace atomically).
+    """
+    out = cfg.directory(root)
+    if (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    config = cfg.config()
+    if (out / "params.json").exists():
+        if json.loads((out / "params.json").read_text())["config"] != config:
+            raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
+    elif writer:  # written once, when the run starts: a resumed run keeps the environment it started in
+        write_json(out / "params.json", {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
+                                         "environment": environment(device)})  # fmt: skip
+    data = load_data(cfg.data, data_dir)
+    began = time.perf_counter()
+    teacher, teacher_metrics = ensure_teacher(cfg, root, data, device, progress)
+    teacher_seconds = time.perf_counter() - began
+    pruned, prune_seconds = prune_once(cfg, out, teacher, data, device)
+
+    def log(history: list[dict]) -> None:
+        if not writer:
+            return
+        write_log_csv(out / "log.csv", history)
+        if on_epoch is not None:
+            on_epoch(cfg, history)
+
+    unpruned_macs = macs(cfg.arch())
+    model, result = retrain(pruned, cfg.recipe, data, seed=cfg.seed, unpruned_macs=unpruned_macs, device=device,
+                            teacher=teacher, checkpoint_path=out / "checkpoint.pt", run_config=config,
+                            progress=progress, on_epoch=log, wrap=wrap)  # fmt: skip
+    history = result.pop("history")
+    if writer:
+        write_log_csv(out / "log.csv", history)
+        save_model(out / "model.pt", pruned.arch, model)
+    began = time.perf_counter()
+    final = evaluate(model, data, device)  # the retrained net, measured again rather than read from the log
+    eval_seconds = time.perf_counter() - began
+    shape = tuple(data.test.images.shape[1:]) if hasattr(data.test, "images") else (3, 224, 224)
+    latency = {f"latency_ms_batch{b}": latency_ms(model, shape, b, device) for b in latency_batches}
+    pruned_macs = macs(pruned.arch)
+    metrics = {
+        "hash": out.name, "label": cfg.name, "dataset": cfg.data.dataset, "network": cfg.network,
+        "method": cfg.method, "options": dataclasses.asdict(cfg.options), "ratio": cfg.ratio,
+        "recipe": cfg.recipe.name, "seed": cfg.seed,
+        "top1": final["top1"], "top5": final["top5"], "test_loss": final["loss"], "epochs": result["epochs"],
+        "unpruned_top1": teacher_metrics["top1"], "unpruned_top5": teacher_metrics["top5"],
+        "acc_drop": teacher_metrics["top1"] - final["top1"],
+        "macs": pruned_macs, "params": params(pruned.arch),
+        "unpruned_macs": unpruned_macs, "unpruned_params": params(cfg.arch()),
+        "flop_ratio": pruned_macs / unpruned_macs, "flop_reduction_pct": 100 * (1 - pruned_macs / unpruned_macs),
+        "teacher_hash": cfg.teacher_directory(root).name, "prune_info": pruned.info,
+        "timing": {"teacher_seconds": teacher_seconds, "teacher_train_seconds": teacher_metrics["wall_seconds"],
+                   "prune_seconds": prune_seconds, "retrain_seconds": result["train_seconds"],
+                   "eval_seconds": eval_seconds, **latency, "threads": torch.get_num_threads(), "pid": os.getpid(),
+                   "ddp_world_size": dist.get_world_size() if dist.is_initialized() else 1},
+        "environment": environment(device),
+    }  # fmt: skip
+    if writer:
+        write_json(out / "metrics.json", metrics)
+    return metrics

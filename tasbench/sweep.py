@@ -1,0 +1,200 @@
+"""Sweep specs: a YAML file (one per paper table, plus `proxy`) -> the list of `RunConfig`s it stands for.
+
+    name: proxy
+    data: {dataset: proxy}                      # DataConfig fields
+    networks: [resnet20]
+    teacher: {epochs: 10}                       # TrainConfig fields; the seed comes from `seeds`
+    methods:                                    # registered pruners (`tas-bench prune --method`), with options
+      - {method: uniform, label: Uniform}
+      - {method: l1, label: "L1 (B)", options: {variant: B}, ratios: [0.62]}   # its own ratios
+    ratios: [0.7, 0.5]                          # target FLOPs as a share of the unpruned net, in (0, 1]
+    seeds: [0, 1]
+    recipes: [{name: finetune, epochs: 10}]     # Recipe fields (recipes.py)
+
+Runs are the product methods x networks x ratios x recipes x seeds; a method entry may replace `networks`,
+`ratios`, `recipes` or `shortcut` for itself (L1's paper-faithful variants exist for ResNet-56/110 only).
+Any field can be overridden with a dotted path and a YAML value, e.g. `--set seeds=[0,1,2] --set teacher.epochs=2
+--set methods.0.options.tolerance=0.02`.
+
+    >>> sweep = load_sweep("benchmarks/proxy.yaml", ["seeds=[0]"])
+    >>> len(sweep.runs), sweep.runs[0].method, sweep.runs[0].recipe.name   # 3 ratios x 2 recipes x 1 seed
+    (6, 'uniform', 'kd')
+
+Every mistake (bad YAML, an unknown key or method, a ratio outside (0, 1], a field of the wrong type, a sweep with
+no runs) is a `ConfigError` that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tasbench.data import DataConfig
+from tasbench.errors import ConfigError
+from tasbench.experiment import RunConfig
+from tasbench.pruner import check_ratio, get_pruner
+from tasbench.recipes import Recipe
+from tasbench.train import TrainConfig
+
+TOP_KEYS = ("name", "description", "data", "networks", "shortcut", "teacher", "methods", "ratios", "seeds", "recipes")
+METHOD_KEYS = ("method", "label", "options", "networks", "ratios", "recipes", "shortcut")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    runs: list[RunConfig]
+
+
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
+    """Read, override and validate the spec at `path`, then expand it into runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep spec {str(path)!r} does not exist")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"sweep spec {str(path)!r} must be a mapping of keys (name, data, networks, ...)")
+    for pair in overrides:
+        apply_override(spec, pair)
+    try:
+        return expand(spec, default_name=path.stem)
+    except ConfigError as e:
+        raise ConfigError(f"sweep spec {str(path)!r}: {e}") from None
+
+
+def apply_override(spec: dict, pair: str) -> None:
+    """Set `a.b.0.c=value` in the nested spec; the value is parsed as YAML (`[0, 1]`, `2`, `true`, `B`)."""
+    key, sep, raw = pair.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {pair!r} is not of the form key=value (e.g. teacher.epochs=2)")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"override {pair!r}: the value is not valid YAML") from None
+    *parents, last = key.split(".")
+    node = spec
+    for i, part in enumerate([*parents, last]):
+        here = ".".join([*parents, last][: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override {pair!r}: {here!r} is not an index of a list of {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"override {pair!r}: {here!r} is inside a {type(node).__name__}, not a mapping")
+        if i == len(parents):
+            node[part] = value
+        else:
+            if isinstance(node, dict) and part not in node:
+                node[part] = {}
+            node = node[part]
+
+
+def expand(spec: dict, default_name: str = "sweep") -> Sweep:
+    """The runs a parsed spec stands for, in the order methods, networks, ratios, recipes, seeds."""
+    unknown = sorted(set(spec) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}; allowed: {', '.join(TOP_KEYS)}")
+    name = str(spec.get("name", default_name))
+    data = build(DataConfig, spec.get("data", {}), "data")
+    teacher = spec.get("teacher", {})
+    if isinstance(teacher, dict) and "seed" in teacher:
+        raise ConfigError("teacher.seed is set per run from 'seeds'; remove it")
+    teacher = build(TrainConfig, teacher, "teacher")
+    seeds = _list(spec, "seeds", int, default=[0])
+    shared = _axes(spec, "", {"networks": None, "ratios": [], "recipes": [{}], "shortcut": "official"})
+    runs = []
+    for i, entry in enumerate(_list(spec, "methods", dict)):
+        where = f"methods[{i}]"
+        unknown = sorted(set(entry) - set(METHOD_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(METHOD_KEYS)}")
+        if "method" not in entry:
+            raise ConfigError(f"{where} has no 'method' (a pruner name, e.g. uniform)")
+        pruner = get_pruner(str(entry["method"]))
+        options = build(pruner.options, entry.get("options") or {}, f"{where}.options")
+        label = str(entry.get("label") or pruner.name)
+        # A method may replace any shared axis, e.g. L1's paper-faithful variants exist for ResNet-56/110 only.
+        axes = {**shared, **_axes(entry, f"{where}.", shared)}
+        if axes["networks"] is None:
+            raise ConfigError(f"missing key 'networks' (at the top or in {where})")
+        if not axes["ratios"]:
+            raise ConfigError(f"{where} ({pruner.name}) has no ratios: give 'ratios' at the top or in the method")
+        for network in axes["networks"]:
+            for ratio in axes["ratios"]:
+                for recipe in axes["recipes"]:
+                    for seed in seeds:
+                        run = RunConfig(data, network, pruner.name, options, ratio, seed, recipe,
+                                        dataclasses.replace(teacher, seed=seed), axes["shortcut"], label)  # fmt: skip
+                        run.arch()  # an unknown network, or one for other data, fails here with its name
+                        runs.append(run)
+    return Sweep(name, runs)
+
+
+def _axes(spec: dict, where: str, defaults: dict) -> dict:
+    """The axes `spec` sets (all of them at the top level, else only those it names), validated."""
+    top = where == ""
+    out = {}
+    if top or "networks" in spec:
+        out["networks"] = _list(spec, "networks", str, default=defaults["networks"], where=where)
+    if top or "ratios" in spec:
+        ratios = _list(spec, "ratios", (int, float), default=defaults["ratios"], where=where)
+        out["ratios"] = [_ratio(r, f"{where}ratios[{i}]") for i, r in enumerate(ratios)]
+    if top or "recipes" in spec:
+        recipes = _list(spec, "recipes", dict, default=defaults["recipes"], where=where)
+        out["recipes"] = [build(Recipe, r, f"{where}recipes[{i}]") for i, r in enumerate(recipes)]
+    if top or "shortcut" in spec:
+        out["shortcut"] = str(spec.get("shortcut", defaults["shortcut"]))
+    return out
+
+
+def build(cls: type, values: object, where: str):
+    """`cls(**values)` with each key and type checked, and errors that say where in the spec they are."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping of {cls.__name__} fields, got {values!r}")
+    kinds = {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in kinds:
+            raise ConfigError(f"unknown key {key!r} in {where}; allowed: {', '.join(kinds)}")
+        kind = kinds[key]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, values = True, {**values, key: float(value)}
+        if not ok:
+            raise ConfigError(f"{where}.{key} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    try:
+        return cls(**values)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _list(spec: dict, key: str, kind: type | tuple, default: list | None = None, where: str = "") -> list | None:
+    if key not in spec:
+        if default is None and key != "networks":  # networks may come from each method instead
+            raise ConfigError(f"missing key {key!r}")
+        return default
+    value = spec[key]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where + key!r} must be a list, got {value!r}")
+    if not value:
+        raise ConfigError(f"{where + key!r} is empty, so the sweep has no runs")
+    for item in value:
+        if not isinstance(item, kind) or isinstance(item, bool):
+            raise ConfigError(f"{where + key!r} holds {item!r}, not a {getattr(kind, '__name__', 'number')}")
+    return value
+
+
+def _ratio(value: object, where: str) -> float:
+    try:
+        return check_ratio(value)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
