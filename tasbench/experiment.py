@@ -152,8 +152,10 @@ def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData,
     pruner = get_pruner(cfg.method)
     began = time.perf_counter()
     # A copy: a pruner may edit the module it is given, and the teacher must stay the unpruned net.
-    request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, data if pruner.needs_data else None,
-                           cfg.seed, device)  # fmt: skip
+    # Options may ask for data too (FPGM's soft mode trains); a search keeps its resumable state in the run dir.
+    needs_data = pruner.needs_data or getattr(cfg.options, "needs_data", False)
+    request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, data if needs_data else None, cfg.seed,
+                           device, workdir=str(out))  # fmt: skip
     pruned = pruner.prune(request, cfg.options)
     seconds = time.perf_counter() - began
     save_model(path, pruned.arch, pruned.model, info=pruned.info, prune_seconds=seconds)
