@@ -137,7 +137,7 @@ def test_short_search_ends_inside_the_flop_band(searches, ratio):
 
 
 def test_the_flop_loss_moves_the_search_into_the_band(proxy, searches):
-    """Without the FLOP loss the argmax net never reaches 0.7 of the FLOPs; with it, it does."""
+    """Without the FLOP loss the argmax net never reaches the band [0.65, 0.7]; with it, it does."""
     free = run_search(tiny_arch(), proxy, dataclasses.replace(FAST, flop_weight=0.0), 0.7, seed=0, progress=False)
     assert max(r["flop_ratio"] for r in free.history) < 0.65 and not free.info["in_band"]
     assert any(0.65 <= r["flop_ratio"] <= 0.7 for r in searches[0.7].history)
