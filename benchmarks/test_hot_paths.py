@@ -1,0 +1,125 @@
+"""pytest-benchmark suites for the hot paths: `nox -s bench` (= `pytest benchmarks/ --benchmark-only`).
+
+These machines are noisy, so every benchmark also times a fixed reference workload (a chain of 256x256 fp32
+matmuls) right before itself, in the same process and with the same thread count, and stores its median time as
+a multiple of the reference's in `extra_info["ratio_to_reference"]`. Compare those ratios between runs, not
+seconds. A stored baseline and a regression check on these ratios come with the benchmarks issue.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tas.search import SearchConfig, build_search_model, make_optimizers, search_step
+from tas.search_space import search_space
+from tasbench.data import crop_flip
+from tasbench.distill import DistillConfig, DistillLoss
+from tasbench.flops import count_macs, macs
+from tasbench.presets import resnet20, resnet56
+from tasbench.pruner import PruneRequest, get_pruner
+from tasbench.resnet import build_resnet, seeded_resnet
+
+THREADS = 2
+BATCH = 64
+NETS = {"resnet20": resnet20, "resnet56": resnet56}
+
+
+def reference_seconds(repeats: int = 15) -> float:
+    """Median seconds of the reference workload: 20 chained 256x256 matmuls (about 0.7 GFLOP)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(256, 256, generator=g), torch.randn(256, 256, generator=g) / 16
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        x = a
+        for _ in range(20):
+            x = x @ b
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+@pytest.fixture
+def bench(benchmark):
+    """`benchmark.pedantic` with warm-up, plus the reference timed just before, stored as a ratio."""
+    torch.set_num_threads(THREADS)
+
+    def run(fn, rounds: int = 10, warmup: int = 2):
+        reference = reference_seconds()
+        benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=warmup)
+        benchmark.extra_info.update(threads=THREADS, reference_seconds=reference,
+                                    ratio_to_reference=benchmark.stats.stats.median / reference)  # fmt: skip
+
+    return run
+
+
+def batch(size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(size, 3, 32, 32, generator=g).contiguous(memory_format=torch.channels_last)
+    return images, torch.randint(0, 10, (size,), generator=g)
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_tas_search_step(bench, net):
+    """One weight step + one architecture step, as `tas-bench bench search-step`."""
+    arch, cfg = NETS[net](), SearchConfig()
+    model = build_search_model(search_space(arch), cfg, 0, torch.device("cpu"))
+    w_opt, a_opt = make_optimizers(model, cfg)
+    gumbel = torch.Generator().manual_seed(0)
+    goal = (0.5 * macs(arch), 0.05 * macs(arch), cfg.flop_weight)
+    data = batch()
+    bench(lambda: search_step(model, w_opt, a_opt, data, data, 5.0, gumbel, goal))
+
+
+def sgd_step(model: torch.nn.Module, loss_fn):
+    images, labels = batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    def step() -> None:
+        loss = loss_fn(model(images), labels, images)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+@pytest.mark.parametrize("net", list(NETS))
+def test_train_step(bench, net):
+    model = build_resnet(NETS[net]()).to(memory_format=torch.channels_last)
+    bench(sgd_step(model, lambda logits, labels, images: F.cross_entropy(logits, labels)))
+
+
+def test_distillation_step(bench):
+    """A ResNet-20 student step with the KD loss of a ResNet-56 teacher (the teacher's forward included)."""
+    teacher = build_resnet(resnet56()).to(memory_format=torch.channels_last)
+    student = build_resnet(resnet20()).to(memory_format=torch.channels_last)
+    bench(sgd_step(student, DistillLoss(teacher, DistillConfig())))
+
+
+def test_flop_count_analytic(bench):
+    bench(lambda: macs(resnet56()), rounds=50)
+
+
+def test_flop_count_hooks(bench):
+    model = build_resnet(resnet56())
+    bench(lambda: count_macs(model, 32), rounds=10)
+
+
+@pytest.mark.parametrize("method", ["l1", "fpgm"])
+def test_filter_selection_resnet56(bench, method):
+    """Score, select and slice ResNet-56 to half its FLOPs (FLOP matching included)."""
+    pruner = get_pruner(method)
+    model = seeded_resnet(resnet56(), 0)
+    bench(lambda: pruner.prune(PruneRequest(resnet56(), model, 0.5), pruner.options()), rounds=5, warmup=1)
+
+
+def test_batch_augmentation(bench):
+    """Pad-4 random crop + flip of a 256-image uint8 batch."""
+    images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    bench(lambda: crop_flip(images, g), rounds=30)
