@@ -1,4 +1,6 @@
-"""Small shapes and data sets that make training tests take seconds on a CPU."""
+"""Small shapes and data sets that make training tests take seconds on a CPU; running the CLI in-process."""
+
+import json
 
 import torch
 
@@ -35,3 +37,25 @@ def tiny_bottleneck(num_classes: int = 10) -> Arch:
     """Two bottleneck blocks per stage at widths 4/8/16 (x4 out): a stride-1 projection in stage 1, 2,192,010 MACs."""
     widths = [3, 4] + [w for planes in (4, 8, 16) for w in [planes, planes, 4 * planes] * 2]
     return Arch("cifar", "bottleneck", (2, 2, 2), (2, 2, 2), tuple(widths), num_classes)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    """`tas-bench ARGV` in-process: exit code, the printed JSON (on success) and stderr."""
+    from tasbench.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+def assert_one_line_error(capsys, argv: list[str], message: str) -> None:
+    """Bad input: exit status 2, nothing on stdout, one stderr line containing `message`, no traceback."""
+    from tasbench.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err

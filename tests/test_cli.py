@@ -11,18 +11,13 @@ import torch
 
 from tasbench import cifar
 from tasbench.checkpoint import load_model, save_model
-from tasbench.cli import main
 from tasbench.flops import macs
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
 
 from conftest import OFFICIAL_CONFIGS
-
-
-def run(capsys, *argv: str) -> tuple[int, dict | None, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 else None), err
+from helpers import assert_one_line_error
+from helpers import run_cli as run
 
 
 def test_flops_of_a_preset(capsys):
@@ -195,13 +190,8 @@ def test_bad_input_is_one_clear_line(capsys, tmp_path, request, argv, message):
             fill[name] = request.getfixturevalue(name)
     argv = [a.format(**fill) for a in argv]
     message = message.format(**fill)
-    try:
-        code = main(argv + ["--out", str(tmp_path / "out")] if argv[0] in ("train", "sweep") else argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    out, err = capsys.readouterr()
-    assert code == 2 and out == ""
-    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert_one_line_error(capsys, argv + ["--out", str(tmp_path / "out")] if argv[0] in ("train", "sweep") else argv,
+                          message)  # fmt: skip
 
 
 def test_console_script_exits_2_without_traceback():

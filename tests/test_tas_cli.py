@@ -5,19 +5,15 @@ import json
 import pytest
 
 from tasbench.checkpoint import load_model
-from tasbench.cli import main
 from tasbench.flops import macs
 from tasbench.official_config import read_tas_config
 from tasbench.presets import resnet20
 
+from helpers import assert_one_line_error
+from helpers import run_cli as run
+
 PROXY = ["--dataset", "proxy", "--proxy-train", "128", "--proxy-test", "64"]
 QUICK = ["--opt", "epochs=1", "--opt", "batch_size=32"]
-
-
-def run(capsys, *argv: str) -> tuple[int, dict | None, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 else None), err
 
 
 def test_search_derive_export_and_distil(capsys, tmp_path):
@@ -87,10 +83,4 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("argv,message", BAD_INPUT, ids=[m[:40] for _, m in BAD_INPUT])
 def test_bad_input_is_one_clear_line(capsys, argv, message):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    out, err = capsys.readouterr()
-    assert code == 2 and out == ""
-    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert_one_line_error(capsys, argv, message)
