@@ -28,7 +28,7 @@ from tasbench.arch import SHORTCUTS, Arch
 from tasbench.atomic import write_json, write_text
 from tasbench.bench import benchmarks
 from tasbench.checkpoint import load_model, save_model
-from tasbench.commands import compare, report, sweep
+from tasbench.commands import compare, regress, report, sweep
 from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError, choice_error
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2), flush=True)
     except BrokenPipeError:  # e.g. `tas-bench flops ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return 1 if result.get("passed") is False else 0  # a check (`regress`) that found a regression
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_arguments(b)
         b.set_defaults(command=bench.run)
 
-    for module in (sweep, report, compare):  # the runner's commands live in tasbench/commands/
+    for module in (sweep, report, compare, regress):  # the runner's commands live in tasbench/commands/
         module.register(commands)
     return parser
 

@@ -40,12 +40,12 @@ def tiny_bottleneck(num_classes: int = 10) -> Arch:
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, dict | None, str]:
-    """`tas-bench ARGV` in-process: exit code, the printed JSON (on success) and stderr."""
+    """`tas-bench ARGV` in-process: exit code, the printed JSON (if any: success, or a check that failed) and stderr."""
     from tasbench.cli import main
 
     code = main(list(argv))
     out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 else None), err
+    return code, (json.loads(out) if out.strip() else None), err
 
 
 def assert_one_line_error(capsys, argv: list[str], message: str) -> None:

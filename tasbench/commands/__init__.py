@@ -1,4 +1,4 @@
-"""The runner's subcommands (`sweep`, `report`, `compare`), one module each; `cli.py` only registers them.
+"""The runner's subcommands (`sweep`, `report`, `compare`, `regress`), one module each; `cli.py` only registers them.
 
 Each module has `register(subparsers)`, which adds its parser and sets `command` to a handler that takes the parsed
 arguments and returns one JSON-ready dict (or raises `ConfigError` for bad input), like the commands in `cli.py`.

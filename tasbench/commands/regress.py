@@ -1,0 +1,82 @@
+"""`tas-bench regress`: the proxy regression check (see `tasbench/regression.py` for what it compares and why).
+
+    tas-bench regress                                   # run benchmarks/regression.yaml afresh; exit 1 on a regression
+    tas-bench regress --update --spread-seeds 1,2,3     # rewrite benchmarks/regression.json, seed spread included
+    tas-bench regress --out runs-regression             # keep the runs (a killed check resumes there)
+
+The comparison table goes to stderr; stdout gets one JSON object with `passed` and the failed rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+import torch
+from tabulate import tabulate
+
+from tasbench.atomic import write_json
+from tasbench.errors import ConfigError
+from tasbench.executors import Executor, WorkerDied, execute
+from tasbench.regression import UPDATE, compare, expected_file, observe, read_expected, run_key, seed_spread
+from tasbench.runs import environment
+from tasbench.sweep import load_sweep
+
+SPEC = "benchmarks/regression.yaml"
+EXPECTED = "benchmarks/regression.json"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("regress", help="rerun the proxy regression sweep and compare with the stored results")
+    p.add_argument("--spec", default=SPEC, help=f"the regression sweep (default: {SPEC})")
+    p.add_argument("--expected", default=EXPECTED, help=f"the stored results (default: {EXPECTED})")
+    p.add_argument("--update", action="store_true", help="rewrite --expected from this run instead of comparing")
+    p.add_argument("--spread-seeds", default="1,2,3",
+                   help="--update only: extra seeds whose spread sets the tolerance (default: 1,2,3)")
+    p.add_argument("--out", help="results root to keep the runs in (default: a temporary directory, removed after)")
+    p.add_argument("--workers", type=int, default=2, help="parallel runs (default: 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")
+    p.set_defaults(command=cmd_regress)
+
+
+def cmd_regress(args: argparse.Namespace) -> dict:
+    sweep = load_sweep(args.spec)
+    keys = [run_key(cfg) for cfg in sweep.runs]
+    stored = None if args.update else read_expected(args.expected, keys)  # bad input stops us before any work
+    runs = sweep.runs
+    if args.update:
+        try:
+            extra = [int(s) for s in args.spread_seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--spread-seeds must be comma-separated ints, got {args.spread_seeds!r}") from None
+        seeds = sorted({cfg.seed for cfg in runs} | set(extra))
+        runs = load_sweep(args.spec, [f"seeds={seeds}"]).runs
+    with tempfile.TemporaryDirectory(prefix="tas-bench-regress-") as tmp:
+        root = args.out or tmp
+        executor = Executor("local", args.workers, threads=args.threads)
+        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        try:
+            metrics = execute(runs, root, executor, latency_batches=(1,), log=log)
+        except WorkerDied as e:
+            print(f"tas-bench: {e}", file=sys.stderr)
+            sys.exit(1)
+        seen = [(cfg, observe(cfg, root, m)) for cfg, m in zip(runs, metrics)]
+    observed = {run_key(cfg): obs for cfg, obs in seen if run_key(cfg) in keys}
+    if args.update:
+        command = f"{UPDATE} --spread-seeds {args.spread_seeds}"
+        content = expected_file(args.spec, observed, seed_spread(seen), environment(torch.device("cpu")), command)
+        write_json(args.expected, content)
+        print(f"wrote {args.expected}: {len(observed)} runs, seed sigma {content['spread']['sigma']}", file=sys.stderr)
+        return {"updated": args.expected, "runs": len(observed), "spread": content["spread"]}
+    rows, notes = compare(stored, observed)
+    table = [[r.run, r.metric, r.expected, r.got, r.tolerance, "ok" if r.ok else "REGRESSION"] for r in rows]
+    print(tabulate(table, headers=["run", "metric", "stored", "now", "tolerance", ""]), file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    failed = [r for r in rows if not r.ok]
+    verdict = f"{len(failed)} of {len(rows)} values regressed" if failed else f"all {len(rows)} values match"
+    print(f"proxy regression: {verdict} (stored: {args.expected}; if a change is intended, rerun `{UPDATE}`)",
+          file=sys.stderr)  # fmt: skip
+    return {"passed": not failed, "compared": len(rows), "config_changes": notes,
+            "failed": [{"run": r.run, "metric": r.metric, "stored": r.expected, "now": r.got} for r in failed]}

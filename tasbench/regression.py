@@ -1,0 +1,160 @@
+"""The proxy regression check: rerun a small sweep from scratch and compare it with the results stored in the repo.
+
+    tas-bench regress                      # benchmarks/regression.yaml in a fresh temporary root, vs regression.json
+    tas-bench regress --update             # the one way to rewrite benchmarks/regression.json (never automatic)
+
+Per run of the spec (every method at two ratios, one fixed seed) the check compares
+
+- exactly:  the pruned net's MACs and its shape (`xchannels`, `xblocks`), the shape TAS searched included;
+- within a tolerance: top-1, test loss and the last epoch's training loss (which the KD loss dominates), per run
+  and as the mean over all runs.
+
+The tolerance comes from the seed-to-seed spread that `--update` measures: it reruns the spec with more seeds
+(`--spread-seeds`, each seed with its own teacher) and pools the per-run sample variances into one sigma per metric.
+Two independent runs differ by sigma*sqrt(2) in standard deviation, so a run fails beyond K = 3 of those, and the
+mean over the n runs beyond 3*sigma*sqrt(2/n): a small shift that moves every run (a changed KD temperature) is
+caught by the mean even when no single run leaves its band. On one machine type with the same torch and thread
+count, a CPU run repeats bit for bit, so any difference at all is a change in what the code computes.
+
+A stored file that is missing, unreadable or of another format (or for other runs than the spec's) is bad input:
+the message says how to regenerate it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasbench.checkpoint import load_checkpoint
+from tasbench.errors import ConfigError
+from tasbench.experiment import RunConfig
+
+FORMAT = "tas-bench-regression/1"
+UPDATE = "tas-bench regress --update"
+EXACT = ("macs", "xchannels", "xblocks")
+TOLERATED = ("top1", "test_loss", "train_loss")
+K = 3.0  # standard deviations of a difference between two runs
+
+
+def run_key(cfg: RunConfig) -> str:
+    return f"{cfg.name} r{cfg.ratio:g} s{cfg.seed}"
+
+
+def observe(cfg: RunConfig, root: str | Path, metrics: dict) -> dict:
+    """What the check compares for one finished run: its numbers, its shape, and the config that made them."""
+    out = cfg.directory(root)
+    arch = load_checkpoint(out / "pruned.pt")["arch"]
+    with open(out / "log.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    return {
+        "hash": out.name,
+        "config": cfg.config(),
+        "macs": metrics["macs"],
+        "xchannels": list(arch["xchannels"]),
+        "xblocks": list(arch["xblocks"]),
+        "top1": metrics["top1"],
+        "test_loss": metrics["test_loss"],
+        "train_loss": float(last["train_loss"]),
+    }
+
+
+def seed_spread(runs: list[tuple[RunConfig, dict]]) -> dict:
+    """Pooled seed-to-seed standard deviation of each tolerated metric, over the runs that differ only by seed."""
+    groups: dict[tuple, list[dict]] = {}
+    for cfg, seen in runs:
+        groups.setdefault((cfg.name, cfg.network, cfg.ratio, cfg.recipe.name), []).append(seen)
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    if not groups:
+        raise ConfigError("measuring the seed spread needs at least 2 seeds per run; pass --spread-seeds 1,2,3")
+    sigma = {}
+    for metric in TOLERATED:
+        variances = [_variance([seen[metric] for seen in group]) for group in groups.values()]
+        sigma[metric] = math.sqrt(sum(variances) / len(variances))
+    dof = sum(len(v) - 1 for v in groups.values())
+    return {"sigma": sigma, "groups": len(groups), "seeds_per_group": len(next(iter(groups.values()))), "dof": dof}
+
+
+def _variance(xs: list[float]) -> float:
+    mean = sum(xs) / len(xs)
+    return sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
+
+
+def expected_file(spec: str, observed: dict[str, dict], spread: dict, environment: dict, command: str) -> dict:
+    return {"format": FORMAT, "spec": spec, "command": command, "k": K, "spread": spread,
+            "environment": environment, "runs": observed}  # fmt: skip
+
+
+def read_expected(path: str | Path, keys: list[str]) -> dict:
+    """The stored results at `path`, checked to be of this format and for exactly the runs `keys`."""
+    path = Path(path)
+    fix = f"create it with `{UPDATE}` (a few times the check's run time)"
+    if not path.is_file():
+        raise ConfigError(f"no stored regression results at {str(path)!r}; {fix}")
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"stored regression results {str(path)!r} are not valid JSON ({e}); {fix}") from None
+    found = stored.get("format") if isinstance(stored, dict) else None
+    if found != FORMAT:
+        raise ConfigError(f"stored regression results {str(path)!r} are of format {found!r}, this suite reads "
+                          f"{FORMAT!r}; regenerate them with `{UPDATE}`")  # fmt: skip
+    missing, extra = sorted(set(keys) - set(stored["runs"])), sorted(set(stored["runs"]) - set(keys))
+    if missing or extra:
+        what = f"no stored result for {missing[0]!r}" if missing else f"a stored run {extra[0]!r} the spec lacks"
+        raise ConfigError(f"stored regression results {str(path)!r} are for other runs than the spec ({what}); "
+                          f"regenerate them with `{UPDATE}`")  # fmt: skip
+    return stored
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared value: `ok` False is a regression."""
+
+    run: str
+    metric: str
+    expected: object
+    got: object
+    tolerance: str
+    ok: bool
+
+
+def compare(stored: dict, observed: dict[str, dict]) -> tuple[list[Row], list[str]]:
+    """Rows of the comparison (a failed row is a regression) and notes (configs that changed, which alone pass)."""
+    sigma, k = stored["spread"]["sigma"], stored["k"]
+    rows, notes = [], []
+    for key, seen in observed.items():
+        want = stored["runs"][key]
+        for metric in EXACT:
+            rows.append(Row(key, metric, _short(want[metric]), _short(seen[metric]), "exact",
+                            want[metric] == seen[metric]))  # fmt: skip
+        for metric in TOLERATED:
+            band = k * sigma[metric] * math.sqrt(2)
+            diff = seen[metric] - want[metric]
+            rows.append(Row(key, metric, round(want[metric], 4), round(seen[metric], 4), f"±{band:.4g}",
+                            abs(diff) <= band))  # fmt: skip
+        if want["hash"] != seen["hash"]:
+            changed = _changed(want["config"], seen["config"])
+            notes.append(f"{key}: config changed ({want['hash']} -> {seen['hash']}): {', '.join(changed[:4])}")
+    n = len(observed)
+    for metric in TOLERATED:
+        band = k * sigma[metric] * math.sqrt(2 / n)
+        want = sum(stored["runs"][key][metric] for key in observed) / n
+        got = sum(seen[metric] for seen in observed.values()) / n
+        rows.append(Row(f"mean of {n} runs", metric, round(want, 4), round(got, 4), f"±{band:.4g}",
+                        abs(got - want) <= band))  # fmt: skip
+    return rows, notes
+
+
+def _short(value: object) -> object:
+    return "/".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _changed(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted paths where two configs differ, with both values: `recipe.kd_temperature: 4.0 -> 1.0`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for key in sorted(set(old) | set(new))
+                for c in _changed(old.get(key), new.get(key), f"{prefix}{key}.")]  # fmt: skip
+    return [] if old == new else [f"{prefix[:-1]}: {_short(old)} -> {_short(new)}"]
