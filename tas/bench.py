@@ -7,7 +7,8 @@ The step is `tas.search.search_step`, the loop's own, on random 32x32 (CIFAR) or
 Shared machines are noisy, so the same run also times, interleaved with ours, two references on the same batches:
 `train_step`, one plain SGD step of the unpruned net (a search step is two forward/backward passes, so about twice
 that is the floor), and with `--official`, the search step computed the released code's way
-(`tas.reference_forward`). Compare ratios across runs, not seconds.
+(`tas.reference_forward`). Compare ratios across runs, not seconds. The peak memory of one search step is
+printed too (`peak_rss_mib` and its growth over the step's start on a CPU, the allocator's peak on a GPU).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tas.reference_forward import official_forward
 from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers, search_step
 from tas.search_space import search_space
 from tasbench.arch import IMAGE_SIZE
-from tasbench.bench import Benchmark, time_interleaved
+from tasbench.bench import Benchmark, peak_memory_mib, time_interleaved
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.presets import PRESETS, preset
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> dict:
             raise ConfigError("--official times the dynamic-shape formulation; add --shapes dynamic")
         steps["official_step"] = lambda: search_step(model, w_opt, a_opt, w_batch, a_batch, 5.0, gumbel, goal,
                                                      forward=official)  # fmt: skip
+    memory = peak_memory_mib(steps["search_step"], device)  # first, while the process's high-water mark is low
     timing = time_interleaved(steps, args.steps, args.warmup, device)
     ours = timing["search_step"]["seconds_per_step"]
     out = {"benchmark": "search-step", "network": args.network, "batch_size": args.batch_size, "image_size": size,
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> dict:
            "shapes": "static" if model.static_shapes else "dynamic", "k": args.k, **timing["search_step"],
            "images_per_second": 2 * args.batch_size / ours,
            "train_step_seconds": timing["train_step"]["seconds_per_step"],
-           "ratio_to_train_step": ours / timing["train_step"]["seconds_per_step"]}  # fmt: skip
+           "ratio_to_train_step": ours / timing["train_step"]["seconds_per_step"], **memory}  # fmt: skip
     if args.official:
         out["official_step_seconds"] = timing["official_step"]["seconds_per_step"]
         out["speedup_over_official"] = out["official_step_seconds"] / ours

@@ -67,6 +67,31 @@ def time_interleaved(steps: dict[str, Callable[[], object]], repeats: int, warmu
     }  # fmt: skip
 
 
+def peak_memory_mib(step: Callable[[], object], device: torch.device) -> dict:
+    """Peak memory while `step` runs once: on a GPU the allocator's peak; on a CPU (Linux) the process's peak
+    resident set during the step, and its growth over the resident set just before it (what the step needed)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        return {"peak_cuda_allocated_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+    with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM) to the current one
+        f.write("5")
+    before = _proc_status_mib("VmRSS")
+    step()
+    peak = _proc_status_mib("VmHWM")
+    return {"peak_rss_mib": peak, "peak_rss_growth_mib": peak - before}
+
+
+def _proc_status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise OSError(f"/proc/self/status has no {field}")
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -3,7 +3,9 @@
 import json
 
 import pytest
+import torch
 
+from tasbench.bench import peak_memory_mib
 from tasbench.checkpoint import load_model
 from tasbench.flops import macs
 from tasbench.official_config import read_tas_config
@@ -59,6 +61,17 @@ def test_search_step_benchmark_prints_seconds_per_step(capsys):
     assert 0 < out["min_seconds"] <= out["seconds_per_step"]
     assert out["ratio_to_train_step"] == out["seconds_per_step"] / out["train_step_seconds"]
     assert out["speedup_over_official"] == out["official_step_seconds"] / out["seconds_per_step"]
+    assert out["peak_rss_mib"] > out["peak_rss_growth_mib"] >= 0
+
+
+def test_peak_memory_sees_what_a_step_allocates():
+    """The peak is reset before the step, so a big allocation earlier in this process does not count."""
+    earlier = torch.ones(96 * 2**20 // 4)  # 96 MiB, then freed
+    del earlier
+    idle = peak_memory_mib(lambda: None, torch.device("cpu"))
+    busy = peak_memory_mib(lambda: torch.ones(64 * 2**20 // 4).sum(), torch.device("cpu"))  # 64 MiB
+    assert idle["peak_rss_growth_mib"] < 8
+    assert 60 <= busy["peak_rss_growth_mib"] < 80
 
 
 BAD_INPUT = [
