@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tas.reference_forward import official_forward
 from tas.search import SearchConfig, build_search_model, make_optimizers, search_step
 from tas.search_space import search_space
 from tasbench.data import crop_flip
@@ -70,16 +71,22 @@ def batch(size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.randint(0, 10, (size,), generator=g)
 
 
+@pytest.mark.parametrize("formulation", ["ours", "official"])
 @pytest.mark.parametrize("net", list(NETS))
-def test_tas_search_step(bench, net):
-    """One weight step + one architecture step, as `tas-bench bench search-step`."""
-    arch, cfg = NETS[net](), SearchConfig()
+def test_tas_search_step(bench, net, formulation):
+    """One weight step + one architecture step, as `tas-bench bench search-step`; `official` computes the forward
+    pass the released code's way (`tas.reference_forward`): the "before" of our speed work, timed in the same run."""
+    arch, cfg = NETS[net](), SearchConfig(shapes="dynamic")
     model = build_search_model(search_space(arch), cfg, 0, torch.device("cpu"))
     w_opt, a_opt = make_optimizers(model, cfg)
     gumbel = torch.Generator().manual_seed(0)
     goal = (0.5 * macs(arch), 0.05 * macs(arch), cfg.flop_weight)
     data = batch()
-    bench(lambda: search_step(model, w_opt, a_opt, data, data, 5.0, gumbel, goal))
+    forward = None
+    if formulation == "official":
+        forward = lambda images, tau, g: official_forward(model, images, *model.sample(tau, g))  # noqa: E731
+    bench(lambda: search_step(model, w_opt, a_opt, data, data, 5.0, gumbel, goal, forward=forward),
+          rounds=10 if formulation == "ours" else 5)
 
 
 def sgd_step(model: torch.nn.Module, loss_fn):
