@@ -174,7 +174,7 @@ BAD_INPUT = [
     (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "/no/such/dir"],
      "data directory '/no/such/dir' does not exist"),
     (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "{cifar100_dir}"],
-     "CIFAR-10 batch '{cifar100_dir}/cifar-10-batches-py/data_batch_1' is missing; extract the python version"),
+     "data directory '{cifar100_dir}' holds CIFAR-100 (cifar-100-python/), not CIFAR-10; give the directory"),
     (["sweep", "{proxy_spec}", "--executor", "dask"], "unknown executor 'dask'; allowed: local, ray"),
     (["report", "--runs", "/no/runs"], "no finished runs under '/no/runs'"),
     (["compare", "--wandb-dir", "/no/such"], "W&B directory '/no/such' does not exist"),
