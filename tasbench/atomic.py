@@ -25,6 +25,8 @@ TEMPORARY = ".tmp-"  # temporary files are named .<name>.tmp-<pid of the writer>
 
 def storage_error(path: str | Path, e: OSError) -> StorageError:
     """`e` (from writing `path`) as one line: the path, the errno's meaning and name, and what to do."""
+    if e.filename and Path(e.filename) in Path(path).parents:  # it failed at creating a directory on the way
+        path = e.filename
     code = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
     reason = os.strerror(e.errno) if e.errno else str(e)
     return StorageError(f"cannot write {str(path)!r}: {reason} ({code}); nothing was half-written; free space or "

@@ -208,7 +208,7 @@ def test_train_writes_a_resumable_run_directory(capsys, tmp_path):
     argv = ["train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "2", "--out", str(tmp_path), "--no-progress"]
     code, metrics, _ = run(capsys, *argv)
     assert code == 0
-    (run_dir,) = (tmp_path / "train").iterdir()
+    (run_dir,) = [d for d in (tmp_path / "train").iterdir() if d.is_dir()]  # beside it: its lock file
     assert str(run_dir) == metrics["run_dir"]
     assert run_dir.name == json.loads((run_dir / "params.json").read_text())["hash"]
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json", "model.pt",
@@ -253,7 +253,7 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
         proc.wait()
     assert not list(checkpoints.glob("*/metrics.json")), "the run finished before it could be killed"
     subprocess.run(argv + ["--out", str(tmp_path / "b")], check=True, capture_output=True)
-    (done_a,), (done_b,) = (tmp_path / "a" / "train").iterdir(), checkpoints.iterdir()
+    (done_a,), (done_b,) = ([d for d in p.iterdir() if d.is_dir()] for p in (tmp_path / "a" / "train", checkpoints))
     assert done_a.name == done_b.name
     weights_a = torch.load(done_a / "model.pt", weights_only=True)["state_dict"]
     weights_b = torch.load(done_b / "model.pt", weights_only=True)["state_dict"]
