@@ -212,7 +212,7 @@ BAD_FILES = [
      "checkpoint '{f}' is not a plain tensor checkpoint; refusing to unpickle it"),
     # results roots that cannot be written (an unwritable --out is not a bad file, but has one clear line too)
     (["prune", "--method", "uniform", "--network", "resnet20", "--ratio", "0.5", "--save", "{f}/m.pt"],
-     under_a_file, "cannot write '{f}/m.pt': Not a directory (ENOTDIR); nothing was half-written"),
+     under_a_file, "cannot write '{f}': Not a directory (ENOTDIR); nothing was half-written"),
 ]  # fmt: skip
 
 
