@@ -1,11 +1,16 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
 Write to a temporary file in the same directory, fsync it, `os.replace` it over the target, fsync the directory.
-A crash or SIGKILL at any moment leaves at most a stray `.<name>.tmp-<pid>` file, never a truncated result.
+A crash or SIGKILL at any moment leaves at most a hidden `.<name>.tmp-<pid>` file, never a truncated result; the
+next process to take that directory's lock removes such leftovers (`remove_stale_temporaries`).
+
+A write that fails (disk full, read-only file system, no permission) removes its temporary file and raises a
+`StorageError` naming the path and the reason, which the CLI prints as one line (exit status 2).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -13,24 +18,70 @@ from pathlib import Path
 
 import torch
 
+from tasbench.errors import StorageError
+
+TEMPORARY = ".tmp-"  # temporary files are named .<name>.tmp-<pid of the writer>
+
+
+def storage_error(path: str | Path, e: OSError) -> StorageError:
+    """`e` (from writing `path`) as one line: the path, the errno's meaning and name, and what to do."""
+    if e.filename and Path(e.filename) in Path(path).parents:  # it failed at creating a directory on the way
+        path = e.filename
+    code = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+    reason = os.strerror(e.errno) if e.errno else str(e)
+    return StorageError(f"cannot write {str(path)!r}: {reason} ({code}); nothing was half-written; free space or "
+                        f"make the results directory writable (or choose another --out), then run the command "
+                        f"again")  # fmt: skip
+
 
 def atomic_write(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TEMPORARY}{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # e.g. the file system went read-only: then nothing could be written either
+                pass
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise storage_error(path, e) from None
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files in `directory` whose writer is gone (killed mid-write); returns them.
+
+    Called by the holder of the directory's lock (locks.py), so no live process of this sweep is writing there;
+    the pid check also spares a live process that writes without the lock (a DDP rank's checkpoint).
+    """
+    removed = []
+    for path in Path(directory).glob(f".*{TEMPORARY}*"):
+        pid = path.name.rpartition(TEMPORARY)[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def write_json(path: str | Path, obj: object) -> None:

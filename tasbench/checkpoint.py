@@ -10,6 +10,7 @@ so `load_model("runs/train/3f2a.../model.pt")` returns `(arch, module)` for any 
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -27,6 +28,8 @@ MODEL_FORMAT = "tas-bench-model/1"
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dict of tensors and plain data; anything else (e.g. a pickled object) is refused."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"checkpoint {str(path)!r} is a directory, not a checkpoint file")
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
@@ -35,9 +38,11 @@ def load_checkpoint(path: str | Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only=True refuses every global it does not know, which is how code hidden in a pickle is kept out.
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        # Name the refused global (e.g. posix.system) when torch's message gives it.
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(e))
+        reason = f"it would import {found.group(1)}" if found else (str(e).strip().splitlines() or [""])[0][:160]
         raise ConfigError(
-            f"checkpoint {str(path)!r} is not a plain tensor checkpoint; refusing to unpickle it ({reason[:160]})"
+            f"checkpoint {str(path)!r} is not a plain tensor checkpoint; refusing to unpickle it ({reason})"
         ) from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -65,12 +70,14 @@ def load_model(path: str | Path) -> tuple[Arch, nn.Module]:
     except ConfigError as e:
         raise ConfigError(f"model file {str(path)!r}: {e}") from None
     model = build_resnet(arch)
-    load_state(model, ckpt["state_dict"], str(path))
+    load_state(model, ckpt.get("state_dict"), f"model file {str(path)!r}")
     return arch, model
 
 
 def load_state(model: nn.Module, state: dict, source: str) -> None:
     """`model.load_state_dict(state)` with one clear line when keys or shapes differ."""
+    if not isinstance(state, dict):
+        raise ConfigError(f"{source}: 'state_dict' is {type(state).__name__}, expected a dict of tensors")
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -86,8 +86,11 @@ def read_batch(path: Path, label_key: str, classes: int, title: str) -> tuple[to
         raise corrupt(f"not a readable pickle ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(raw, dict):
         raise corrupt(f"holds a {type(raw).__name__}, expected a dict")
-    if "data" not in raw or label_key not in raw:
-        raise corrupt(f"keys {sorted(raw)} lack 'data' and {label_key!r} (is it the other CIFAR?)")
+    missing = [key for key in ("data", label_key) if key not in raw]
+    if missing:
+        other = {"labels": "fine_labels", "fine_labels": "labels"}[label_key]
+        hint = f"; its {other!r} say it is the other CIFAR" if other in raw else ""
+        raise corrupt(f"it has no {missing[0]!r} key (keys: {', '.join(map(str, sorted(raw)))}){hint}")
     data, labels = raw["data"], raw[label_key]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         what = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__

@@ -25,7 +25,7 @@ from torch import nn
 
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
-from tasbench.atomic import write_json, write_text
+from tasbench.atomic import remove_stale_temporaries, write_json, write_text
 from tasbench.bench import benchmarks
 from tasbench.checkpoint import load_model, save_model
 from tasbench.commands import compare, regress, report, sweep
@@ -33,6 +33,7 @@ from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import macs, params
+from tasbench.locks import directory_lock
 from tasbench.official_config import format_tas_config, read_tas_config
 from tasbench.presets import PRESETS, preset
 from tasbench.pruner import PruneRequest, get_pruner, pruner_names
@@ -194,6 +195,12 @@ def cmd_train(args: argparse.Namespace) -> dict:
     train_cfg = overrides.from_namespace(TrainConfig, args)
     distill = DistillConfig(args.kd_alpha, args.kd_temperature) if args.teacher else None
     arch, model, _ = unpruned_net(args, data_cfg.dataset, derive_seed(train_cfg.seed, "init"))
+    teacher = None
+    if args.teacher:  # loaded before it is hashed: a missing or foreign file is named here
+        teacher_arch, teacher = load_model(args.teacher)
+        if teacher_arch.num_classes != arch.num_classes:
+            raise ConfigError(f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student "
+                              f"{arch.num_classes}")  # fmt: skip
     config = {
         "arch": arch.to_dict(),
         "data": dataclasses.asdict(data_cfg),
@@ -203,29 +210,28 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "distill": dataclasses.asdict(distill) if distill else None,
     }
     out = run_dir(args.out, "train", config)
-    if (out / "metrics.json").exists():
-        print(f"already done: {out}", file=sys.stderr)
-        return json.loads((out / "metrics.json").read_text())
-    data = load_data(data_cfg, args.data_dir, args.download)
-    loss_fn = cross_entropy
-    if args.teacher:
-        teacher_arch, teacher = load_model(args.teacher)
-        if teacher_arch.num_classes != arch.num_classes:
-            raise ConfigError(f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student "
-                              f"{arch.num_classes}")  # fmt: skip
-        loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), distill)
-    write_json(out / "params.json", {"hash": config_hash(config), "config": config})
-    began = time.perf_counter()
-    result = train(model, data, train_cfg, device=device, loss_fn=loss_fn, checkpoint_path=out / "checkpoint.pt",
-                   run_config=config, progress=not args.no_progress,
-                   on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
-    # Written again here: a run killed after its last checkpoint resumes with nothing left to train, so no on_epoch.
-    write_log_csv(out / "log.csv", result.pop("history"))
-    save_model(out / "model.pt", arch, model)
-    metrics = {**result, "macs": macs(arch), "params": params(arch), "run_dir": str(out),
-               "wall_seconds": time.perf_counter() - began, "environment": environment(device)}  # fmt: skip
-    write_json(out / "metrics.json", metrics)
-    return metrics
+    # The lock a sweep takes on its teachers (the same directory): one process at a time trains a run directory.
+    with directory_lock(out):
+        if (out / "metrics.json").exists():
+            print(f"already done: {out}", file=sys.stderr)
+            return json.loads((out / "metrics.json").read_text())
+        remove_stale_temporaries(out)
+        data = load_data(data_cfg, args.data_dir, args.download)
+        loss_fn = cross_entropy
+        if teacher is not None:
+            loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), distill)
+        write_json(out / "params.json", {"hash": config_hash(config), "config": config})
+        began = time.perf_counter()
+        result = train(model, data, train_cfg, device=device, loss_fn=loss_fn, checkpoint_path=out / "checkpoint.pt",
+                       run_config=config, progress=not args.no_progress,
+                       on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+        # Written again here: a run killed after its last checkpoint resumes with nothing left to train.
+        write_log_csv(out / "log.csv", result.pop("history"))
+        save_model(out / "model.pt", arch, model)
+        metrics = {**result, "macs": macs(arch), "params": params(arch), "run_dir": str(out),
+                   "wall_seconds": time.perf_counter() - began, "environment": environment(device)}  # fmt: skip
+        write_json(out / "metrics.json", metrics)
+        return metrics
 
 
 def cmd_prune(args: argparse.Namespace) -> dict:

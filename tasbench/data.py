@@ -127,6 +127,8 @@ def load_data(cfg: DataConfig, root: str | Path | None = None, download: bool = 
         if root is None:
             raise ConfigError(f"dataset {cfg.dataset!r} needs --data-dir (the directory that holds it)")
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"data directory {str(root)!r} is a file, not a directory")
         if not root.is_dir() and not (download and cfg.dataset != "imagenet"):
             raise ConfigError(f"data directory {str(root)!r} does not exist")
         if cfg.dataset == "imagenet":
@@ -151,6 +153,11 @@ def _ensure_cifar(dataset: str, root: Path, download: bool) -> None:
     if not missing:
         return
     title = cifar.TITLE[dataset]
+    other = "cifar100" if dataset == "cifar10" else "cifar10"
+    if not cifar.missing_files(other, root):  # a common slip: the other CIFAR, or a spec naming the wrong one
+        raise ConfigError(f"data directory {str(root)!r} holds {cifar.TITLE[other]} ({cifar.LAYOUT[other][0]}/), "
+                          f"not {title}; give the directory that holds {cifar.LAYOUT[dataset][0]}/, or dataset "
+                          f"{other!r}")  # fmt: skip
     if not download:
         raise ConfigError(
             f"{title} batch {str(missing[0])!r} is missing; extract the python version of {title} into "

@@ -12,3 +12,10 @@ class ConfigError(ValueError):
 def choice_error(what: str, value: object, allowed: "tuple | list") -> ConfigError:
     """Build the standard "unknown X" error: `choice_error("network", "resnet57", ["resnet20", ...])`."""
     return ConfigError(f"unknown {what} {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+class StorageError(ConfigError):
+    """The results directory cannot be written (disk full, read-only, no permission); nothing was half-written.
+
+    Not bad input as such, but the same one clear line and exit status 2: the user has one thing to fix.
+    """

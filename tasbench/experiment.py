@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import fcntl
 import json
 import os
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +33,12 @@ import torch.distributed as dist
 from torch import nn
 
 from tasbench.arch import Arch
-from tasbench.atomic import write_json
+from tasbench.atomic import remove_stale_temporaries, write_json
 from tasbench.checkpoint import load_checkpoint, load_model, save_model
 from tasbench.data import DataConfig, ImageData, load_data
 from tasbench.errors import ConfigError
 from tasbench.flops import macs, params
+from tasbench.locks import directory_lock
 from tasbench.presets import preset
 from tasbench.pruner import Pruned, PruneRequest, check_ratio, get_pruner
 from tasbench.recipes import Recipe, retrain
@@ -106,25 +105,15 @@ class RunConfig:
         return self.label or self.method
 
 
-@contextmanager
-def _locked(path: Path):
-    """An exclusive lock on `path`: two workers that need the same teacher train it once; the second waits."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: torch.device,
                    progress: bool = False) -> tuple[nn.Module, dict]:  # fmt: skip
     """The trained unpruned net and its metrics: read from its run directory, or trained there (resumably)."""
     out = cfg.teacher_directory(root)
     config = cfg.teacher_config()
-    with _locked(out.parent / f".{out.name}.lock"):
+    # Two workers that need the same teacher train it once: the second waits here, then reads it.
+    with directory_lock(out):
         if not (out / "metrics.json").exists():
+            remove_stale_temporaries(out)
             arch = cfg.arch()
             model = seeded_resnet(arch, derive_seed(cfg.teacher.seed, "init"))  # as cmd_train seeds it
             write_json(out / "params.json", {"hash": config_hash(config), "config": config})
@@ -184,15 +173,35 @@ def latency_ms(model: nn.Module, image_shape: tuple[int, ...], batch: int, devic
 def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir: str | Path | None = None,
             progress: bool = False, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
             on_epoch: Callable[[RunConfig, list[dict]], None] | None = None,
-            wrap: Callable[[nn.Module], nn.Module] | None = None, writer: bool = True) -> dict:  # fmt: skip
+            wrap: Callable[[nn.Module], nn.Module] | None = None, writer: bool = True,
+            wait: bool = True) -> dict | None:  # fmt: skip
     """Run (or skip, or resume) one benchmark run under `root`; returns its metrics.
 
+    The run's directory lock (locks.py) is held throughout, so two processes sharing `root` never run it at once.
+    With `wait=False`, a run another process holds is left to it and None is returned (the executor comes back to
+    it later); with `wait=True` this waits, then finds the run finished or (if its holder died) resumes it.
     `wrap` and `writer` serve torchrun (ddp.py): every rank retrains through `wrap`, only the writer writes files
-    other than the checkpoint (which all ranks hold identically and replace atomically).
+    other than the checkpoint (which all ranks hold identically and replace atomically) and only it takes the lock.
     """
     out = cfg.directory(root)
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
+    if not writer:
+        return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
+    with directory_lock(out, wait=wait) as held:
+        if not held:
+            return None
+        if (out / "metrics.json").exists():  # finished by the process whose lock we waited for
+            return json.loads((out / "metrics.json").read_text())
+        remove_stale_temporaries(out)  # left by a holder that was killed mid-write
+        return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
+
+
+def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, data_dir: str | Path | None,
+              progress: bool, latency_batches: tuple[int, ...],
+              on_epoch: Callable[[RunConfig, list[dict]], None] | None,
+              wrap: Callable[[nn.Module], nn.Module] | None, writer: bool) -> dict:  # fmt: skip
+    """The body of `run_one`, in the process that may write `out`."""
     config = cfg.config()
     if (out / "params.json").exists():
         if json.loads((out / "params.json").read_text())["config"] != config:

@@ -42,6 +42,8 @@ def read_tas_config(path: str | Path) -> Arch:
 
 
 def parse_tas_config(text: str) -> Arch:
+    if not text.strip():
+        raise ConfigError("the file is empty; expected a JSON object of '\"key\": [type, value]' pairs")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
@@ -60,9 +62,10 @@ def parse_tas_config(text: str) -> Arch:
         if module not in _CIFAR_MODULES:
             raise ConfigError(f"unknown module {module!r}; allowed: {', '.join(_CIFAR_MODULES)}")
         block = _CIFAR_MODULES[module]
-        per_stage, rest = divmod(depth - 2, 9 if block == "bottleneck" else 6)
+        per_block = 9 if block == "bottleneck" else 6  # 3 stages x (3 or 2) convs per block
+        per_stage, rest = divmod(depth - 2, per_block)
         if rest or per_stage < 1:
-            raise ConfigError(f"depth {depth} does not fit {module} (depth must be {'9' if rest else '6'}n + 2)")
+            raise ConfigError(f"depth {depth} does not fit {module} (depth must be {per_block}n + 2, n >= 1)")
         layers = [per_stage] * 3
     elif dataset == "imagenet":
         name = _field(raw, "block_name", str)

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from tasbench.atomic import atomic_write, write_text
 from tasbench.errors import ConfigError
+from tasbench.runs import path_component
 
 KEYS = ["dataset", "network", "label", "recipe", "ratio"]  # one table row per key; seeds are averaged
 PAPER_COLUMNS = ["dataset", "network", "method", "pruned_acc", "acc_drop", "flops", "flops_pruned_pct", "source"]
@@ -185,11 +186,12 @@ def write_report(runs: pd.DataFrame, paper: pd.DataFrame, out: str | Path) -> li
     written = []
     for dataset in sorted(runs["dataset"].unique()):
         md, tex = render(runs, paper, dataset)
+        path_component(dataset, "dataset")  # names read from metrics.json files choose output paths: keep them plain
         for path, text in ((out / f"{dataset}.md", md), (out / f"{dataset}.tex", tex)):
             write_text(path, text + "\n")
             written.append(str(path))
         for network in sorted(runs[runs["dataset"] == dataset]["network"].unique()):
-            path = out / f"{dataset}-{network}.png"
+            path = out / f"{dataset}-{path_component(network, 'network')}.png"
             plot(runs, paper, dataset, network, path)
             written.append(str(path))
     return written

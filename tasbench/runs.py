@@ -18,12 +18,14 @@ import hashlib
 import io
 import json
 import platform
+import re
 import subprocess
 from pathlib import Path
 
 import torch
 
 from tasbench.atomic import write_text
+from tasbench.errors import ConfigError
 
 
 def canonical_json(config: dict) -> str:
@@ -35,7 +37,21 @@ def config_hash(config: dict) -> str:
 
 
 def run_dir(root: str | Path, kind: str, config: dict) -> Path:
-    return Path(root) / kind / config_hash(config)
+    """`root/<kind>/<hash>`; `kind` ("train" or a method name) must be one plain name, so no config can place a run
+    outside `root` (the hash is hex by construction)."""
+    return Path(root) / path_component(kind, "run kind") / config_hash(config)
+
+
+_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def path_component(name: object, what: str) -> str:
+    """`name` if it is safe as one file or directory name (letters, digits, '.', '_', '-'; not starting with '.'),
+    else a ConfigError: a name read from a config or a results file never becomes `..`, `/etc` or `a/../../b`."""
+    if not (isinstance(name, str) and _COMPONENT.fullmatch(name)):
+        raise ConfigError(f"{what} {name!r} cannot name a file or directory: allowed are letters, digits, '.', '_' "
+                          f"and '-', not starting with '.'")  # fmt: skip
+    return name
 
 
 def file_digest(path: str | Path) -> str:

@@ -53,15 +53,21 @@ class Sweep:
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     """Read, override and validate the spec at `path`, then expand it into runs."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"sweep spec {str(path)!r} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"sweep spec {str(path)!r} does not exist")
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"sweep spec {str(path)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
         raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if spec is None:
+        raise ConfigError(f"sweep spec {str(path)!r} is empty; expected a mapping of keys (name, data, networks, ...)")
     if not isinstance(spec, dict):
         raise ConfigError(f"sweep spec {str(path)!r} must be a mapping of keys (name, data, networks, ...)")
     for pair in overrides:
@@ -189,8 +195,11 @@ def _list(spec: dict, key: str, kind: type | tuple, default: list | None = None,
         raise ConfigError(f"{where + key!r} is empty, so the sweep has no runs")
     for item in value:
         if not isinstance(item, kind) or isinstance(item, bool):
-            raise ConfigError(f"{where + key!r} holds {item!r}, not a {getattr(kind, '__name__', 'number')}")
+            raise ConfigError(f"{where + key!r} holds {item!r}, not {_KIND_NAMES[kind]}")
     return value
+
+
+_KIND_NAMES = {int: "an int", str: "a string", dict: "a mapping", (int, float): "a number"}
 
 
 def _ratio(value: object, where: str) -> float:

@@ -6,15 +6,17 @@
 
 A W&B run is named `<label>-r<ratio>-<recipe>-s<seed>`, grouped by dataset/network/method/ratio, and carries the
 run's config hash, so `tas-bench compare` can line it up with a local run directory. `sync` it later with
-`wandb sync runs/wandb/offline-run-*`. The mode is passed in (the CLI reads $WANDB_MODE; library code does not).
+`wandb sync runs/wandb/wandb/offline-run-*`. The mode is passed in (the CLI reads $WANDB_MODE; library code does
+not). Online mode that cannot start within `init_timeout` seconds (no network, no API key) falls back to offline.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasbench.errors import choice_error
+from tasbench.errors import ConfigError, choice_error
 
 MODES = ("offline", "online", "disabled")
 
@@ -25,10 +27,13 @@ class WandbSettings:
     project: str = "tas-bench"
     entity: str | None = None
     group_prefix: str = ""  # the sweep's name
+    init_timeout: float = 30.0  # seconds an online start may take before the run falls back to offline logging
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise choice_error("W&B mode", self.mode, MODES)
+        if not self.init_timeout > 0:
+            raise ConfigError(f"W&B init timeout must be > 0 seconds, got {self.init_timeout}")
 
 
 def summary_of(metrics: dict) -> dict:
@@ -40,8 +45,22 @@ def summary_of(metrics: dict) -> dict:
     return flat
 
 
+# Why online logging failed in this process, once it has: the process's next runs log offline at once instead of
+# each waiting `init_timeout` for a server that did not answer (a cache of a failure, not configuration).
+_online_failed: list[str] = []
+
+
+def warn(message: str) -> None:
+    print(f"tas-bench: warning: {message}", file=sys.stderr, flush=True)
+
+
 class WandbRun:
-    """One sweep run's W&B run; `on_epoch` is the `run_one` callback, `finish` logs the final metrics."""
+    """One sweep run's W&B run; `on_epoch` is the `run_one` callback, `finish` logs the final metrics.
+
+    W&B is a side channel: when it is unreachable or misconfigured in online mode (no API key, no network, a wrong
+    base URL), the run logs offline and a one-line warning says how to upload it later; if even that fails, the run
+    goes on without W&B. Results in the run directory never depend on it.
+    """
 
     def __init__(self, settings: WandbSettings, cfg, root: str | Path):
         self.settings = settings
@@ -49,33 +68,74 @@ class WandbRun:
         self.root = Path(root)
         self.run = None
         self.logged = 0
+        self.broken = False  # W&B failed for this run; the run itself carries on
 
-    def _start(self):
+    def _init(self, mode: str):
         import wandb
 
         cfg = self.cfg
         directory = self.root / "wandb"  # W&B adds its own wandb/ below `dir`: runs/wandb/wandb/offline-run-*
         directory.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
-            project=self.settings.project, entity=self.settings.entity, mode=self.settings.mode, dir=str(directory),
+        return wandb.init(
+            project=self.settings.project, entity=self.settings.entity, mode=mode, dir=str(directory),
             group="/".join(str(p) for p in (cfg.data.dataset, cfg.network, cfg.name, cfg.ratio)),
             job_type=cfg.recipe.name, name=f"{cfg.name}-r{cfg.ratio}-{cfg.recipe.name}-s{cfg.seed}",
             config={"hash": cfg.directory(self.root).name, "label": cfg.name, "sweep": self.settings.group_prefix,
                     **cfg.config()},
             tags=[cfg.method, cfg.recipe.name, self.settings.group_prefix or "sweep"], reinit="finish_previous",
             # stdout carries the command's JSON: no W&B banners there, and no capture of the console
-            settings=wandb.Settings(silent=True, console="off"),
+            settings=wandb.Settings(silent=True, console="off", init_timeout=self.settings.init_timeout),
         )  # fmt: skip
+
+    def _start(self):
+        mode = self.settings.mode
+        if mode == "online" and not _online_failed:
+            try:
+                self.run = self._init("online")
+                return self.run
+            except Exception as e:  # noqa: BLE001 (wandb raises CommError, UsageError, timeouts, OSError...)
+                _online_failed.append(_first_line(e))
+                fell_back = True
+        else:
+            fell_back = mode == "online"
+        try:
+            self.run = self._init("offline")
+        except Exception as e:  # noqa: BLE001
+            self.broken = True
+            warn(f"W&B failed ({_first_line(e)}); run {self.cfg.directory(self.root)} goes on without W&B")
+            return None
+        if fell_back:
+            warn(f"W&B unreachable or misconfigured in online mode ({_online_failed[0]}); logged offline instead. "
+                 f"Results are in {self.cfg.directory(self.root)}; log them to W&B later with: wandb sync "
+                 f"{self.run.settings.sync_dir}")  # fmt: skip
         return self.run
 
     def on_epoch(self, cfg, history: list[dict]) -> None:
-        run = self.run or self._start()
-        for row in history[self.logged :]:  # only epochs not logged yet (a resumed run starts mid-way)
-            run.log({f"retrain/{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+        run = self.run or (None if self.broken else self._start())
+        if run is None:
+            return
+        try:
+            for row in history[self.logged :]:  # only epochs not logged yet (a resumed run starts mid-way)
+                run.log({f"retrain/{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+        except Exception as e:  # noqa: BLE001 (a logging failure must not stop training)
+            self._give_up(e)
         self.logged = len(history)
 
     def finish(self, metrics: dict) -> None:
-        run = self.run or self._start()
-        run.summary.update(summary_of(metrics))
-        run.finish()
+        run = self.run or (None if self.broken else self._start())
+        if run is None:
+            return
+        try:
+            run.summary.update(summary_of(metrics))
+            run.finish()
+        except Exception as e:  # noqa: BLE001
+            self._give_up(e)
         self.run = None
+
+    def _give_up(self, e: Exception) -> None:
+        warn(f"W&B logging failed ({_first_line(e)}); run {self.cfg.directory(self.root)} goes on without W&B")
+        self.broken, self.run = True, None
+
+
+def _first_line(e: Exception) -> str:
+    return ((str(e).strip().splitlines() or [type(e).__name__])[0])[:200]

@@ -28,8 +28,15 @@ def write_spec(directory: Path, **changes) -> Path:
 
 
 def without_timing(metrics: dict) -> dict:
-    """metrics.json minus what depends on the machine's speed or state (timing, software versions)."""
-    return {k: v for k, v in metrics.items() if k not in ("timing", "environment")}
+    """metrics.json minus what depends on the machine's speed or state: `timing`, `environment`, and the wall
+    times a pruner reports in its own info (TAS's `search_seconds` and per-epoch `seconds`), at any depth."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not k.endswith("seconds")}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    return strip({k: v for k, v in metrics.items() if k not in ("timing", "environment")})
 
 
 @pytest.fixture

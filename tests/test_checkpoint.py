@@ -8,7 +8,7 @@ import torch
 
 from tasbench.atomic import atomic_write
 from tasbench.checkpoint import load_checkpoint, load_model, save_model
-from tasbench.errors import ConfigError
+from tasbench.errors import ConfigError, StorageError
 from tasbench.official_config import read_tas_config
 from tasbench.resnet import build_resnet
 
@@ -86,7 +86,7 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="cannot write .*metrics.json': disk full"):
         atomic_write(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind

@@ -46,6 +46,7 @@ def test_shipped_specs_parse():
 BAD_SPECS = [
     ("name: [unclosed", "is not valid YAML at line 1"),
     ("- just\n- a list", "must be a mapping of keys"),
+    ("", "is empty; expected a mapping of keys"),
     ({"seed": [0]}, "unknown key 'seed'; allowed: name, description, data"),
     ({"methods": [{"method": "magic"}]}, "unknown pruning method 'magic'; allowed: "),
     ({"methods": [{"method": "uniform", "opts": {}}]}, "unknown key 'opts' in methods[0]; allowed: method, label"),

@@ -1,9 +1,13 @@
 """W&B: runs logged offline by a sweep are read back from their .wandb files and compared with the run directories."""
 
 import json
+import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 from runner_helpers import LATENCY, one_thread, write_spec  # noqa: F401 (a fixture)
@@ -96,3 +100,45 @@ def test_an_unreachable_wandb_project_is_one_clear_error(capsys, tmp_path, monke
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("tas-bench: error: cannot read W&B project 'nobody/nothing': ")
+
+
+def test_unreachable_wandb_online_logs_offline_and_says_how_to_sync(capsys, tmp_path, monkeypatch):
+    """Online mode with no server to reach: the sweep finishes, results stay local, one warning per run."""
+    from tasbench import wandb_log
+
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setattr(wandb_log, "_online_failed", [])  # this process has not failed online before
+    spec, root = str(write_spec(tmp_path)), tmp_path / "runs"
+    began = time.monotonic()
+    assert main(["sweep", spec, "--out", str(root), "--wandb", "online", "--wandb-timeout", "3", *LATENCY,
+                 "--threads", "1"]) == 0  # fmt: skip
+    seconds = time.monotonic() - began
+    out, err = capsys.readouterr()
+    runs = json.loads(out)["runs"]
+    assert len(runs) == 2 and all((root / "uniform" / r["hash"] / "metrics.json").exists() for r in runs)
+    warnings = [line for line in err.splitlines() if line.startswith("tas-bench: warning: ")]
+    assert len(warnings) == 2 and "Traceback" not in err
+    for line, run in zip(warnings, runs):
+        assert "W&B unreachable or misconfigured in online mode (" in line and "logged offline instead" in line
+        assert f"Results are in {root / 'uniform' / run['hash']}; log them to W&B later with: wandb sync " in line
+        sync_dir = line.rsplit("wandb sync ", 1)[1]
+        assert sync_dir.startswith(str(root / "wandb" / "wandb" / "offline-run-"))
+        assert list(Path(sync_dir).glob("*.wandb"))  # what `wandb sync` uploads is there
+    assert seconds < 60  # one timed-out online start, not one per run
+
+
+def test_online_without_an_api_key_logs_offline(tmp_path):
+    """Misconfigured rather than unreachable: no API key anywhere. The same fallback, at once. A process of its own:
+    W&B's service keeps the environment of the process's first start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), WANDB_BASE_URL="http://127.0.0.1:9")  # no key, no ~/.netrc, no server
+    spec = str(write_spec(tmp_path, ratios=[0.5]))
+    result = subprocess.run([sys.executable, "-m", "tasbench.cli", "sweep", spec, "--out", str(tmp_path / "runs"),
+                             "--wandb", "online", *LATENCY, "--threads", "1"], capture_output=True, text=True,
+                            env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    (hash_,) = [r["hash"] for r in json.loads(result.stdout)["runs"]]
+    assert (tmp_path / "runs" / "uniform" / hash_ / "metrics.json").exists()
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("tas-bench: warning: ")]
+    assert "in online mode (No API key configured." in warning and "wandb sync " in warning

@@ -21,6 +21,7 @@ from tasbench.errors import ConfigError
 from tasbench.executors import EXECUTORS, Executor, WorkerDied, execute
 from tasbench.plan import describe
 from tasbench.sweep import load_sweep
+from tasbench.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,6 +42,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--wandb", default=os.environ.get("WANDB_MODE", "offline"),
                    help="W&B mode: offline (default, or $WANDB_MODE), online, disabled")
     p.add_argument("--wandb-project", default="tas-bench", help="W&B project (default: tas-bench)")
+    p.add_argument("--wandb-timeout", type=float, default=WandbSettings.init_timeout,
+                   help="seconds an online W&B start may take before the run logs offline instead (default: 30)")
     p.set_defaults(command=cmd_sweep)
 
 
@@ -62,9 +65,8 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         return {"sweep": sweep.name, "dry_run": True, "runs": len(sweep.runs)}
     wandb = None
     if args.wandb != "disabled":
-        from tasbench.wandb_log import WandbSettings
-
-        wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name)
+        wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name,
+                              init_timeout=args.wandb_timeout)  # fmt: skip
     try:
         results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
                           latency_batches=latency_batches, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -1,0 +1,74 @@
+"""Run locks: two sweeps on one results root never run the same run at once, and a dead holder's lock is free."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from runner_helpers import LATENCY, one_thread, without_timing, write_spec  # noqa: F401 (a fixture)
+
+from tasbench.executors import execute
+from tasbench.experiment import run_one
+from tasbench.locks import directory_lock
+from tasbench.sweep import load_sweep
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from tasbench.locks import directory_lock
+with directory_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_lock_held_by_a_killed_process_is_taken_over(tmp_path):
+    sweep = load_sweep(write_spec(tmp_path))
+    run = sweep.runs[0].directory(tmp_path / "runs")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with directory_lock(run, wait=False) as held:
+            assert not held
+        # A sweep process leaves a held run to its holder instead of running it too.
+        assert run_one(sweep.runs[0], tmp_path / "runs", device=torch.device("cpu"), wait=False) is None
+        assert not run.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with directory_lock(run, wait=False) as held:  # the kernel dropped the dead holder's lock
+        assert held
+
+
+def _ran(stderr: str) -> set[str]:
+    """The run directories a sweep process says it ran itself ("run done: ... -> DIR")."""
+    return set(re.findall(r"run done: .* -> (\S+)$", stderr, re.MULTILINE))
+
+
+def test_two_sweeps_on_one_root_run_each_run_once(tmp_path):
+    spec = write_spec(tmp_path, ratios=[0.9, 0.7, 0.5, 0.3])
+    sweep = load_sweep(spec)
+    reference = execute(sweep.runs, tmp_path / "a", latency_batches=(1, 8), log=lambda line: None)
+    root = tmp_path / "b"
+    argv = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--out", str(root), "--wandb", "disabled",
+            *LATENCY, "--threads", str(torch.get_num_threads())]  # fmt: skip
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    ran = [_ran(err) for _, err in outputs]
+    every = {str(cfg.directory(root)) for cfg in sweep.runs}
+    assert ran[0] | ran[1] == every and not ran[0] & ran[1]  # each run ran exactly once, in one of the two
+    for cfg, expected in zip(sweep.runs, reference):
+        got = json.loads((cfg.directory(root) / "metrics.json").read_text())
+        assert without_timing(got) == without_timing(expected)
+        owner = [p.pid for p, r in zip(procs, ran) if str(cfg.directory(root)) in r]
+        assert got["timing"]["pid"] == owner[0]  # computed by the process that says it ran it
+    for _, err in outputs:  # both print the same final table of all runs
+        assert "Traceback" not in err
+    assert json.loads(outputs[0][0])["runs"] == json.loads(outputs[1][0])["runs"]
+    assert not list(root.rglob(".*.tmp-*"))
