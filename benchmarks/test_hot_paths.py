@@ -24,6 +24,7 @@ from tasbench.flops import count_macs, macs
 from tasbench.presets import resnet20, resnet56
 from tasbench.pruner import PruneRequest, get_pruner
 from tasbench.resnet import build_resnet, seeded_resnet
+from tasbench.uniform import scale_widths
 
 THREADS = 2
 BATCH = 64
@@ -102,9 +103,12 @@ def sgd_step(model: torch.nn.Module, loss_fn):
     return step
 
 
+@pytest.mark.parametrize("width", [1.0, 0.7])
 @pytest.mark.parametrize("net", list(NETS))
-def test_train_step(bench, net):
-    model = build_resnet(NETS[net]()).to(memory_format=torch.channels_last)
+def test_train_step(bench, net, width):
+    """A plain SGD step of the unpruned net (width 1.0) and of it uniformly scaled to 0.7 of its widths, the odd
+    channel counts (11, 22, 45) that retraining a pruned net meets."""
+    model = build_resnet(scale_widths(NETS[net](), width)).to(memory_format=torch.channels_last)
     bench(sgd_step(model, lambda logits, labels, images: F.cross_entropy(logits, labels)))
 
 
