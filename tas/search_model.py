@@ -35,6 +35,7 @@ from tas.flop_loss import ExpectedFlops
 from tas.gumbel import gumbel_softmax, sample_top_k
 from tas.search_space import SearchSpace, derive
 from tasbench.arch import STEM, Arch, block_specs
+from tasbench.batch_norm import batch_norm
 from tasbench.errors import ConfigError, choice_error
 
 SEARCHED = ("width+depth", "width", "depth")  # TAS, TAS(W), TAS(D)
@@ -84,7 +85,7 @@ class SearchConv(nn.Module):
             # Batch statistics of a channel do not depend on which candidate BN normalises it: compute them once.
             # momentum=1 makes the scratch buffers exactly the batch mean and (unbiased) variance.
             mean, var = y.new_zeros(width), y.new_ones(width)
-            base = F.batch_norm(y, mean, var, None, None, True, 1.0, BN_EPS)
+            base = batch_norm(y, mean, var, None, None, True, 1.0, BN_EPS)
             self._update_running_stats(pick, mean.detach(), var.detach())
             scale, shift = gamma, beta
         else:

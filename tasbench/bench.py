@@ -81,7 +81,8 @@ def peak_memory_mib(step: Callable[[], object], device: torch.device) -> dict:
     before = _proc_status_mib("VmRSS")
     step()
     peak = _proc_status_mib("VmHWM")
-    return {"peak_rss_mib": peak, "peak_rss_growth_mib": peak - before}
+    # The kernel's RSS counters are approximate (batched per thread): a step that needs nothing may read -0.2 MiB.
+    return {"peak_rss_mib": peak, "peak_rss_growth_mib": max(0.0, peak - before)}
 
 
 def _proc_status_mib(field: str) -> float:

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                           latency_batches=tuple(int(b) for b in args.latency_batches.split(",")))  # fmt: skip
         if rank == 0:
             print(f"{cfg.directory(args.out)}: top1 {metrics['top1']:.2f} on {world} ranks", file=sys.stderr)
+        dist.barrier()  # tear down together: a rank that leaves while another still uses the group can abort it
     except ConfigError as e:
         print(f"tasbench.ddp: error: {e}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasbench.arch import STEM, Arch, BlockSpec, block_specs
+from tasbench.batch_norm import BatchNorm2d
 
 
 class Projection(nn.Module):
@@ -28,7 +29,7 @@ class Projection(nn.Module):
         super().__init__()
         self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
         self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(self.pool(x)))
@@ -55,7 +56,7 @@ class Block(nn.Module):
             nn.Conv2d(c_in, c_out, k, s, k // 2, bias=False)
             for c_in, c_out, k, s in zip(ins, spec.widths, spec.kernels, spec.strides)
         )
-        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in spec.widths)
+        self.bns = nn.ModuleList(BatchNorm2d(c) for c in spec.widths)
         shortcuts = {"identity": lambda *_: nn.Identity(), "projection": Projection, "zero-pad": ZeroPad}
         self.shortcut = shortcuts[spec.shortcut](spec.in_width, spec.out_width, spec.stride)
 
@@ -74,7 +75,7 @@ class Stem(nn.Module):
         super().__init__()
         kernel, stride = STEM[arch.family]
         self.conv = nn.Conv2d(arch.xchannels[0], arch.xchannels[1], kernel, stride, kernel // 2, bias=False)
-        self.bn = nn.BatchNorm2d(arch.xchannels[1])
+        self.bn = BatchNorm2d(arch.xchannels[1])
         # torchvision's ImageNet ResNet (and the official TAS ImageNet model) max-pool after the stem.
         self.pool = nn.MaxPool2d(3, 2, 1) if arch.family == "imagenet" else nn.Identity()
 

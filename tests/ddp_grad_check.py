@@ -21,5 +21,6 @@ logits = wrapped(x)
 F.cross_entropy(logits, y).backward()  # every rank: the loss of the whole batch, as train() computes it
 ok = torch.equal(logits, single(x)) and torch.allclose(model.weight.grad, single.weight.grad, atol=1e-6)
 print(f"rank {dist.get_rank()}: logits and gradient {'match' if ok else 'DIFFER'}")
+dist.barrier()  # tear down together: a rank that leaves while another still uses the group can abort (SIGABRT)
 dist.destroy_process_group()
 sys.exit(0 if ok else 1)

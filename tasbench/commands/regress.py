@@ -54,6 +54,7 @@ def cmd_regress(args: argparse.Namespace) -> dict:
         runs = load_sweep(args.spec, [f"seeds={seeds}"]).runs
     with tempfile.TemporaryDirectory(prefix="tas-bench-regress-") as tmp:
         root = args.out or tmp
+        torch.set_num_threads(args.threads)  # runs executed in this process (--workers 1); workers set their own
         executor = Executor("local", args.workers, threads=args.threads)
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         try:
