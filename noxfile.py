@@ -39,17 +39,29 @@ def lint(session: nox.Session) -> None:
 
 
 # `nox -s bench` fails when a benchmark's median, as a ratio to the reference workload, is more than this much
-# above the stored baseline's (the run-to-run spread of those ratios on one idle machine is stated in the README).
-BENCH_TOLERANCE = "median:35%"
+# above the stored baseline's. Two idle runs here differed by up to 18% (the 2.5 ms augmentation), most by < 8%.
+BENCH_TOLERANCE = "35%"
+# CI's check allows more: its machine may be busier than the idle one the baseline came from; a 2x slowdown fails.
+BENCH_TOLERANCE_CI = "75%"
 BASELINE = "benchmarks/baseline.json"
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """The pytest-benchmark suites in benchmarks/, compared with the stored baseline by pytest-benchmark itself."""
+    _bench(session, BENCH_TOLERANCE)
+
+
+@nox.session
+def bench_ci(session: nox.Session) -> None:
+    """`bench` with CI's wider tolerance (what .ci/run runs)."""
+    _bench(session, BENCH_TOLERANCE_CI)
+
+
+def _bench(session: nox.Session, tolerance: str) -> None:
     session.install("-e", ".[dev]")
     session.run("pytest", "benchmarks/", "--benchmark-only", f"--benchmark-compare={BASELINE}",
-                f"--benchmark-compare-fail={BENCH_TOLERANCE}", *session.posargs)
+                f"--benchmark-compare-fail=median:{tolerance}", *session.posargs)
 
 
 @nox.session

@@ -39,4 +39,4 @@ def test_ci_runs_the_readme_test_command():
     assert commands[1] in ci, "CI must run the README's test command verbatim"
     # ... and then both regression checks, exactly as nox defines them.
     assert ci[ci.index(commands[1]) + 1:] == ['export PATH="$PWD/.venv/bin:$PATH"',
-                                             "nox --no-venv --no-install -s bench regress"]
+                                             "nox --no-venv --no-install -s bench_ci regress"]
