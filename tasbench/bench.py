@@ -76,9 +76,12 @@ def peak_memory_mib(step: Callable[[], object], device: torch.device) -> dict:
         step()
         torch.cuda.synchronize(device)
         return {"peak_cuda_allocated_mib": torch.cuda.max_memory_allocated(device) / 2**20}
-    with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM) to the current one
-        f.write("5")
-    before = _proc_status_mib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:  # "5" resets the peak resident set (VmHWM) to the current one
+            f.write("5")
+        before = _proc_status_mib("VmRSS")
+    except OSError:  # not Linux: no figure rather than a wrong one
+        return {"peak_rss_mib": None, "peak_rss_growth_mib": None}
     step()
     peak = _proc_status_mib("VmHWM")
     # The kernel's RSS counters are approximate (batched per thread): a step that needs nothing may read -0.2 MiB.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import nullcontext
 
 import torch
 from tabulate import tabulate
@@ -52,8 +53,8 @@ def cmd_regress(args: argparse.Namespace) -> dict:
             raise ConfigError(f"--spread-seeds must be comma-separated ints, got {args.spread_seeds!r}") from None
         seeds = sorted({cfg.seed for cfg in runs} | set(extra))
         runs = load_sweep(args.spec, [f"seeds={seeds}"]).runs
-    with tempfile.TemporaryDirectory(prefix="tas-bench-regress-") as tmp:
-        root = args.out or tmp
+    fresh = tempfile.TemporaryDirectory(prefix="tas-bench-regress-") if args.out is None else nullcontext(args.out)
+    with fresh as root:
         torch.set_num_threads(args.threads)  # runs executed in this process (--workers 1); workers set their own
         executor = Executor("local", args.workers, threads=args.threads)
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
