@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,15 +72,10 @@ def seed_spread(runs: list[tuple[RunConfig, dict]]) -> dict:
         raise ConfigError("measuring the seed spread needs at least 2 seeds per run; pass --spread-seeds 1,2,3")
     sigma = {}
     for metric in TOLERATED:
-        variances = [_variance([seen[metric] for seen in group]) for group in groups.values()]
+        variances = [statistics.variance([seen[metric] for seen in group]) for group in groups.values()]
         sigma[metric] = math.sqrt(sum(variances) / len(variances))
     dof = sum(len(v) - 1 for v in groups.values())
     return {"sigma": sigma, "groups": len(groups), "seeds_per_group": len(next(iter(groups.values()))), "dof": dof}
-
-
-def _variance(xs: list[float]) -> float:
-    mean = sum(xs) / len(xs)
-    return sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
 
 
 def expected_file(spec: str, observed: dict[str, dict], spread: dict, environment: dict, command: str) -> dict:
