@@ -39,7 +39,7 @@ from tasbench.arch import Arch, block_specs
 from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import layer_macs
-from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
 from tasbench.train import TrainConfig, evaluate, train
 
 MODES = ("hard", "soft")
@@ -171,10 +171,26 @@ def prune_fpgm(request: PruneRequest, options: FpgmOptions) -> Pruned:
                                      "inherits_weights": True})  # fmt: skip
 
 
+def check_fpgm(arch: Arch, options: FpgmOptions, ratio: float) -> None:
+    """The FLOP matching reaches `ratio` (counts only, no weights)."""
+    match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, "FPGM")
+
+
+def fpgm_budget(options: FpgmOptions, train_images: int, test_images: int) -> PruneBudget | None:
+    """Soft mode trains the unpruned net `epochs` times over the training set (`train()` evaluates every epoch)."""
+    if options.mode != "soft":
+        return None
+    steps = max(1, train_images // options.batch_size)
+    return PruneBudget(f"soft {options.epochs} ep x {steps} steps (batch {options.batch_size})",
+                       options.epochs * steps * options.batch_size, (options.epochs + 1) * test_images)  # fmt: skip
+
+
 PRUNER = Pruner(
     name="fpgm",
     prune=prune_fpgm,
     options=FpgmOptions,
     needs_data=False,  # hard mode; soft mode asks through FpgmOptions.needs_data
     summary="filters nearest the geometric median of their layer removed (He et al. 2019), FLOP-matched",
+    check=check_fpgm,
+    budget=fpgm_budget,
 )

@@ -91,10 +91,19 @@ def prune_l1(request: PruneRequest, options: L1Options) -> Pruned:
     return Pruned(new_arch, model, {**info, "kept": kept_by_layer(arch, keep), "inherits_weights": True})
 
 
+def check_l1(arch: Arch, options: L1Options, ratio: float) -> None:
+    """Li et al.'s variant exists for this net, or the FLOP matching reaches `ratio` (counts only, no weights)."""
+    if options.variant:
+        variant_counts(arch, options.variant)
+    else:
+        match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, "L1")
+
+
 PRUNER = Pruner(
     name="l1",
     prune=prune_l1,
     options=L1Options,
     needs_data=False,
     summary="filters with the smallest L1 norm removed (Li et al. 2017): variants A/B or FLOP-matched",
+    check=check_l1,
 )

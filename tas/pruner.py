@@ -14,9 +14,10 @@ from pathlib import Path
 from tas.random_search import random_arch
 from tas.search import SearchConfig, run_search
 from tas.search_space import check_reachable, search_space
+from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
-from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -37,10 +38,28 @@ def prune_tas(request: PruneRequest, options: SearchConfig) -> Pruned:
     return Pruned(arch, model, {**info, "macs": macs(arch), "inherits_weights": False})
 
 
+def check_tas(arch: Arch, options: SearchConfig, ratio: float) -> None:
+    """The net has a search space (full depth, official shortcut) that reaches `ratio` with `options.search`."""
+    check_reachable(search_space(arch), ratio, options.search)
+
+
+def search_budget(options: SearchConfig, train_images: int, test_images: int) -> PruneBudget | None:
+    """The search's steps: the training split is halved (`split_halves`), and each step is one weight batch and one
+    architecture batch, both forward and backward through the search net (the unpruned net's convs)."""
+    if options.search == "random":
+        return None
+    half = train_images // 2
+    steps = min(max(1, half // options.batch_size), max(1, (train_images - half) // options.batch_size))
+    return PruneBudget(f"search {options.epochs} ep x {steps} steps (batch {options.batch_size}/half)",
+                       options.epochs * steps * 2 * options.batch_size)  # fmt: skip
+
+
 PRUNER = Pruner(
     name="tas",
     prune=prune_tas,
     options=SearchConfig,
     needs_data=True,
     summary="TAS: differentiable search of widths and depths under a FLOP loss (Dong & Yang, NeurIPS 2019)",
+    check=check_tas,
+    budget=search_budget,
 )

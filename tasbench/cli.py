@@ -28,6 +28,7 @@ from tasbench.arch import SHORTCUTS, Arch
 from tasbench.atomic import remove_stale_temporaries, write_json, write_text
 from tasbench.bench import benchmarks
 from tasbench.checkpoint import load_model, save_model
+from tasbench.code_identity import code_identity, code_packages
 from tasbench.commands import compare, regress, report, sweep
 from tasbench.data import DATASETS, DataConfig, load_data
 from tasbench.distill import DistillConfig, DistillLoss
@@ -220,7 +221,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         loss_fn = cross_entropy
         if teacher is not None:
             loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), distill)
-        write_json(out / "params.json", {"hash": config_hash(config), "config": config})
+        write_json(out / "params.json", {"hash": config_hash(config), "config": config,
+                                         "code": code_identity(code_packages(None))})  # fmt: skip
         began = time.perf_counter()
         result = train(model, data, train_cfg, device=device, loss_fn=loss_fn, checkpoint_path=out / "checkpoint.pt",
                        run_config=config, progress=not args.no_progress,
@@ -229,7 +231,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         write_log_csv(out / "log.csv", result.pop("history"))
         save_model(out / "model.pt", arch, model)
         metrics = {**result, "macs": macs(arch), "params": params(arch), "run_dir": str(out),
-                   "wall_seconds": time.perf_counter() - began, "environment": environment(device)}  # fmt: skip
+                   "wall_seconds": time.perf_counter() - began, "environment": environment(device),
+                   "code": code_identity(code_packages(None))}  # fmt: skip
         write_json(out / "metrics.json", metrics)
         return metrics
 

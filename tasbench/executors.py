@@ -10,6 +10,18 @@ holder died); a teacher is waited for, since every run behind it needs it anyway
     >>> execute(sweep.runs, "runs", Executor("local", workers=2), device="cpu")   # 2 processes, 1 thread each
     >>> execute(sweep.runs, "/shared/runs", Executor("ray", address="ray://head:10001"), device="cuda")
 
+Failures: with `fail_fast` (the library default) the first failing run stops everything, as an exception. Without
+it, a failed run is recorded in its directory (failures.py), the runs that do not need it go on, and `execute`
+raises `RunsFailed` at the end, carrying the finished runs' metrics and one line per failure; a failed teacher fails
+only the runs that need it. Runs whose method options cannot work on their net (`Pruner.check`) are named before
+anything trains: with `fail_fast` as a ConfigError, else as failures that never start.
+
+Recompute (`rerun`): finished runs are reused, stale or not (run_state.py), unless `rerun="stale"` (stale teachers
+and runs are computed again, and with a teacher every run that used it) or `rerun="all"` (every run given, and its
+teacher). The old results move to `<run>/superseded-<time>/` first (supersede.py), under the run's lock.
+
+An interrupt (KeyboardInterrupt, or the CLI's SIGTERM handler) stops worker processes before it propagates.
+
 With Ray, every node must see `root` (a shared file system) and have tas-bench installed.
 """
 
@@ -17,22 +29,41 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import multiprocessing
+import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from tasbench.cost import job_macs
 from tasbench.data import load_data
-from tasbench.errors import ConfigError, choice_error
+from tasbench.errors import ConfigError, StorageError, choice_error
 from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
+from tasbench.failures import read_failure, record_failure, summary
+from tasbench.locks import directory_lock
+from tasbench.run_state import run_state, teacher_state
+from tasbench.supersede import finish_superseding, supersede
+from tasbench.sweep import invalid_runs
+from tasbench.sweep_progress import SweepBar, sweep_bar
+from tasbench.worker_pool import worker_pool
 
 EXECUTORS = ("local", "ray")
+RERUN = ("", "stale", "all")
 
 
 class WorkerDied(RuntimeError):
     """A local worker process vanished mid-run (SIGKILL, the OOM killer); nothing finished is lost."""
+
+
+class RunsFailed(RuntimeError):
+    """Some runs failed (`fail_fast=False`); the others finished. `results` holds each run's metrics in order (None
+    where it failed), `failures` one line per failed run."""
+
+    def __init__(self, results: list[dict | None], failures: list[str]) -> None:
+        super().__init__(f"{len(failures)} of {len(results)} runs failed")
+        self.results, self.failures = results, failures
 
 
 @dataclass(frozen=True)
@@ -67,23 +98,56 @@ class Job:
     wandb: object = None  # wandb_log.WandbSettings or None
     latency_batches: tuple[int, ...] = LATENCY_BATCHES
     wait: bool = True  # False: a run another process holds is left to it ("busy"), to be tried again later
+    rerun: str = ""  # "stale" / "all": move earlier results aside first, if they are stale / older than `since`
+    since: float = 0.0  # when the sweep started (time.time()): with rerun="all", newer results are its own
+    fail_fast: bool = True  # True: a failure is raised (after it is recorded); False: work() returns "failed"
+    progress: bool = False  # this run's own bars (teacher, search, retraining): for the sequential executor
+
+    @property
+    def directory(self) -> Path:
+        return self.cfg.teacher_directory(self.root) if self.stage == "teacher" else self.cfg.directory(self.root)
+
+    @property
+    def title(self) -> str:
+        cfg = self.cfg
+        if self.stage == "teacher":
+            return f"teacher: {cfg.network} seed={cfg.seed}"
+        return f"run: {run_name(cfg)}"
 
 
 def work(job: Job) -> str:
     """Do one job in this process, what every executor calls; says what happened: "ran" (here), "found" (finished
-    by another process, or before), or "busy" (another process holds the run, and `job.wait` is False)."""
-    device = torch.device(job.device)
-    if job.stage == "teacher":
-        ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device)
-        return "ran"
+    by another process, or before), "busy" (another process holds the run, and `job.wait` is False) or "failed"
+    (recorded in the run's error.json; only with `job.fail_fast` False, else the error is raised)."""
+    try:
+        if job.rerun and not _make_room(job):
+            return "busy"
+        return _teacher(job) if job.stage == "teacher" else _run(job)
+    except StorageError:  # the results root itself is full or read-only: every later run would fail the same way
+        raise
+    except Exception as e:
+        record_failure(job.directory, e, job.stage)
+        if job.fail_fast:
+            raise
+        return "failed"
+
+
+def _teacher(job: Job) -> str:
+    if (job.directory / "metrics.json").exists():
+        return "found"
+    ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), torch.device(job.device), job.progress)
+    return "ran"
+
+
+def _run(job: Job) -> str:
     on_epoch = tracker = None
-    if job.wandb is not None and not (job.cfg.directory(job.root) / "metrics.json").exists():
+    if job.wandb is not None and not (job.directory / "metrics.json").exists():
         from tasbench.wandb_log import WandbRun
 
         tracker = WandbRun(job.wandb, job.cfg, job.root)
         on_epoch = tracker.on_epoch
-    metrics = run_one(job.cfg, job.root, device=device, data_dir=job.data_dir, on_epoch=on_epoch,
-                      latency_batches=job.latency_batches, wait=job.wait)  # fmt: skip
+    metrics = run_one(job.cfg, job.root, device=torch.device(job.device), data_dir=job.data_dir, on_epoch=on_epoch,
+                      latency_batches=job.latency_batches, wait=job.wait, progress=job.progress)  # fmt: skip
     if metrics is None:
         return "busy"
     ran = metrics["timing"]["pid"] == os.getpid()  # the process that computed a run records its pid
@@ -92,63 +156,133 @@ def work(job: Job) -> str:
     return "ran" if ran else "found"
 
 
+def _make_room(job: Job) -> bool:
+    """Move the job's earlier results aside if it is to be recomputed; False if another process holds it."""
+    with directory_lock(job.directory, wait=job.wait) as held:
+        if not held:
+            return False
+        finish_superseding(job.directory)
+        state = teacher_state(job.cfg, job.root) if job.stage == "teacher" else run_state(job.cfg, job.root)
+        if job.rerun == "all":
+            params = job.directory / "params.json"  # written when a run starts: older means not this sweep's
+            old = state.status != "todo" and (not params.exists() or params.stat().st_mtime < job.since)
+        else:
+            old = bool(state.stale)
+        if old:
+            supersede(job.directory)
+    return True
+
+
 def jobs(runs: list[RunConfig], root: str | Path, device: str, data_dir: str | None, threads: int, wandb: object = None,
-         latency_batches: tuple[int, ...] = LATENCY_BATCHES) -> tuple[list[Job], list[Job]]:  # fmt: skip
-    """(teacher jobs, run jobs) for the runs that are not finished; each needed teacher appears once."""
-    todo = [cfg for cfg in runs if not (cfg.directory(root) / "metrics.json").exists()]
-    teachers = {}
-    for cfg in todo:
-        if not (cfg.teacher_directory(root) / "metrics.json").exists():
-            teachers.setdefault(cfg.teacher_directory(root), cfg)
-    make = lambda stage, cfg: Job(stage, cfg, str(root), device, data_dir, threads, wandb, latency_batches)  # noqa: E731
-    return [make("teacher", cfg) for cfg in teachers.values()], [make("run", cfg) for cfg in todo]
+         latency_batches: tuple[int, ...] = LATENCY_BATCHES, rerun: str = "", fail_fast: bool = True,
+         progress: bool = False) -> tuple[list[Job], list[Job]]:  # fmt: skip
+    """(teacher jobs, run jobs) for the runs that are not finished or are to be recomputed; each teacher once."""
+    if rerun not in RERUN:
+        raise choice_error("rerun mode", rerun, RERUN)
+    teachers: dict[Path, RunConfig] = {}
+    for cfg in runs:
+        teachers.setdefault(cfg.teacher_directory(root), cfg)
+    redo = {d for d, cfg in teachers.items() if rerun == "all" or (rerun == "stale" and teacher_state(cfg, root).stale)}
+    todo = []
+    for cfg in runs:
+        state = run_state(cfg, root)
+        if state.status != "done" or rerun == "all" or (rerun == "stale" and state.stale) or \
+                cfg.teacher_directory(root) in redo:  # fmt: skip
+            todo.append(cfg)
+    needed = {cfg.teacher_directory(root) for cfg in todo}
+    make = lambda stage, cfg: Job(stage, cfg, str(root), device, data_dir, threads, wandb, latency_batches,  # noqa: E731
+                                  rerun=rerun, since=time.time(), fail_fast=fail_fast, progress=progress)  # fmt: skip
+    teacher_jobs = [make("teacher", cfg) for d, cfg in teachers.items()
+                    if d in needed and (d in redo or not (d / "metrics.json").exists())]  # fmt: skip
+    return teacher_jobs, [make("run", cfg) for cfg in todo]
 
 
 def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Executor(), *, device: str = "cpu",
             data_dir: str | None = None, wandb: object = None, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
-            log=print) -> list[dict]:  # fmt: skip
-    """Run every unfinished run of `runs` under `root`; returns the metrics of all of them, in order."""
+            log=print, rerun: str = "", fail_fast: bool = True, progress: bool = False) -> list[dict]:  # fmt: skip
+    """Run every unfinished run of `runs` under `root` (and recompute what `rerun` asks); returns the metrics of all
+    of them, in order. Raises `RunsFailed` when runs failed and `fail_fast` is False (see the module docstring)."""
     threads = executor.threads or max(1, (os.cpu_count() or 1) // executor.workers)
-    teacher_jobs, run_jobs = jobs(runs, root, device, data_dir, threads, wandb, latency_batches)
-    log(f"{len(runs) - len(run_jobs)} runs already done, {len(run_jobs)} to run, {len(teacher_jobs)} teachers to train")
-    if executor.kind == "ray":
-        from tasbench.ray_executor import run_on_ray
-
-        for stage in (teacher_jobs, run_jobs):  # Ray tasks wait for a run another process holds
-            run_on_ray(stage, executor, log)
-    elif executor.workers == 1:
-        for stage in (teacher_jobs, run_jobs):
-            # A run that another sweep on this root is running is skipped, and waited for once the rest is done:
-            # this process stays busy instead of queueing behind the other one.
-            busy = []
-            for i, job in enumerate(stage):
-                outcome = work(dataclasses.replace(job, wait=False))
-                if outcome == "busy":
-                    busy.append(job)
-                log(f"[{i + 1}/{len(stage)}] {job.stage} {_OUTCOMES[outcome]}: {_describe(job)}")
-            for job in busy:
-                log(f"{job.stage} {_OUTCOMES[work(job)]}: {_describe(job)}")
-    elif run_jobs:
-        # spawn, not fork: a forked child inherits torch's thread pool in an undefined state. One pool serves both
-        # stages: starting a worker (importing torch) costs seconds.
-        context = multiprocessing.get_context("spawn")
-        workers = min(executor.workers, len(run_jobs))
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
-                                                    initargs=(threads,)) as pool:  # fmt: skip
-            for stage in (teacher_jobs, run_jobs):
-                busy = _in_pool(pool, [dataclasses.replace(job, wait=False) for job in stage], log)
-                _in_pool(pool, busy, log)  # now waiting: their holders finish them, or died and we resume them
-    # Every run is finished now; reading them back in order also covers the ones that were skipped.
-    return [run_one(cfg, root, device=torch.device("cpu")) for cfg in runs]
-
-
-_OUTCOMES = {"ran": "done", "found": "done by another process",
-             "busy": "busy in another process; coming back to it"}  # fmt: skip
+    failures: dict[int, str] = {}
+    for i, message in invalid_runs(runs).items():
+        if fail_fast:
+            raise ConfigError(f"{runs[i].name} {runs[i].network} ratio={runs[i].ratio}: {message}")
+        failures[i] = f"invalid ({message})"
+    valid = [cfg for i, cfg in enumerate(runs) if i not in failures]
+    teacher_jobs, run_jobs = jobs(valid, root, device, data_dir, threads, wandb, latency_batches, rerun, fail_fast,
+                                  progress and executor.workers == 1 and executor.kind == "local")  # fmt: skip
+    log(f"{len(runs) - len(run_jobs) - len(failures)} runs already done, {len(run_jobs)} to run, "
+        f"{len(teacher_jobs)} teachers to train" + (f", {len(failures)} invalid runs skipped" if failures else ""))
+    total = sum(job_macs(job.stage, job.cfg) for job in teacher_jobs + run_jobs)
+    with sweep_bar(total, len(run_jobs), progress, log) as bar:
+        if executor.kind == "ray" or executor.workers == 1:
+            _stages(executor, teacher_jobs, run_jobs, root, bar, None)
+        elif run_jobs:
+            # spawn, not fork: a forked child inherits torch's thread pool in an undefined state. One pool serves
+            # both stages: starting a worker (importing torch) costs seconds.
+            with worker_pool(min(executor.workers, len(run_jobs)), threads) as pool:
+                _stages(executor, teacher_jobs, run_jobs, root, bar, pool)
+    results = []
+    for i, cfg in enumerate(runs):
+        path = cfg.directory(root) / "metrics.json"
+        results.append(json.loads(path.read_text()) if path.exists() else None)
+        if results[-1] is None and i not in failures:
+            failure = read_failure(cfg.directory(root)) or read_failure(cfg.teacher_directory(root))
+            failures[i] = summary(failure) if failure else "not finished"
+    if failures:
+        raise RunsFailed(results, [f"{run_name(runs[i])} ({runs[i].directory(root)}): {failures[i]}"
+                                   for i in sorted(failures)])  # fmt: skip
+    return results
 
 
-def _in_pool(pool: concurrent.futures.Executor, stage: list[Job], log) -> list[Job]:
+def _stages(executor: Executor, teacher_jobs: list[Job], run_jobs: list[Job], root: str | Path, bar: SweepBar,
+            pool: concurrent.futures.Executor | None) -> None:  # fmt: skip
+    """Teachers first, then the runs whose teacher did not fail."""
+    for stage in ("teacher", "run"):
+        if stage == "teacher":
+            todo = teacher_jobs
+        else:
+            failed = {job.directory for job in teacher_jobs if read_failure(job.directory)}
+            todo = [job for job in run_jobs if job.cfg.teacher_directory(root) not in failed]
+            for job in run_jobs:
+                if job not in todo:
+                    bar.write(f"run skipped (its teacher failed): {_describe(job)}")
+                    bar.finished(job.title, job_macs(job.stage, job.cfg), True)
+        if executor.kind == "ray":
+            from tasbench.ray_executor import run_on_ray
+
+            n = len(todo)
+            run_on_ray(todo, executor, lambda job, outcome, i, n=n: _report(bar, job, outcome, i, n, " on Ray"))
+        elif pool is None:
+            _sequential(todo, bar)
+        else:
+            busy = _in_pool(pool, [dataclasses.replace(job, wait=False) for job in todo], bar)
+            _in_pool(pool, busy, bar)  # now waiting: their holders finish them, or died and we resume them
+
+
+def _sequential(stage: list[Job], bar: SweepBar) -> None:
+    # A run that another sweep on this root is running is skipped, and waited for once the rest is done: this
+    # process stays busy instead of queueing behind the other one.
+    busy = []
+    for i, job in enumerate(stage):
+        bar.started(job.title)
+        outcome = work(dataclasses.replace(job, wait=False))
+        if outcome == "busy":
+            busy.append(job)
+            bar.running.remove(job.title)
+            bar.write(f"[{i + 1}/{len(stage)}] {job.stage} {_OUTCOMES[outcome]}: {_describe(job)}")
+        else:
+            _report(bar, job, outcome, i, len(stage))
+    for job in busy:
+        bar.started(job.title)
+        _report(bar, job, work(job), None, len(stage))
+
+
+def _in_pool(pool: concurrent.futures.Executor, stage: list[Job], bar: SweepBar) -> list[Job]:
     """Run `stage` in the worker pool; returns the jobs that were busy elsewhere (with `wait=True` for a retry)."""
     futures = {pool.submit(work, job): job for job in stage}
+    for job in stage:
+        bar.started(job.title)
     busy = []
     for i, future in enumerate(concurrent.futures.as_completed(futures)):
         try:
@@ -159,13 +293,33 @@ def _in_pool(pool: concurrent.futures.Executor, stage: list[Job], log) -> list[J
         job = futures[future]
         if outcome == "busy":
             busy.append(dataclasses.replace(job, wait=True))
-        log(f"[{i + 1}/{len(stage)}] {job.stage} {_OUTCOMES[outcome]}: {_describe(job)}")
+            bar.running.remove(job.title)
+            bar.write(f"[{i + 1}/{len(stage)}] {job.stage} {_OUTCOMES[outcome]}: {_describe(job)}")
+        else:
+            _report(bar, job, outcome, i, len(stage))
     return busy
+
+
+def _report(bar: SweepBar, job: Job, outcome: str, i: int | None, n: int, where: str = "") -> None:
+    what = _OUTCOMES[outcome] + where
+    if outcome == "failed":
+        failure = read_failure(job.directory)
+        what += f" ({summary(failure) if failure else 'unknown error'})"
+    count = f"[{i + 1}/{n}] " if i is not None else ""
+    bar.write(f"{count}{job.stage} {what}: {_describe(job)}")
+    bar.finished(job.title, job_macs(job.stage, job.cfg), job.stage == "run")
+
+
+_OUTCOMES = {"ran": "done", "found": "done by another process", "failed": "FAILED",
+             "busy": "busy in another process; coming back to it"}  # fmt: skip
 
 
 def _describe(job: Job) -> str:
     cfg = job.cfg
     if job.stage == "teacher":
-        return f"{cfg.network} teacher seed={cfg.seed} -> {cfg.teacher_directory(job.root)}"
-    return f"{cfg.name} {cfg.network} ratio={cfg.ratio} recipe={cfg.recipe.name} seed={cfg.seed} -> " \
-           f"{cfg.directory(job.root)}"  # fmt: skip
+        return f"{cfg.network} teacher seed={cfg.seed} -> {job.directory}"
+    return f"{run_name(cfg)} -> {job.directory}"
+
+
+def run_name(cfg: RunConfig) -> str:
+    return f"{cfg.name} {cfg.network} ratio={cfg.ratio} recipe={cfg.recipe.name} seed={cfg.seed}"

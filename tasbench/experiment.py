@@ -3,11 +3,15 @@
     runs/train/<hash>/      the unpruned teacher: the same directory `tas-bench train` writes for the same settings,
                             so every run (and every user) that needs this teacher shares it
     runs/<method>/<hash>/   params.json   the resolved config (hashed), the row label, seed, and the environment
-                                          (git commit, torch/CUDA, device) it started in (not hashed)
+                                          (git commit, torch/CUDA, device) and `code` it started with (not hashed)
                             pruned.pt     the pruner's shape, weights and info, written once: a resumed run does
                                           not search again
                             checkpoint.pt, log.csv, model.pt   retraining, resumable (see train.py)
-                            metrics.json  written last, atomically; its presence means "done"
+                            metrics.json  written last, atomically; its presence means "done"; `code` (version,
+                                          git commit, source hash: code_identity.py) says which code computed it,
+                                          `teacher_sha256` which teacher weights it learned from
+                            error.json    the last attempt's error (failures.py), until the run succeeds
+                            superseded-*/ earlier results of a recomputed run (supersede.py)
 
     >>> cfg = RunConfig(DataConfig("proxy"), "resnet20", "uniform", UniformOptions(), ratio=0.5, seed=0)
     >>> metrics = run_one(cfg, "runs", device=torch.device("cpu"))
@@ -35,16 +39,19 @@ from torch import nn
 from tasbench.arch import Arch
 from tasbench.atomic import remove_stale_temporaries, write_json
 from tasbench.checkpoint import load_checkpoint, load_model, save_model
+from tasbench.code_identity import code_identity, code_packages
 from tasbench.data import DataConfig, ImageData, load_data
 from tasbench.errors import ConfigError
+from tasbench.failures import clear_failure
 from tasbench.flops import macs, params
 from tasbench.locks import directory_lock
 from tasbench.presets import preset
 from tasbench.pruner import Pruned, PruneRequest, check_ratio, get_pruner
 from tasbench.recipes import Recipe, retrain
 from tasbench.resnet import seeded_resnet
-from tasbench.runs import config_hash, environment, run_dir, write_log_csv
+from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
 from tasbench.seeds import derive_seed
+from tasbench.supersede import finish_superseding
 from tasbench.train import TrainConfig, evaluate, train
 
 LATENCY_BATCHES = (1, 256)  # batch 1 (one request) and a large throughput batch; a measurement, not in the config
@@ -114,9 +121,12 @@ def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: to
     with directory_lock(out):
         if not (out / "metrics.json").exists():
             remove_stale_temporaries(out)
+            finish_superseding(out)
             arch = cfg.arch()
             model = seeded_resnet(arch, derive_seed(cfg.teacher.seed, "init"))  # as cmd_train seeds it
-            write_json(out / "params.json", {"hash": config_hash(config), "config": config})
+            if not ((out / "checkpoint.pt").exists() and (out / "params.json").exists()):  # a resumed one keeps its
+                write_json(out / "params.json", {"hash": config_hash(config), "config": config,  # start's code record
+                                                 "code": code_identity(code_packages(None))})  # fmt: skip
             began = time.perf_counter()
             result = train(model, data, cfg.teacher, device=device, checkpoint_path=out / "checkpoint.pt",
                            run_config=config, progress=progress,
@@ -125,13 +135,15 @@ def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: to
             save_model(out / "model.pt", arch, model)
             write_json(out / "metrics.json", {**result, "macs": macs(arch), "params": params(arch),
                                               "run_dir": str(out), "wall_seconds": time.perf_counter() - began,
-                                              "environment": environment(device)})  # fmt: skip
+                                              "environment": environment(device),
+                                              "code": code_identity(code_packages(None))})  # fmt: skip
+            clear_failure(out)
     _, model = load_model(out / "model.pt")
     return model.to(device), json.loads((out / "metrics.json").read_text())
 
 
-def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData,
-               device: torch.device) -> tuple[Pruned, float]:  # fmt: skip
+def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, device: torch.device,
+               progress: bool = False) -> tuple[Pruned, float]:  # fmt: skip
     """The pruner's result, computed once and kept in `out/pruned.pt` (a search can take hours)."""
     path = out / "pruned.pt"
     if path.exists():
@@ -144,7 +156,7 @@ def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData,
     # Options may ask for data too (FPGM's soft mode trains); a search keeps its resumable state in the run dir.
     needs_data = pruner.needs_data or getattr(cfg.options, "needs_data", False)
     request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, data if needs_data else None, cfg.seed,
-                           device, workdir=str(out))  # fmt: skip
+                           device, workdir=str(out), progress=progress)  # fmt: skip
     pruned = pruner.prune(request, cfg.options)
     seconds = time.perf_counter() - began
     save_model(path, pruned.arch, pruned.model, info=pruned.info, prune_seconds=seconds)
@@ -194,6 +206,7 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
         if (out / "metrics.json").exists():  # finished by the process whose lock we waited for
             return json.loads((out / "metrics.json").read_text())
         remove_stale_temporaries(out)  # left by a holder that was killed mid-write
+        finish_superseding(out)  # a recompute's move of the old results, if a kill interrupted it
         return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
 
 
@@ -208,12 +221,14 @@ def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device,
             raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
     elif writer:  # written once, when the run starts: a resumed run keeps the environment it started in
         write_json(out / "params.json", {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
-                                         "environment": environment(device)})  # fmt: skip
+                                         "environment": environment(device),
+                                         "code": code_identity(code_packages(cfg.method))})  # fmt: skip
     data = load_data(cfg.data, data_dir)
     began = time.perf_counter()
     teacher, teacher_metrics = ensure_teacher(cfg, root, data, device, progress)
     teacher_seconds = time.perf_counter() - began
-    pruned, prune_seconds = prune_once(cfg, out, teacher, data, device)
+    teacher_sha256 = file_digest(cfg.teacher_directory(root) / "model.pt")  # which teacher: run_state.py compares
+    pruned, prune_seconds = prune_once(cfg, out, teacher, data, device, progress)
 
     def log(history: list[dict]) -> None:
         if not writer:
@@ -246,13 +261,15 @@ def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device,
         "macs": pruned_macs, "params": params(pruned.arch),
         "unpruned_macs": unpruned_macs, "unpruned_params": params(cfg.arch()),
         "flop_ratio": pruned_macs / unpruned_macs, "flop_reduction_pct": 100 * (1 - pruned_macs / unpruned_macs),
-        "teacher_hash": cfg.teacher_directory(root).name, "prune_info": pruned.info,
+        "teacher_hash": cfg.teacher_directory(root).name, "teacher_sha256": teacher_sha256, "prune_info": pruned.info,
         "timing": {"teacher_seconds": teacher_seconds, "teacher_train_seconds": teacher_metrics["wall_seconds"],
                    "prune_seconds": prune_seconds, "retrain_seconds": result["train_seconds"],
                    "eval_seconds": eval_seconds, **latency, "threads": torch.get_num_threads(), "pid": os.getpid(),
                    "ddp_world_size": dist.get_world_size() if dist.is_initialized() else 1},
         "environment": environment(device),
+        "code": code_identity(code_packages(cfg.method)),
     }  # fmt: skip
     if writer:
         write_json(out / "metrics.json", metrics)
+        clear_failure(out)
     return metrics

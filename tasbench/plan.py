@@ -1,98 +1,147 @@
-"""`--dry-run`: which runs of a sweep are done, half done or to do, and what the rest will cost per phase.
+"""`--dry-run`: which runs of a sweep are done, stale, failed, invalid or to do, each run's budget, and what the rest
+will cost per phase and in wall time.
 
-Cost is counted in multiply-accumulates, the unit the FLOP counter already gives exactly: one training image costs
-about 3x the forward MACs (forward + two backward products), one test image 1x, per epoch. Where this root already
-holds a finished teacher, its measured wall time turns MACs into seconds for this machine.
+Cost is counted in multiply-accumulates (cost.py) and turned into seconds by this machine's measured speed: a
+quick calibration (calibrate.py: a few training steps of each net of the sweep, unpruned and at each target
+ratio, on the sweep's device and threads per worker), corrected by a teacher of this sweep that already finished
+here when there is one (its real seconds per MAC include what the calibration leaves out: augmentation, the
+per-epoch evaluation and checkpoint). Jobs are then laid out on the executor's workers as it runs them (teachers,
+then runs, each taken by the first free worker), plus each worker's start (importing torch, building the data).
 
     $ tas-bench sweep benchmarks/proxy.yaml --dry-run
-    sweep 'proxy': 6 runs: 0 done, 0 partial (resume), 6 to do; 2 teachers to train
-    phase      work     TMAC   est. time
-    teacher    2 nets   ...
+    sweep 'proxy': 16 runs: 0 done, 0 partial (resume), 16 to do; 2 teachers to train, 0 to reuse
+    speed: 4.1e-11 s/MAC training resnet20 (calibrated: 1 thread per worker on cpu)
+    phase      work        TMAC   compute
+    teacher    2 nets     3.428   2m21s
+    ...
+    wall time: 7m35s on 2 workers
+    todo     runs/tas/5d1c...  TAS resnet20 ratio=0.5 recipe=kd seed=0 | teacher 6 ep (batch 128) |
+             prune: search 4 ep x 15 steps (batch 64/half) | retrain: kd 5 ep (batch 128)
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import torch
+
+from tasbench.arch import Arch
+from tasbench.calibrate import train_rate
+from tasbench.cost import finish_macs, makespan, prune_budget, prune_macs, retrain_epochs, retrain_macs, teacher_macs
+from tasbench.executors import jobs
 from tasbench.experiment import RunConfig
-from tasbench.flops import macs
+from tasbench.run_state import State, run_state
+from tasbench.sweep import invalid_runs
+from tasbench.uniform import scale_widths
 
-FULL_SIZES = {"proxy": None, "cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
-
-
-def status(cfg: RunConfig, root: str | Path) -> str:
-    out = cfg.directory(root)
-    if (out / "metrics.json").exists():
-        return "done"
-    return "partial" if (out / "checkpoint.pt").exists() or (out / "pruned.pt").exists() else "todo"
+# Seconds a job costs beyond its training, per job and per worker process: loading the run's data, building its
+# nets, writing its files; a worker also starts a Python with torch. Measured on the proxy spec (README, "Sweeps").
+JOB_SECONDS = 3.0
+WORKER_SECONDS = 15.0
 
 
-def sizes(cfg: RunConfig) -> tuple[int, int]:
-    """(training images, test images) one epoch of `cfg` reads."""
-    d = cfg.data
-    n_train, n_test = (d.proxy_train, d.proxy_test) if d.dataset == "proxy" else FULL_SIZES[d.dataset]
-    return d.subset or n_train, d.test_subset or n_test
-
-
-def teacher_macs(cfg: RunConfig) -> float:
-    n_train, n_test = sizes(cfg)
-    return cfg.teacher.epochs * macs(cfg.arch()) * (3 * n_train + n_test)
-
-
-def retrain_macs(cfg: RunConfig) -> float:
-    """Estimated from the target ratio: the pruned shape is not known before the pruner has run."""
-    n_train, n_test = sizes(cfg)
-    full = macs(cfg.arch())
-    pruned = cfg.ratio * full
-    epochs = cfg.recipe.train_config(cfg.seed, full, max(1, round(pruned))).epochs
-    per_image = pruned * 3 + (full if cfg.recipe.name == "kd" else 0)  # KD runs the teacher forward on every batch
-    return epochs * (per_image * n_train + pruned * n_test)
-
-
-def seconds_per_mac(runs: list[RunConfig], root: str | Path) -> float | None:
-    """This machine's speed, measured by a teacher of this sweep that already finished (None if none has)."""
+def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads: int) -> tuple[dict, str]:
+    """Seconds per MAC for each (network, ratio) the sweep trains (ratio 1.0: the unpruned net), and where they
+    come from. A finished teacher's measured rate, when there is one, scales the calibrated ones."""
+    table: dict[tuple[str, float], float] = {}
+    began = time.perf_counter()
+    for cfg in runs:
+        for ratio, batch in ((1.0, cfg.teacher.batch_size), (cfg.ratio, cfg.recipe.batch_size)):
+            if (cfg.network, ratio) not in table:
+                arch = cfg.arch() if ratio == 1.0 else _thinned(cfg, ratio)
+                table[cfg.network, ratio] = train_rate(arch, batch, device, threads)
+    source = f"calibrated in {time.perf_counter() - began:.1f} s: {threads} thread(s) per worker on {device}"
     for cfg in runs:
         path = cfg.teacher_directory(root) / "metrics.json"
         if path.exists():
-            return json.loads(path.read_text())["train_seconds"] / teacher_macs(cfg)
-    return None
+            metrics = json.loads(path.read_text())
+            if metrics.get("environment", {}).get("threads") != threads:
+                continue  # timed with another thread count: it says little about this sweep
+            scale = metrics["train_seconds"] / teacher_macs(cfg) / table[cfg.network, 1.0]
+            table = {key: rate * scale for key, rate in table.items()}
+            source += f", x{scale:.2f} to match the teacher that finished in {cfg.teacher_directory(root)}"
+            break
+    return table, source
 
 
-def describe(name: str, runs: list[RunConfig], root: str | Path) -> str:
-    """The plan as text: one summary line, a cost table per phase, one line per run."""
-    states = [status(cfg, root) for cfg in runs]
-    teachers = {}
-    for cfg, state in zip(runs, states):
-        if state != "done":
-            teachers.setdefault(cfg.teacher_directory(root), cfg)
-    teachers_todo = [cfg for d, cfg in teachers.items() if not (d / "metrics.json").exists()]
-    todo = [cfg for cfg, state in zip(runs, states) if state != "done"]
-    rate = seconds_per_mac(runs, root)
-    searches = sorted({cfg.method for cfg in todo})
-    rows = [
-        ("teacher", f"{len(teachers_todo)} nets", sum(map(teacher_macs, teachers_todo))),
-        ("prune", f"{len(todo)} runs", None),
-        ("retrain", f"{len(todo)} runs", sum(map(retrain_macs, todo))),
-    ]
+def _thinned(cfg: RunConfig, ratio: float) -> Arch:
+    """A net of about `ratio` of the FLOPs, to time the retraining of a pruned net (MACs ~ width squared)."""
+    return scale_widths(cfg.arch(), ratio**0.5)
+
+
+def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int = 1, threads: int = 1,
+             device: str = "cpu", calibrate: bool = False, rerun: str = "") -> str:  # fmt: skip
+    """The plan as text: summary lines, the speed, a cost table per phase and the wall time, one line per run.
+    `rerun` ("stale", "all") counts what `execute(..., rerun=...)` would recompute as work to do."""
+    invalid = invalid_runs(runs)
+    states = [State("invalid") if i in invalid else run_state(cfg, root) for i, cfg in enumerate(runs)]
+    teacher_jobs, run_jobs = jobs([cfg for i, cfg in enumerate(runs) if i not in invalid], root, device, None,
+                                  threads, rerun=rerun)  # fmt: skip
+    needed = {cfg.teacher_directory(root) for cfg, s in zip(runs, states) if s.status not in ("done", "invalid")}
+    reused = len(needed - {job.directory for job in teacher_jobs})
+    count = lambda what: sum(s.status == what for s in states)  # noqa: E731
     lines = [
-        f"sweep {name!r}: {len(runs)} runs: {states.count('done')} done, {states.count('partial')} partial "
-        f"(resume), {states.count('todo')} to do; {len(teachers_todo)} teachers to train, "
-        f"{len(teachers) - len(teachers_todo)} to reuse",
-        f"{'phase':<9} {'work':<10} {'TMAC':>10}   est. time",
+        f"sweep {name!r}: {len(runs)} runs: {count('done')} done, {count('partial')} partial (resume), "
+        f"{count('todo')} to do; {len(teacher_jobs)} teachers to train, {reused} to reuse"
     ]
-    for phase, work, cost in rows:
-        if cost is None:
-            estimate = f"{'-':>10}   not estimated (method-specific: {', '.join(searches) or 'none'})"
-        else:
-            when = _duration(cost * rate) if rate else "unknown (no finished teacher here to time this machine)"
-            estimate = f"{cost / 1e12:>10.3f}   {when}"
-        lines.append(f"{phase:<9} {work:<10} {estimate}")
+    stale = sum(bool(s.stale) for s in states)
+    if stale or rerun:
+        what = {"": "reused as they are (--rerun-stale recomputes them)", "stale": "to recompute (--rerun-stale)",
+                "all": "to recompute, with every other run (--force)"}[rerun]  # fmt: skip
+        lines.append(f"stale: {stale} runs computed by other code or from another teacher; {what}")
+    failed = sum(bool(s.error) for s in states)
+    if failed or invalid:
+        lines.append(f"failed: {failed} runs failed when last tried (tried again); {len(invalid)} invalid (they "
+                     f"cannot run, see their lines)")  # fmt: skip
+    todo, teachers_todo = [job.cfg for job in run_jobs], [job.cfg for job in teacher_jobs]
+    table, source = rates(todo, root, torch.device(device), threads) if calibrate and todo else ({}, "")
+    lines += _costs(todo, teachers_todo, table, source, workers)
     lines.append("")
-    for cfg, state in zip(runs, states):
-        lines.append(f"{state:<8} {cfg.directory(root)}  {cfg.name} {cfg.network} ratio={cfg.ratio} "
-                     f"recipe={cfg.recipe.name} seed={cfg.seed}")  # fmt: skip
+    for i, (cfg, state) in enumerate(zip(runs, states)):
+        lines.append(f"{state.label:<8} {cfg.directory(root)}  {cfg.name} {cfg.network} ratio={cfg.ratio} "
+                     f"recipe={cfg.recipe.name} seed={cfg.seed} | {budget(cfg)}")  # fmt: skip
+        for why, text in (("stale", state.stale), ("failed", state.error), ("invalid", invalid.get(i, ""))):
+            if text:
+                lines.append(f"{'':<8}   {why}: {text}")
     return "\n".join(lines)
+
+
+def budget(cfg: RunConfig) -> str:
+    """What one run trains: 'teacher 6 ep (batch 128) | prune: search 4 ep x 15 steps (batch 64/half) | ...'."""
+    pruning = prune_budget(cfg)
+    recipe = cfg.recipe
+    return (f"teacher {cfg.teacher.epochs} ep (batch {cfg.teacher.batch_size}) | "
+            f"prune: {pruning.label if pruning else 'one-shot'} | "
+            f"retrain: {recipe.name} {retrain_epochs(cfg)} ep (batch {recipe.batch_size})")  # fmt: skip
+
+
+def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source: str, workers: int) -> list[str]:
+    """The speed line, one row per phase (MACs and compute seconds), and the wall time on `workers`."""
+    full = lambda cfg: table.get((cfg.network, 1.0))  # noqa: E731
+    pruned = lambda cfg: table.get((cfg.network, cfg.ratio))  # noqa: E731
+    phases = [
+        ("teacher", f"{len(teachers)} nets", [(teacher_macs(c), full(c)) for c in teachers]),
+        ("prune", f"{sum(prune_macs(c) > 0 for c in todo)} trained", [(prune_macs(c), full(c)) for c in todo]),
+        ("retrain", f"{len(todo)} runs", [(retrain_macs(c), pruned(c)) for c in todo]),
+        ("finish", "eval+latency", [(finish_macs(c), pruned(c)) for c in todo]),
+    ]
+    known = bool(table)
+    lines = [f"speed: {min(table.values()):.2g}-{max(table.values()):.2g} s/MAC ({source})" if known else
+             "speed: not measured (--dry-run calibrates it)"]  # fmt: skip
+    lines.append(f"{'phase':<9} {'work':<14} {'TMAC':>9}   compute time")
+    for phase, work, items in phases:
+        cost = sum(m for m, _ in items)
+        seconds = sum(m * r for m, r in items) if known else None
+        lines.append(f"{phase:<9} {work:<14} {cost / 1e12:>9.3f}   {_duration(seconds) if known else 'unknown'}")
+    if known:
+        teacher_s = [teacher_macs(c) * full(c) + JOB_SECONDS for c in teachers]
+        run_s = [(prune_macs(c) * full(c) + (retrain_macs(c) + finish_macs(c)) * pruned(c) + JOB_SECONDS) for c in todo]
+        starts = WORKER_SECONDS if workers > 1 and todo else 0.0
+        wall = makespan(teacher_s, workers) + makespan(run_s, workers) + starts
+        lines.append(f"wall time: {_duration(wall)} on {workers} worker{'s' * (workers > 1)} (estimated)")
+    return lines
 
 
 def _duration(seconds: float) -> str:

@@ -61,11 +61,28 @@ class Pruned:
 
 
 @dataclass(frozen=True)
+class PruneBudget:
+    """What a pruner trains before it decides, for the dry run's plan and cost estimate.
+
+    TAS on CIFAR-10 at the official budget: `PruneBudget("search 600 ep x 97 steps (batch 256/half)",
+    train_images=600 * 97 * 2 * 256)` (a weight step and an architecture step per search step).
+    """
+
+    label: str
+    train_images: int  # images through the unpruned net, forward and backward
+    eval_images: int = 0  # images through the unpruned net, forward only
+
+
+@dataclass(frozen=True)
 class Pruner:
     """A registry entry: the method's function, its options dataclass (all fields defaulted), what it needs.
 
     `needs_data`: the CLI loads the data set for every call; an options object may also ask for it through a
     `needs_data` property (FPGM's soft mode trains, its hard mode does not).
+    `check(arch, options, ratio)`: optional; raises a ConfigError for a run that cannot work (an L1 variant of a
+    net Li et al. did not prune, a ratio below what the method reaches) without pruning anything, so a sweep
+    names its bad runs before anything trains. It must be cheap: no training, well under a second.
+    `budget(options, train_images, test_images)`: optional; the training the pruner does per run (None: none).
     """
 
     name: str
@@ -73,6 +90,8 @@ class Pruner:
     options: type
     needs_data: bool = False
     summary: str = ""
+    check: Callable[[Arch, Any, float], None] | None = None
+    budget: Callable[[Any, int, int], PruneBudget | None] | None = None
 
 
 def pruner_names() -> list[str]:

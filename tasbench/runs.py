@@ -14,6 +14,7 @@ Where results go (the output root) is not part of the config.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -69,10 +70,10 @@ def write_log_csv(path: str | Path, rows: list[dict]) -> None:
 
 def environment(device: torch.device) -> dict:
     """What produced a result: code version, library versions, hardware."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    commit, dirty = git_state()
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
@@ -89,6 +90,14 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "cpu"
+
+
+@functools.cache
+def git_state() -> tuple[str | None, bool | None]:
+    """(commit, whether tracked files differ from it) of the checkout this package runs from; (None, None) without
+    git or outside a checkout (an installed wheel). Asked once per process."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return _git("rev-parse", "HEAD"), None if status is None else bool(status)
 
 
 def _git(*args: str) -> str | None:

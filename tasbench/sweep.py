@@ -27,12 +27,14 @@ no runs) is a `ConfigError` that names the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from tasbench.arch import Arch
 from tasbench.data import DataConfig
 from tasbench.errors import ConfigError
 from tasbench.experiment import RunConfig
@@ -144,6 +146,30 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
                         run.arch()  # an unknown network, or one for other data, fails here with its name
                         runs.append(run)
     return Sweep(name, runs)
+
+
+def invalid_runs(runs: list[RunConfig]) -> dict[int, str]:
+    """The runs whose method options cannot work on their net, by index, with why (each pruner's `check` hook:
+    an L1 variant of a net Li et al. did not prune, a ratio below what the method reaches). Nothing trains.
+
+        >>> invalid_runs(load_sweep("benchmarks/proxy.yaml", ["methods.2.options={variant: A}"]).runs)
+        {12: "L1 variant 'A' is defined for the full resnet56 and resnet110 only ...", 13: "..."}
+    """
+    verdicts = {i: _verdict(cfg.method, cfg.options, cfg.arch(), cfg.ratio) for i, cfg in enumerate(runs)}
+    return {i: why for i, why in verdicts.items() if why}
+
+
+@functools.lru_cache(maxsize=4096)
+def _verdict(method: str, options: object, arch: Arch, ratio: float) -> str:
+    """Why `method` cannot prune `arch` to `ratio` ("" if it can); asked once per process (a check of a deep net's
+    FLOP matching takes ~0.1 s, and seeds and recipes repeat the same question)."""
+    check = get_pruner(method).check
+    try:
+        if check is not None:
+            check(arch, options, ratio)
+    except ConfigError as e:
+        return str(e)
+    return ""
 
 
 def _axes(spec: dict, where: str, defaults: dict) -> dict:

@@ -95,10 +95,16 @@ def prune_uniform(request: PruneRequest, options: UniformOptions) -> Pruned:
     return Pruned(arch, model, {**info, "inherits_weights": False})
 
 
+def check_uniform(arch: Arch, options: UniformOptions, ratio: float) -> None:
+    """The shape search itself (bisection on exact MACs, milliseconds): it names a ratio it cannot reach."""
+    uniform_arch(arch, ratio, options.tolerance)
+
+
 PRUNER = Pruner(
     name="uniform",
     prune=prune_uniform,
     options=UniformOptions,
     needs_data=False,
     summary="every width times one factor, found by bisection on the exact FLOPs",
+    check=check_uniform,
 )

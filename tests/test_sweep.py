@@ -1,5 +1,7 @@
 """Sweep specs: expansion, command-line overrides, and one clear error for each kind of bad spec."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from runner_helpers import TINY_SPEC, write_spec
@@ -31,8 +33,6 @@ def test_overrides_reach_any_field(tmp_path):
 
 def test_shipped_specs_parse():
     """Every spec in benchmarks/ is well formed and names only registered methods (all four are on main)."""
-    from pathlib import Path
-
     from tasbench.pruner import pruner_names
 
     specs = sorted((Path(__file__).parents[1] / "benchmarks").glob("*.yaml"))
@@ -84,3 +84,42 @@ def test_bad_specs_are_one_clear_error(tmp_path, change, message):
 def test_bad_overrides(pair, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         apply_override(dict(TINY_SPEC, ratios=[0.5, 0.3]), pair)
+
+
+def test_runs_that_cannot_work_are_named_before_anything_trains(tmp_path):
+    """Each pruner's `check` hook, over a whole sweep: which runs are invalid, and why, in one line each."""
+    from tasbench.sweep import invalid_runs
+
+    spec = write_spec(tmp_path, ratios=[0.5, 0.01], methods=[
+        {"method": "uniform"}, {"method": "tas"}, {"method": "l1"}, {"method": "fpgm", "options": {"scope": "internal"}},
+        {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}},
+    ])  # fmt: skip
+    runs = load_sweep(spec).runs  # per method: ratio 0.5, then 0.01
+    invalid = invalid_runs(runs)
+    assert sorted(invalid) == [3, 5, 7, 8, 9]  # uniform reaches 0.0025 of the FLOPs on ResNet-20; the rest do not
+    assert invalid[3] == ("FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
+                          "search='width+depth'); allowed: [0.0245, 1]")  # fmt: skip
+    assert invalid[5] == "FLOP ratio 0.01 is below what L1 pruning (scope 'internal') reaches (smallest net: 0.0539)"
+    assert invalid[7] == "FLOP ratio 0.01 is below what FPGM pruning (scope 'internal') reaches (smallest net: 0.0539)"
+    assert invalid[8] == invalid[9] and invalid[8].startswith("L1 variant 'A' is defined for the full resnet56 and "
+                                                               "resnet110 only")  # fmt: skip
+    zero_pad = load_sweep(spec, ["methods=[{method: tas}]", "shortcut=zero-pad", "ratios=[0.5]"]).runs
+    assert invalid_runs(zero_pad) == {0: "TAS searches nets with the official projection shortcut, not 'zero-pad'"}
+
+
+def test_the_plan_shows_each_runs_budget(tmp_path):
+    """The dry run's per-run line: teacher recipe, the pruning phase's training, the retraining epochs."""
+    from tasbench.cost import makespan, teacher_macs
+    from tasbench.plan import budget
+
+    cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml",
+                       ["methods.0.options={epochs: 600, batch_size: 256}", "methods.3.options={mode: soft}"]).runs
+    tas, fpgm = cifar[0], next(cfg for cfg in cifar if cfg.method == "fpgm")
+    assert budget(tas) == ("teacher 300 ep (batch 256) | prune: search 600 ep x 97 steps (batch 256/half) | "
+                           "retrain: kd 300 ep (batch 256)")  # 25,000 images per half // 256  # fmt: skip
+    assert budget(fpgm) == ("teacher 300 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | "
+                            "retrain: kd 300 ep (batch 256)")  # fmt: skip
+    scratch_b = load_sweep(write_spec(tmp_path, ratios=[0.5], recipes=[{"name": "scratch-b", "epochs": 3}])).runs[0]
+    assert budget(scratch_b) == "teacher 1 ep (batch 32) | prune: one-shot | retrain: scratch-b 6 ep (batch 128)"
+    assert teacher_macs(scratch_b) == 1 * 40_813_194 * (3 * 64 + 32)  # 1 epoch of 64 training and 32 test images
+    assert makespan([5, 1, 1, 1, 1], 2) == 5 and makespan([1, 1, 1, 5], 2) == 6 and makespan([2, 2], 1) == 4

@@ -4,24 +4,38 @@
     tas-bench sweep benchmarks/proxy.yaml --workers 2 --set seeds=[0]
     tas-bench sweep benchmarks/cifar10.yaml --data-dir ~/data --executor ray --address auto
     tas-bench sweep benchmarks/cifar10.yaml --data-dir ~/data --dry-run   # the plan, nothing runs
+    tas-bench sweep benchmarks/proxy.yaml --rerun-stale            # recompute runs computed by other code
 
-Progress and the plan go to stderr; stdout gets one JSON object (the runs and their headline metrics).
+Progress and the plan go to stderr; stdout gets one JSON object (the runs and their headline metrics, and the
+failed ones). Exit status: 0 all runs finished, 1 some failed (the others finished), 2 bad input, 130/143
+interrupted by SIGINT/SIGTERM (what finished is kept; the same command resumes).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import torch
 
 from tasbench.data import load_data
 from tasbench.errors import ConfigError
-from tasbench.executors import EXECUTORS, Executor, WorkerDied, execute
+from tasbench.executors import EXECUTORS, Executor, RunsFailed, WorkerDied, execute
 from tasbench.plan import describe
-from tasbench.sweep import load_sweep
+from tasbench.sweep import invalid_runs, load_sweep
 from tasbench.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
+
+KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs", "flop_reduction_pct")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised where the sweep is, as Ctrl-C raises KeyboardInterrupt: both stop it the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,7 +52,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-run", type=float, default=0, help="Ray only: GPUs each run reserves")
     p.add_argument("--latency-batches", default="1,256", help="batch sizes timed for latency (default: 1,256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (done, to do, estimated cost) and stop")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and "
+                        "stop")  # fmt: skip
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="recompute finished runs (and teachers) computed by other code; the old results are kept in "
+                        "<run>/superseded-<time>/")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="recompute every run of the spec and its teacher (old "
+                   "results are kept in <run>/superseded-<time>/)")  # fmt: skip
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first failing run (default: record it, go on with the others, exit status 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--wandb", default=os.environ.get("WANDB_MODE", "offline"),
                    help="W&B mode: offline (default, or $WANDB_MODE), online, disabled")
     p.add_argument("--wandb-project", default="tas-bench", help="W&B project (default: tas-bench)")
@@ -53,6 +77,12 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         latency_batches = tuple(int(b) for b in args.latency_batches.split(","))
     except ValueError:
         raise ConfigError(f"--latency-batches must be comma-separated ints, got {args.latency_batches!r}") from None
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be >= 0 (0: the cores divided among the workers), got {args.threads}")
+    if args.force and args.rerun_stale:
+        raise ConfigError("give --rerun-stale (recompute stale runs) or --force (recompute every run), not both: "
+                          "--force already recomputes the stale ones")  # fmt: skip
+    rerun = "all" if args.force else "stale" if args.rerun_stale else ""
     if args.threads:
         torch.set_num_threads(args.threads)  # this process's runs (sequential); worker processes set their own
     executor = Executor(args.executor, args.workers, args.address, args.threads, args.gpus_per_run)
@@ -60,19 +90,46 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         # Stop before anything runs when the data are missing or are another data set: the error says where we
         # looked and how to provide them. A sweep never falls back to other data.
         load_data(sweep.runs[0].data, args.data_dir)
-    print(describe(sweep.name, sweep.runs, args.out), file=sys.stderr, flush=True)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // executor.workers)  # as each worker will have
+    print(describe(sweep.name, sweep.runs, args.out, workers=executor.workers, threads=threads, device=args.device,
+                   calibrate=args.dry_run, rerun=rerun), file=sys.stderr, flush=True)  # fmt: skip
     if args.dry_run:
-        return {"sweep": sweep.name, "dry_run": True, "runs": len(sweep.runs)}
+        invalid = invalid_runs(sweep.runs)
+        out = {"sweep": sweep.name, "dry_run": True, "runs": len(sweep.runs)}
+        return {**out, "invalid": len(invalid), "passed": False} if invalid else out
     wandb = None
     if args.wandb != "disabled":
         wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name,
                               init_timeout=args.wandb_timeout)  # fmt: skip
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    failures = []
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
-                          latency_batches=latency_batches, log=lambda line: print(line, file=sys.stderr, flush=True))
+                          latency_batches=latency_batches, log=log, rerun=rerun, fail_fast=args.fail_fast,
+                          progress=not args.no_progress)  # fmt: skip
+    except RunsFailed as e:
+        results, failures = e.results, e.failures
     except WorkerDied as e:  # not bad input, but one clear line too; exit status 1
         print(f"tas-bench: {e}", file=sys.stderr)
         sys.exit(1)
-    keys = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs",
-            "flop_reduction_pct")  # fmt: skip
-    return {"sweep": sweep.name, "root": args.out, "runs": [{k: m[k] for k in keys} for m in results]}
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through _raise_interrupted
+        signum = getattr(e, "signum", signal.SIGINT)
+        done = sum((cfg.directory(args.out) / "metrics.json").exists() for cfg in sweep.runs)
+        again = " without --force" if args.force else ""
+        print(f"tas-bench: interrupted by {signal.Signals(signum).name}: {done} of {len(sweep.runs)} runs finished "
+              f"and kept; run the same command{again} to resume the others", file=sys.stderr)  # fmt: skip
+        sys.exit(128 + signum)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if failures:
+        print(f"tas-bench: {len(failures)} of {len(sweep.runs)} runs failed; the others finished (the errors and "
+              f"tracebacks are in each run's error.json; the same command retries them):", file=sys.stderr)
+        for line in failures:
+            print(f"  {line}", file=sys.stderr)
+    out = {"sweep": sweep.name, "root": args.out, "runs": [{k: m[k] for k in KEYS} for m in results if m]}
+    return {**out, "failed": failures, "passed": False} if failures else out
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)

@@ -1,0 +1,111 @@
+"""Where a run stands, read from its directory: done, partial or to do; failed; computed by other code ("stale").
+
+A run is stale when the code recorded in its files is not the code installed now (code_identity.py), or when the
+teacher it learned from is not the one in place now:
+
+- done: metrics.json's `code.source_hash` differs from the current hash (or is missing: computed before runs
+  recorded their code), or the run was resumed across a code change (params.json, written when the run started,
+  records another hash than metrics.json);
+- partial (a checkpoint, no metrics.json): params.json's hash differs; resuming would mix two versions of the code;
+- a pruning run whose teacher is stale, or whose teacher was retrained after it (the SHA-256 of the teacher's
+  model.pt differs from the one the run recorded): its pruning and distillation saw other weights.
+
+A stale teacher is stale for the same reasons; `--rerun-stale` retrains it, and so every run that used it.
+
+    >>> run_state(cfg, "runs")
+    State(status='done', stale='computed by other code (sources 1a2b3c4d5e6f, now 5c0e1f2a9b7d)', error='')
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasbench.code_identity import code_packages, source_hash
+from tasbench.experiment import RunConfig
+from tasbench.failures import read_failure, summary
+from tasbench.runs import file_digest
+
+
+@dataclass(frozen=True)
+class State:
+    status: str  # "done", "partial" (resumes), "todo"
+    stale: str = ""  # why its results come from other code; "" if they do not (or there are none yet)
+    error: str = ""  # the last attempt's failure (error.json), one line; "" if none is recorded
+
+    @property
+    def label(self) -> str:
+        """For the plan: 'done', 'done, stale', 'partial, failed', ..."""
+        return ", ".join([self.status] + ["stale"] * bool(self.stale) + ["failed"] * bool(self.error))
+
+
+def teacher_state(cfg: RunConfig, root: str | Path) -> State:
+    return directory_state(cfg.teacher_directory(root), code_packages(None), progress_files=("checkpoint.pt",))
+
+
+def run_state(cfg: RunConfig, root: str | Path) -> State:
+    state = directory_state(cfg.directory(root), code_packages(cfg.method),
+                            progress_files=("checkpoint.pt", "pruned.pt", "tas-search.pt"))  # fmt: skip
+    if state.status != "done" or state.stale:
+        return state
+    teacher = teacher_state(cfg, root)
+    if teacher.status != "done":  # deleted since: nothing to compare with
+        return state
+    if teacher.stale:
+        return State(state.status, f"its teacher is stale ({teacher.stale})", state.error)
+    used = _read(cfg.directory(root) / "metrics.json").get("teacher_sha256")
+    if used != teacher_digest(cfg.teacher_directory(root)):
+        return State(state.status, "its teacher was retrained after it ran", state.error)
+    return state
+
+
+def directory_state(out: Path, packages: tuple[str, ...], progress_files: tuple[str, ...]) -> State:
+    """The state of one run or teacher directory whose results depend on the sources of `packages`."""
+    failure = read_failure(out)
+    error = summary(failure) if failure else ""
+    current = source_hash(packages)
+    params = _read(out / "params.json")
+    started = _recorded(params) if params else current  # no params.json: nothing says it started elsewhere
+    if (out / "metrics.json").exists():
+        finished = _recorded(_read(out / "metrics.json"))
+        if finished is None:
+            return State("done", "no code record (computed before runs recorded their code)", error)
+        if finished != current:
+            return State("done", f"computed by other code (sources {finished}, now {current})", error)
+        if started != finished:
+            return State("done", f"resumed across a code change (started with sources {started})", error)
+        return State("done", "", error)
+    if any((out / name).exists() for name in progress_files):
+        if started != current:
+            return State("partial", f"started by other code (sources {started}, now {current})", error)
+        return State("partial", "", error)
+    return State("todo", "", error)
+
+
+def teacher_digest(directory: Path) -> str | None:
+    """SHA-256 of a teacher's model.pt (None if it has none), read once per file version per process."""
+    path = directory / "model.pt"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _digest(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(path: Path, mtime_ns: int, size: int) -> str:  # the stat fields key the cache: a new file is hashed anew
+    return file_digest(path)
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _recorded(record: dict) -> str | None:
+    code = record.get("code")
+    return code.get("source_hash") if isinstance(code, dict) else None

@@ -1,0 +1,61 @@
+"""The local worker processes of `--workers N`: spawned, N torch threads each, and never outliving the sweep.
+
+Ctrl-C in a terminal sends SIGINT to the whole process group, workers included; a worker would print its own
+KeyboardInterrupt traceback and leave the pool half broken. So workers ignore SIGINT and SIGTERM, and the sweep
+process, which handles both, kills them itself when it stops (`worker_pool`'s exit on any exception). If the sweep
+process dies without a word (SIGKILL), Linux kills its workers too (PR_SET_PDEATHSIG). A worker killed mid-write
+loses nothing: every result file is written atomically and its run lock dies with it.
+
+    >>> with worker_pool(2, threads=1) as pool:
+    ...     pool.submit(work, job)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import multiprocessing
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def init_worker(threads: int) -> None:
+    """Runs first in every worker process."""
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextmanager
+def worker_pool(workers: int, threads: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A spawned process pool; on an exception (an interrupt, a failure with fail-fast) its workers are killed
+    before the exception goes on, instead of finishing the runs they hold."""
+    context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
+                                                  initargs=(threads,))  # fmt: skip
+    try:
+        yield pool
+    except BaseException:
+        kill_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def kill_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor.kill_workers() exists from Python 3.14 on; before, its processes are only in `_processes`.
+    if hasattr(pool, "kill_workers"):
+        pool.kill_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.join(timeout=10)
