@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from runner_helpers import LATENCY, one_thread, without_timing, write_spec  # no
 from tasbench.cli import main
 from tasbench.executors import Executor, execute
 from tasbench.plan import describe
+from tasbench.runs import file_digest
 from tasbench.sweep import load_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -149,3 +151,106 @@ def test_a_teacher_trained_by_tas_bench_train_is_reused_by_the_sweep(capsys, tmp
     assert str(cfg.teacher_directory(root)) == trained
     main(["sweep", str(write_spec(tmp_path)), "--dry-run", "--out", root])
     assert "0 teachers to train, 1 to reuse" in capsys.readouterr()[1]
+
+
+def test_every_run_records_the_code_it_ran(tmp_path):
+    """metrics.json's `code`: the package version, the git commit, and the hash of the engine's sources plus the
+    method's own package (the teacher: the engine's only), the same record in params.json from the run's start."""
+    from importlib.metadata import version
+
+    from tasbench.code_identity import code_identity, code_packages, source_hash
+
+    sweep = load_sweep(write_spec(tmp_path, ratios=[0.5], methods=[{"method": "l1"}]))
+    root = tmp_path / "runs"
+    (metrics,) = execute(sweep.runs, root, latency_batches=(1, 8), log=lambda line: None)
+    cfg = sweep.runs[0]
+    assert code_packages("l1") == ("baselines", "tasbench") and code_packages(None) == ("tasbench",)
+    assert set(metrics["code"]) == {"version", "git_commit", "git_dirty", "source_hash"}
+    assert metrics["code"] == code_identity(("baselines", "tasbench")) == json.loads(
+        (cfg.directory(root) / "params.json").read_text())["code"]
+    assert metrics["code"]["version"] == version("tas-bench") and len(metrics["code"]["git_commit"]) == 40
+    teacher = json.loads((cfg.teacher_directory(root) / "metrics.json").read_text())
+    assert teacher["code"]["source_hash"] == source_hash(("tasbench",)) != metrics["code"]["source_hash"]
+    assert all(len(h) == 12 and int(h, 16) >= 0 for h in (teacher["code"]["source_hash"],
+                                                           metrics["code"]["source_hash"]))  # fmt: skip
+    assert metrics["teacher_sha256"] == file_digest(cfg.teacher_directory(root) / "model.pt")
+
+
+@pytest.fixture
+def baselines_copy(tmp_path, monkeypatch):
+    """The hashed sources of `baselines` are a temporary copy of the real package (real files, hashed as usual):
+    editing the copy is a change of the L1/FPGM code as far as run records go."""
+    from tasbench import code_identity
+
+    copy = tmp_path / "src" / "baselines"
+    shutil.copytree(code_identity.package_directory("baselines"), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    real = code_identity.package_directory
+    monkeypatch.setattr(code_identity, "package_directory", lambda name: copy if name == "baselines" else real(name))
+    code_identity.source_hash.cache_clear()
+    yield copy
+    code_identity.source_hash.cache_clear()
+
+
+def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_them(tmp_path, baselines_copy):
+    from tasbench.code_identity import source_hash
+    from tasbench.run_state import run_state
+    from tasbench.supersede import superseded
+
+    spec = write_spec(tmp_path, ratios=[0.5], methods=[{"method": "uniform"}, {"method": "l1", "label": "L1"}])
+    runs = load_sweep(spec).runs
+    root = tmp_path / "runs"
+    first = execute(runs, root, latency_batches=(1, 8), log=lambda line: None)
+    uniform, l1 = (cfg.directory(root) for cfg in runs)
+    kept = [p for d in (uniform, runs[0].teacher_directory(root)) for p in d.rglob("*")]
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+
+    source = baselines_copy / "l1_norm.py"
+    source.write_text(source.read_text() + "\n# a comment: any byte of the method's sources counts\n")
+    source_hash.cache_clear()
+    assert [run_state(cfg, root).stale for cfg in runs] == [
+        "", f"computed by other code (sources {first[1]['code']['source_hash']}, now "
+            f"{source_hash(('baselines', 'tasbench'))})"]  # fmt: skip
+    plan = describe("tiny", runs, root).splitlines()
+    assert plan[1] == ("stale: 1 runs computed by other code or from another teacher; reused as they are "
+                       "(--rerun-stale recomputes them)")  # fmt: skip
+    assert [line.split()[:2] for line in plan if str(root) in line] == [["done", str(uniform)],
+                                                                        ["done,", "stale"]]  # fmt: skip
+
+    # Without a flag the stale run is reused as it is (and still reported stale); nothing is recomputed.
+    assert execute(runs, root, latency_batches=(1, 8), log=lambda line: None) == first
+    assert run_state(runs[1], root).stale and not list(l1.glob("superseded-*"))
+
+    lines = []
+    again = execute(runs, root, latency_batches=(1, 8), log=lines.append, rerun="stale")
+    assert lines[0] == "1 runs already done, 1 to run, 0 teachers to train"
+    (old,) = superseded(l1)  # the old result, moved aside whole
+    assert json.loads((old / "metrics.json").read_text()) == first[1]
+    assert sorted(p.name for p in old.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json", "model.pt",
+                                                     "params.json", "pruned.pt"]  # fmt: skip
+    assert again[1]["code"]["source_hash"] == source_hash(("baselines", "tasbench")) != first[1]["code"]["source_hash"]
+    assert {k: v for k, v in without_timing(again[1]).items() if k != "code"} == \
+        {k: v for k, v in without_timing(first[1]).items() if k != "code"}  # a comment changes no number  # fmt: skip
+    assert again[0] == first[0] and stamps == {p: p.stat().st_mtime_ns for p in kept}  # uniform, teacher untouched
+    assert [run_state(cfg, root).stale for cfg in runs] == ["", ""]
+
+
+def test_force_recomputes_every_run_and_its_teacher(capsys, tmp_path):
+    from tasbench.supersede import superseded
+
+    spec = str(write_spec(tmp_path, ratios=[0.5]))
+    root = tmp_path / "runs"
+    argv = ["sweep", spec, "--out", str(root), "--wandb", "disabled", *LATENCY, "--no-progress"]
+    assert main(argv) == 0
+    before = json.loads(capsys.readouterr()[0])
+    (cfg,) = load_sweep(spec).runs
+    assert main([*argv, "--force", "--dry-run"]) == 0
+    plan = capsys.readouterr()[1]
+    assert "1 runs: 1 done, 0 partial (resume), 0 to do; 1 teachers to train, 0 to reuse" in plan
+    assert "stale: 0 runs computed by other code or from another teacher; to recompute, with every other run" in plan
+    assert main([*argv, "--force"]) == 0
+    after = json.loads(capsys.readouterr()[0])
+    assert after == before  # recomputed, on CPU bit for bit
+    for directory in (cfg.directory(root), cfg.teacher_directory(root)):
+        (old,) = superseded(directory)
+        assert (old / "metrics.json").exists() and (directory / "metrics.json").exists()
+        assert (old / "metrics.json").stat().st_mtime < (directory / "metrics.json").stat().st_mtime

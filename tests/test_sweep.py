@@ -90,10 +90,10 @@ def test_runs_that_cannot_work_are_named_before_anything_trains(tmp_path):
     """Each pruner's `check` hook, over a whole sweep: which runs are invalid, and why, in one line each."""
     from tasbench.sweep import invalid_runs
 
-    spec = write_spec(tmp_path, ratios=[0.5, 0.01], methods=[
-        {"method": "uniform"}, {"method": "tas"}, {"method": "l1"}, {"method": "fpgm", "options": {"scope": "internal"}},
-        {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}},
-    ])  # fmt: skip
+    methods = [{"method": "uniform"}, {"method": "tas"}, {"method": "l1"},
+               {"method": "fpgm", "options": {"scope": "internal"}},
+               {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}}]  # fmt: skip
+    spec = write_spec(tmp_path, ratios=[0.5, 0.01], methods=methods)
     runs = load_sweep(spec).runs  # per method: ratio 0.5, then 0.01
     invalid = invalid_runs(runs)
     assert sorted(invalid) == [3, 5, 7, 8, 9]  # uniform reaches 0.0025 of the FLOPs on ResNet-20; the rest do not
