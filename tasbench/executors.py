@@ -227,8 +227,9 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
         path = cfg.directory(root) / "metrics.json"
         results.append(json.loads(path.read_text()) if path.exists() else None)
         if results[-1] is None and i not in failures:
-            failure = read_failure(cfg.directory(root)) or read_failure(cfg.teacher_directory(root))
-            failures[i] = summary(failure) if failure else "not finished"
+            own, teacher = read_failure(cfg.directory(root)), read_failure(cfg.teacher_directory(root))
+            failures[i] = summary(own) if own else f"its teacher failed ({summary(teacher)})" if teacher else \
+                "not finished"  # fmt: skip
     if failures:
         raise RunsFailed(results, [f"{run_name(runs[i])} ({runs[i].directory(root)}): {failures[i]}"
                                    for i in sorted(failures)])  # fmt: skip

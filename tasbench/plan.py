@@ -32,6 +32,7 @@ from tasbench.calibrate import train_rate
 from tasbench.cost import finish_macs, makespan, prune_budget, prune_macs, retrain_epochs, retrain_macs, teacher_macs
 from tasbench.executors import jobs
 from tasbench.experiment import RunConfig
+from tasbench.failures import read_failure, summary
 from tasbench.run_state import State, run_state
 from tasbench.sweep import invalid_runs
 from tasbench.uniform import scale_widths
@@ -95,6 +96,10 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
     if failed or invalid:
         lines.append(f"failed: {failed} runs failed when last tried (tried again); {len(invalid)} invalid (they "
                      f"cannot run, see their lines)")  # fmt: skip
+    for job in teacher_jobs:
+        failure = read_failure(job.directory)
+        if failure:
+            lines.append(f"failed teacher (tried again): {job.directory}: {summary(failure)}")
     todo, teachers_todo = [job.cfg for job in run_jobs], [job.cfg for job in teacher_jobs]
     table, source = rates(todo, root, torch.device(device), threads) if calibrate and todo else ({}, "")
     lines += _costs(todo, teachers_todo, table, source, workers)

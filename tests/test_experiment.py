@@ -13,6 +13,7 @@ import torch
 from runner_helpers import LATENCY, one_thread, without_timing, write_spec  # noqa: F401 (a fixture)
 
 from tasbench.cli import main
+from tasbench.errors import ConfigError
 from tasbench.executors import Executor, execute
 from tasbench.plan import describe
 from tasbench.runs import file_digest
@@ -254,3 +255,76 @@ def test_force_recomputes_every_run_and_its_teacher(capsys, tmp_path):
         (old,) = superseded(directory)
         assert (old / "metrics.json").exists() and (directory / "metrics.json").exists()
         assert (old / "metrics.json").stat().st_mtime < (directory / "metrics.json").stat().st_mtime
+
+
+def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_path):
+    methods = [{"method": "uniform", "label": "Uniform"},
+               {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}}]
+    spec = str(write_spec(tmp_path, ratios=[0.5], seeds=[0, 1], methods=methods))
+    runs = load_sweep(spec).runs  # Uniform seed 0 and 1, L1 (A) seed 0 and 1
+    root = tmp_path / "runs"
+    argv = ["sweep", spec, "--out", str(root), "--wandb", "disabled", *LATENCY, "--no-progress"]
+    # --fail-fast: the invalid runs (Li et al.'s variant A exists for ResNet-56/110 only) stop it before any training
+    assert main([*argv, "--fail-fast"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err  # the plan (naming them), then one error line
+    assert err.splitlines()[-1] == ("tas-bench: error: L1 (A) resnet20 ratio=0.5: L1 variant 'A' is defined for the "
+                                    "full resnet56 and resnet110 only (Li et al., Table 2), not for this 20-layer "
+                                    "network; give --ratio for a FLOP-matched L1 net")  # fmt: skip
+    assert not root.exists()
+
+    broken = runs[0].teacher_directory(root)  # seed 0's teacher cannot resume from a checkpoint that is no checkpoint
+    broken.mkdir(parents=True)
+    (broken / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert [(r["label"], r["seed"]) for r in result["runs"]] == [("Uniform", 1)] and result["passed"] is False
+    reason = f"checkpoint '{broken}/checkpoint.pt' is truncated or not a PyTorch file (not a torch.save archive)"
+    variant_a = "invalid (L1 variant 'A' is defined for the full resnet56 and resnet110 only"
+    assert result["failed"][0] == (f"Uniform resnet20 ratio=0.5 recipe=kd seed=0 ({runs[0].directory(root)}): its "
+                                   f"teacher failed (ConfigError: {reason})")  # fmt: skip
+    assert [line.split(": ", 1)[1].startswith(variant_a) for line in result["failed"][1:]] == [True, True]
+    error = json.loads((broken / "error.json").read_text())
+    assert (error["error"], error["message"], error["stage"]) == ("ConfigError", reason, "teacher")
+    assert "in load_checkpoint" in error["traceback"] and error["pid"] == os.getpid()
+    assert not runs[0].directory(root).exists()  # never started: it needs that teacher
+    summary, *lines = err[err.index("tas-bench: 3 of 4"):].splitlines()
+    assert summary.startswith("tas-bench: 3 of 4 runs failed; the others finished") and len(lines) == 3
+    assert "Traceback" not in err
+    assert main([*argv, "--dry-run"]) == 1  # invalid runs: a dry run that finds them says so by its exit status
+    plan = capsys.readouterr()[1]
+    assert f"failed teacher (tried again): {broken}: ConfigError: {reason}" in plan
+    assert plan.count("invalid  ") == 2 and plan.count("   invalid: L1 variant 'A' is defined") == 2
+
+    (broken / "checkpoint.pt").unlink()  # repaired: the same command trains the teacher and its run
+    assert main(argv) == 1  # L1 (A) is still invalid
+    result = json.loads(capsys.readouterr()[0])
+    assert [(r["label"], r["seed"]) for r in result["runs"]] == [("Uniform", 0), ("Uniform", 1)]
+    assert not (broken / "error.json").exists() and len(result["failed"]) == 2
+
+
+def test_a_failed_run_in_a_worker_process_is_recorded_and_the_others_finish(tmp_path):
+    from tasbench.executors import RunsFailed
+    from tasbench.failures import read_failure
+
+    sweep = load_sweep(write_spec(tmp_path))  # ratios 0.5 and 0.3, one teacher
+    root = tmp_path / "runs"
+    bad = sweep.runs[0].directory(root)
+    bad.mkdir(parents=True)
+    (bad / "pruned.pt").write_bytes(b"\x00" * 10)  # a pruned net that cannot be read back: the run fails, for real
+    workers = Executor("local", workers=2, threads=1)
+    with pytest.raises(ConfigError, match="pruned.pt' is truncated"):  # fail_fast (the library default) raises
+        execute(sweep.runs, root, workers, latency_batches=(1, 8), log=lambda line: None)
+    lines = []
+    with pytest.raises(RunsFailed) as failed:
+        execute(sweep.runs, root, workers, latency_batches=(1, 8), log=lines.append, fail_fast=False)
+    assert failed.value.results[0] is None and failed.value.results[1]["ratio"] == 0.3
+    assert failed.value.failures == [f"Uniform resnet20 ratio=0.5 recipe=kd seed=0 ({bad}): ConfigError: checkpoint "
+                                      f"'{bad}/pruned.pt' is truncated or not a PyTorch file (not a torch.save "
+                                      f"archive)"]  # fmt: skip
+    assert any(line.startswith("[1/2] run FAILED (ConfigError: checkpoint") for line in lines)
+    assert read_failure(bad)["pid"] != os.getpid()  # recorded by the worker that ran it
+    (bad / "pruned.pt").unlink()
+    results = execute(sweep.runs, root, workers, latency_batches=(1, 8), log=lambda line: None, fail_fast=False)
+    assert [m["ratio"] for m in results] == [0.5, 0.3] and not (bad / "error.json").exists()
