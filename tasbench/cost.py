@@ -5,8 +5,8 @@ forward pass and two backward products), one test image 1x. Per phase of a run:
 
 - teacher: epochs x (3 x train images + test images) x MACs of the unpruned net;
 - prune:   the pruner's own training (`Pruner.budget`): a TAS search step is a weight and an architecture batch,
-           each forward and backward through the search net; FPGM's soft mode trains the unpruned net; 0 for
-           one-shot pruners (L1, hard FPGM, uniform);
+           each forward and backward through the search net (1.5x a plain pass); FPGM's soft mode trains the
+           unpruned net; 0 for one-shot pruners (L1, hard FPGM, uniform);
 - retrain: epochs x (3 x pruned MACs (+ the teacher's forward with KD) x train images + pruned x test images), the
            pruned MACs estimated as ratio x unpruned (the shape is not known before the pruner has run);
 - finish:  the final evaluation and the latency timing (6 forward passes per latency batch size).
@@ -27,10 +27,6 @@ from tasbench.pruner import PruneBudget, get_pruner
 
 FULL_SIZES = {"proxy": None, "cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
 TRAIN_PASS = 3  # MACs of one training image, in forward passes
-# A TAS search pass costs more than a plain forward-backward of the unpruned net: each conv runs its k=2 sampled
-# widths, then the channel-wise interpolation, the Gumbel sampling and the FLOP loss come on top. Measured on the
-# proxy spec on 2 CPU cores (see the README's "Sweeps" section): about 1.8 plain passes per search pass.
-SEARCH_PASS = 1.8
 LATENCY_REPEATS = 6  # latency_ms: one warm-up pass and 5 timed ones per batch size
 
 
@@ -56,8 +52,7 @@ def prune_macs(cfg: RunConfig) -> float:
     budget = prune_budget(cfg)
     if budget is None:
         return 0.0
-    per_pass = SEARCH_PASS if cfg.method == "tas" else 1.0
-    return macs(cfg.arch()) * (TRAIN_PASS * per_pass * budget.train_images + budget.eval_images)
+    return macs(cfg.arch()) * (TRAIN_PASS * budget.pass_cost * budget.train_images + budget.eval_images)
 
 
 def retrain_epochs(cfg: RunConfig) -> int:

@@ -65,12 +65,13 @@ class PruneBudget:
     """What a pruner trains before it decides, for the dry run's plan and cost estimate.
 
     TAS on CIFAR-10 at the official budget: `PruneBudget("search 600 ep x 97 steps (batch 256/half)",
-    train_images=600 * 97 * 2 * 256)` (a weight step and an architecture step per search step).
+    train_images=600 * 97 * 2 * 256, pass_cost=1.5)` (a weight step and an architecture step per search step).
     """
 
     label: str
-    train_images: int  # images through the unpruned net, forward and backward
+    train_images: int  # images through the (unpruned) net being trained, forward and backward
     eval_images: int = 0  # images through the unpruned net, forward only
+    pass_cost: float = 1.0  # one training image's cost, in training passes of the unpruned net
 
 
 @dataclass(frozen=True)

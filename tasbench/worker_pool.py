@@ -17,10 +17,12 @@ import ctypes
 import multiprocessing
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from tqdm import tqdm
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -30,6 +32,10 @@ def init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # tqdm's default lock holds a multiprocessing semaphore, registered with the sweep's resource tracker; a killed
+    # worker never unregisters it and the tracker warns about "leaked semaphore objects" at exit. Workers show no
+    # bars, so a thread lock does.
+    tqdm.set_lock(threading.RLock())
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 

@@ -1,5 +1,6 @@
 """A sweep spec small enough that a whole sweep (teacher, pruning, retraining) takes seconds on a CPU."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The worker processes (multiprocessing spawn) that process `pid` started and that are still alive."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        children += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
+    return [c for c in children if "spawn_main" in open(f"/proc/{c}/cmdline").read()]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from runner_helpers import LATENCY, one_thread, without_timing, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import LATENCY, one_thread, spawned_workers, without_timing, write_spec  # noqa: F401 (a fixture)
 
 from tasbench.cli import main
 from tasbench.errors import ConfigError
@@ -68,13 +68,6 @@ def test_the_sweep_command_and_its_dry_run(capsys, tmp_path):
     assert "unknown" not in plan.splitlines()[3]  # the finished teacher times this machine: a duration, not "unknown"
 
 
-def _spawned_workers(pid: int) -> list[int]:
-    children = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        children += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
-    return [c for c in children if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_killed_sweep_resumes_to_the_same_metrics(tmp_path, workers):
     """SIGKILL the sweep mid-run (workers=1: the sweep's process group; workers=2: one worker process), restart it,
@@ -92,7 +85,7 @@ def test_a_killed_sweep_resumes_to_the_same_metrics(tmp_path, workers):
         if workers == 1:
             os.killpg(proc.pid, signal.SIGKILL)
         else:
-            os.kill(_spawned_workers(proc.pid)[0], signal.SIGKILL)
+            os.kill(spawned_workers(proc.pid)[0], signal.SIGKILL)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import time
 
 import torch
 import yaml
-from runner_helpers import LATENCY, without_timing
+from runner_helpers import LATENCY, spawned_workers, without_timing
 
 from tasbench.checkpoint import load_checkpoint
 from tasbench.sweep import load_sweep
@@ -193,3 +194,56 @@ def test_ten_random_kills_lose_nothing(tmp_path):
                 json.loads((a / "metrics.json").read_text()))
             weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
             assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def interrupt(argv, root, runs, signum: int, group: bool) -> tuple[int, str, list[int]]:
+    """Start the sweep, send `signum` once a run is retraining (to the process group, as Ctrl-C in a terminal does,
+    or to the sweep process alone); its exit status, stderr and the worker processes it had."""
+    began = time.time()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    checkpoints = [cfg.directory(root) / "checkpoint.pt" for cfg in runs]
+    workers = []
+    try:  # until this sweep has written a retraining checkpoint
+        while proc.poll() is None and not any(p.exists() and p.stat().st_mtime > began for p in checkpoints):
+            workers = spawned_workers(proc.pid) or workers
+            time.sleep(0.01)
+        (os.killpg if group else os.kill)(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, err, workers
+
+
+def test_an_interrupted_sweep_says_so_in_one_line_and_the_same_command_resumes(tmp_path):
+    """SIGINT to a sequential sweep's process group, then SIGTERM to a 2-worker sweep's main process only: exit
+    status 130 and 143, one line naming what finished and how to resume, no traceback, no worker left running; the
+    same command then finishes with an uninterrupted sweep's metrics and weights."""
+    spec = tmp_path / "interrupt.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "methods": SPEC["methods"][:1], "ratios": [0.7, 0.5, 0.3],
+                                    "recipes": [{"name": "kd", "epochs": 3, "batch_size": 32}]}))  # fmt: skip
+    runs = load_sweep(spec).runs
+    command = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--wandb", "disabled", *LATENCY,
+               "--threads", "1", "--no-progress"]  # fmt: skip
+    subprocess.run([*command, "--out", str(tmp_path / "a")], check=True, capture_output=True)
+    root = tmp_path / "b"
+    argv = [*command, "--out", str(root)]
+    line = re.compile(r"tas-bench: interrupted by (SIGINT|SIGTERM): (\d) of 3 runs finished and kept; run the same "
+                      r"command to resume the others")  # fmt: skip
+    for signum, group, workers in ((signal.SIGINT, True, []), (signal.SIGTERM, False, ["--workers", "2"])):
+        code, err, pids = interrupt([*argv, *workers], root, runs, signum, group)
+        finished = len(list(root.glob("uniform/*/metrics.json")))
+        assert code == 128 + signum and "Traceback" not in err, err[-3000:]
+        last = line.fullmatch(err.splitlines()[-1])
+        assert last and last.groups() == (signal.Signals(signum).name, str(finished)), err[-3000:]
+        assert finished < len(runs), "the sweep finished before it could be interrupted"
+        assert len(pids) == (2 if workers else 0)
+        assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]  # the workers went down with it
+        assert_no_partial_results(root)
+    subprocess.run(argv, check=True, capture_output=True)
+    for cfg in runs:
+        a, b = cfg.directory(tmp_path / "a"), cfg.directory(root)
+        assert without_timing(json.loads((b / "metrics.json").read_text())) == without_timing(
+            json.loads((a / "metrics.json").read_text()))
+        weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

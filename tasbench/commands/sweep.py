@@ -72,6 +72,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return _sweep(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sweep(args: argparse.Namespace) -> dict:
     sweep = load_sweep(args.spec, args.set)
     try:
         latency_batches = tuple(int(b) for b in args.latency_batches.split(","))
@@ -103,7 +111,6 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
                               init_timeout=args.wandb_timeout)  # fmt: skip
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     failures = []
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
                           latency_batches=latency_batches, log=log, rerun=rerun, fail_fast=args.fail_fast,
@@ -120,8 +127,6 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         print(f"tas-bench: interrupted by {signal.Signals(signum).name}: {done} of {len(sweep.runs)} runs finished "
               f"and kept; run the same command{again} to resume the others", file=sys.stderr)  # fmt: skip
         sys.exit(128 + signum)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if failures:
         print(f"tas-bench: {len(failures)} of {len(sweep.runs)} runs failed; the others finished (the errors and "
               f"tracebacks are in each run's error.json; the same command retries them):", file=sys.stderr)
