@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-FORMAT = "{desc} {percentage:3.0f}%|{bar:20}| {postfix} [{elapsed}<{remaining}]"
+FORMAT = "sweep {done}/{runs} runs {{percentage:3.0f}}%|{{bar:20}}| {running} [{{elapsed}}<{{remaining}}]"
 
 
 @dataclass
@@ -55,9 +55,11 @@ class SweepBar:
     def _show(self) -> None:
         if self.bar is None:
             return
-        self.bar.set_description_str(f"sweep {self.done}/{self.runs} runs", refresh=False)
         now = self.running[0] if len(self.running) == 1 else f"{len(self.running)} running" if self.running else ""
-        self.bar.set_postfix_str(now, refresh=True)
+        # Written into the format itself: tqdm puts a comma before a postfix.
+        now = now.replace("{", "{{").replace("}", "}}")
+        self.bar.bar_format = FORMAT.format(done=self.done, runs=self.runs, running=now)
+        self.bar.refresh()
 
 
 @contextmanager
@@ -67,8 +69,8 @@ def sweep_bar(total_cost: float, runs: int, enabled: bool, log: Callable[[str], 
         yield SweepBar(None, log, runs)
         return
     # smoothing=0: the ETA uses the mean rate of the whole sweep, since jobs end seconds or hours apart.
-    bar = tqdm(total=max(total_cost, 1.0), bar_format=FORMAT, file=sys.stderr, dynamic_ncols=True, position=0,
-               smoothing=0)  # fmt: skip
+    bar = tqdm(total=max(total_cost, 1.0), bar_format=FORMAT.format(done=0, runs=runs, running=""), file=sys.stderr,
+               dynamic_ncols=True, position=0, smoothing=0)  # fmt: skip
     state = SweepBar(bar, log, runs)
     state._show()
     stop = threading.Event()

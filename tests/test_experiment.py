@@ -284,7 +284,7 @@ def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_
     assert not runs[0].directory(root).exists()  # never started: it needs that teacher
     summary, *lines = err[err.index("tas-bench: 3 of 4"):].splitlines()
     assert summary.startswith("tas-bench: 3 of 4 runs failed; the others finished") and len(lines) == 3
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "sweep 0/" not in err and "train:" not in err  # --no-progress: no bars
     assert main([*argv, "--dry-run"]) == 1  # invalid runs: a dry run that finds them says so by its exit status
     plan = capsys.readouterr()[1]
     assert f"failed teacher (tried again): {broken}: ConfigError: {reason}" in plan
@@ -321,3 +321,18 @@ def test_a_failed_run_in_a_worker_process_is_recorded_and_the_others_finish(tmp_
     (bad / "pruned.pt").unlink()
     results = execute(sweep.runs, root, workers, latency_batches=(1, 8), log=lambda line: None, fail_fast=False)
     assert [m["ratio"] for m in results] == [0.5, 0.3] and not (bad / "error.json").exists()
+
+
+def test_the_overall_bar_sits_above_each_runs_own_bars(capsys, tmp_path):
+    """One bar for the sweep (runs done of the total, the job running, elapsed<ETA), and under it in a sequential
+    sweep the teacher's and the run's own training bars."""
+    sweep = load_sweep(write_spec(tmp_path, ratios=[0.5]))
+    execute(sweep.runs, tmp_path / "runs", latency_batches=(1, 8), progress=True,
+            log=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    err = capsys.readouterr().err
+    frames = [frame.strip() for frame in err.replace("\r", "\n").splitlines() if frame.startswith("sweep ")]
+    assert frames[0].startswith("sweep 0/1 runs   0%|") and frames[-1].startswith("sweep 1/1 runs 100%|")
+    assert any(f.endswith("| teacher: resnet20 seed=0 [" + f.rsplit("[", 1)[1]) for f in frames)
+    assert any("| run: Uniform resnet20 ratio=0.5 recipe=kd seed=0 [" in f for f in frames)
+    assert "train: 100%" in err  # the teacher's and the run's training bars
+    assert err.index("[1/1] teacher done") < err.index("[1/1] run done")  # log lines print above the bars
