@@ -2,9 +2,10 @@
 
 Timed on a few training steps (forward, backward, SGD step) of the nets a sweep trains, on its device and with its
 torch threads per worker, after one warm-up step. Each net is timed for at least `min_seconds` (a few steps), so
-a whole calibration takes a couple of seconds. On a CPU the batch is capped at 32 images: the time per MAC hardly
-depends on the batch there, and a full batch of a deep net would take seconds per step; a GPU is timed at the
-real batch size, where it matters.
+a whole calibration takes a couple of seconds. On a CPU the batch is capped at `CPU_STEP_MACS` per step (ResNet-20
+keeps its 128, ResNet-110 gets 26, ResNet-50 8): a full batch of a deep net would take many seconds per step, and
+from a few dozen images on the time per MAC of a CPU hardly depends on the batch; a GPU is timed at the real batch
+size, where it matters.
 
     >>> rate = train_rate(resnet20(), batch=128, device=torch.device("cpu"), threads=1)
     >>> rate * 3 * 40_813_194 * 128       # seconds per training step of ResNet-20 at batch 128
@@ -22,7 +23,7 @@ from tasbench.arch import Arch
 from tasbench.flops import macs
 from tasbench.resnet import build_resnet
 
-CPU_BATCH = 32
+CPU_STEP_MACS = 2e10  # about a second of one CPU core
 IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 
 
@@ -30,7 +31,7 @@ def train_rate(arch: Arch, batch: int, device: torch.device, threads: int, min_s
                max_steps: int = 5) -> float:  # fmt: skip
     """Seconds per MAC of training `arch` (one training image = 3 forward MACs) at `batch` on `device`."""
     if device.type == "cpu":
-        batch = min(batch, CPU_BATCH)
+        batch = min(batch, max(8, int(CPU_STEP_MACS / (3 * macs(arch)))))
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -29,7 +29,16 @@ import torch
 
 from tasbench.arch import Arch
 from tasbench.calibrate import train_rate
-from tasbench.cost import finish_macs, makespan, prune_budget, prune_macs, retrain_epochs, retrain_macs, teacher_macs
+from tasbench.cost import (
+    distill_macs,
+    finish_macs,
+    makespan,
+    prune_budget,
+    prune_macs,
+    retrain_epochs,
+    student_macs,
+    teacher_macs,
+)
 from tasbench.executors import jobs
 from tasbench.experiment import RunConfig
 from tasbench.failures import read_failure, summary
@@ -53,7 +62,8 @@ def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads
             if (cfg.network, ratio) not in table:
                 arch = cfg.arch() if ratio == 1.0 else _thinned(cfg, ratio)
                 table[cfg.network, ratio] = train_rate(arch, batch, device, threads)
-    source = f"calibrated in {time.perf_counter() - began:.1f} s: {threads} thread(s) per worker on {device}"
+    per_worker = f"{threads} thread{'s' * (threads > 1)} per worker"
+    source = f"calibrated in {time.perf_counter() - began:.1f} s, {per_worker} on {device}"
     for cfg in runs:
         path = cfg.teacher_directory(root) / "metrics.json"
         if path.exists():
@@ -129,7 +139,8 @@ def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source
     phases = [
         ("teacher", f"{len(teachers)} nets", [(teacher_macs(c), full(c)) for c in teachers]),
         ("prune", f"{sum(prune_macs(c) > 0 for c in todo)} trained", [(prune_macs(c), full(c)) for c in todo]),
-        ("retrain", f"{len(todo)} runs", [(retrain_macs(c), pruned(c)) for c in todo]),
+        ("retrain", f"{len(todo)} runs", [(student_macs(c), pruned(c)) for c in todo]),
+        ("distill", f"{sum(distill_macs(c) > 0 for c in todo)} with KD", [(distill_macs(c), full(c)) for c in todo]),
         ("finish", "eval+latency", [(finish_macs(c), pruned(c)) for c in todo]),
     ]
     known = bool(table)
@@ -142,7 +153,8 @@ def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source
         lines.append(f"{phase:<9} {work:<14} {cost / 1e12:>9.3f}   {_duration(seconds) if known else 'unknown'}")
     if known:
         teacher_s = [teacher_macs(c) * full(c) + JOB_SECONDS for c in teachers]
-        run_s = [(prune_macs(c) * full(c) + (retrain_macs(c) + finish_macs(c)) * pruned(c) + JOB_SECONDS) for c in todo]
+        run_s = [(prune_macs(c) + distill_macs(c)) * full(c) + (student_macs(c) + finish_macs(c)) * pruned(c)
+                 + JOB_SECONDS for c in todo]  # fmt: skip
         starts = WORKER_SECONDS if workers > 1 and todo else 0.0
         wall = makespan(teacher_s, workers) + makespan(run_s, workers) + starts
         lines.append(f"wall time: {_duration(wall)} on {workers} worker{'s' * (workers > 1)} (estimated)")
