@@ -27,8 +27,8 @@ CPU_STEP_MACS = 2e10  # about a second of one CPU core
 IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 
 
-def train_rate(arch: Arch, batch: int, device: torch.device, threads: int, min_seconds: float = 0.3,
-               max_steps: int = 5) -> float:  # fmt: skip
+def train_rate(arch: Arch, batch: int, device: torch.device, threads: int, min_seconds: float = 0.25,
+               max_steps: int = 4) -> float:  # fmt: skip
     """Seconds per MAC of training `arch` (one training image = 3 forward MACs) at `batch` on `device`."""
     if device.type == "cpu":
         batch = min(batch, max(8, int(CPU_STEP_MACS / (3 * macs(arch)))))
