@@ -45,7 +45,7 @@ from tasbench.failures import read_failure, record_failure, summary
 from tasbench.locks import directory_lock
 from tasbench.run_state import run_state, teacher_state
 from tasbench.supersede import finish_superseding, supersede
-from tasbench.sweep import invalid_runs
+from tasbench.sweep import check_runs, invalid_runs
 from tasbench.sweep_progress import SweepBar, sweep_bar
 from tasbench.worker_pool import worker_pool
 
@@ -203,11 +203,9 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
     """Run every unfinished run of `runs` under `root` (and recompute what `rerun` asks); returns the metrics of all
     of them, in order. Raises `RunsFailed` when runs failed and `fail_fast` is False (see the module docstring)."""
     threads = executor.threads or max(1, (os.cpu_count() or 1) // executor.workers)
-    failures: dict[int, str] = {}
-    for i, message in invalid_runs(runs).items():
-        if fail_fast:
-            raise ConfigError(f"{runs[i].name} {runs[i].network} ratio={runs[i].ratio}: {message}")
-        failures[i] = f"invalid ({message})"
+    if fail_fast:
+        check_runs(runs)
+    failures = {i: f"invalid ({why})" for i, why in invalid_runs(runs).items()}
     valid = [cfg for i, cfg in enumerate(runs) if i not in failures]
     teacher_jobs, run_jobs = jobs(valid, root, device, data_dir, threads, wandb, latency_batches, rerun, fail_fast,
                                   progress and executor.workers == 1 and executor.kind == "local")  # fmt: skip

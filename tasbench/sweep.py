@@ -159,6 +159,15 @@ def invalid_runs(runs: list[RunConfig]) -> dict[int, str]:
     return {i: why for i, why in verdicts.items() if why}
 
 
+def check_runs(runs: list[RunConfig]) -> None:
+    """A ConfigError naming the first invalid run (and how many there are), if any: `--fail-fast` stops here."""
+    invalid = invalid_runs(runs)
+    if invalid:
+        i, why = next(iter(invalid.items()))
+        more = f" (and {len(invalid) - 1} more invalid runs)" if len(invalid) > 1 else ""
+        raise ConfigError(f"{runs[i].name} {runs[i].network} ratio={runs[i].ratio}: {why}{more}")
+
+
 @functools.lru_cache(maxsize=4096)
 def _verdict(method: str, options: object, arch: Arch, ratio: float) -> str:
     """Why `method` cannot prune `arch` to `ratio` ("" if it can); asked once per process (a check of a deep net's

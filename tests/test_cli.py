@@ -11,6 +11,7 @@ import torch
 
 from tasbench import cifar
 from tasbench.checkpoint import load_model, save_model
+from tasbench.code_identity import code_identity
 from tasbench.flops import macs
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
@@ -176,6 +177,14 @@ BAD_INPUT = [
     (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "{cifar100_dir}"],
      "data directory '{cifar100_dir}' holds CIFAR-100 (cifar-100-python/), not CIFAR-10; give the directory"),
     (["sweep", "{proxy_spec}", "--executor", "dask"], "unknown executor 'dask'; allowed: local, ray"),
+    (["sweep", "{proxy_spec}", "--workers", "0"], "workers must be >= 1, got 0"),
+    (["sweep", "{proxy_spec}", "--threads", "-1"], "--threads must be >= 0 (0: the cores divided among the workers)"),
+    (["sweep", "{proxy_spec}", "--force", "--rerun-stale"],
+     "give --rerun-stale (recompute stale runs) or --force (recompute every run), not both"),
+    (["sweep", "{proxy_spec}", "--force", "--rerun-stale", "--dry-run"], "not both: --force already recomputes"),
+    (["sweep", "{proxy_spec}", "--rerun-stale=yes"], "argument --rerun-stale: ignored explicit argument 'yes'"),
+    (["sweep", "{proxy_spec}", "--fail-fast", "--set", "methods=[{{method: l1, options: {{variant: A}}}}]"],
+     "l1 resnet20 ratio=0.7: L1 variant 'A' is defined for the full resnet56 and resnet110 only"),
     (["report", "--runs", "/no/runs"], "no finished runs under '/no/runs'"),
     (["compare", "--wandb-dir", "/no/such"], "W&B directory '/no/such' does not exist"),
     (["compare"], "one of the arguments --wandb-dir --project is required"),
@@ -215,7 +224,9 @@ def test_train_writes_a_resumable_run_directory(capsys, tmp_path):
                                                           "params.json"]  # fmt: skip
     assert len((run_dir / "log.csv").read_text().splitlines()) == 3  # header + 2 epochs
     assert metrics["macs"] == 40_813_194 and metrics["environment"]["torch"] == torch.__version__
+    assert metrics["code"] == code_identity(("tasbench",))  # plain training runs the engine's code only
     params = json.loads((run_dir / "params.json").read_text())
+    assert params["code"] == metrics["code"]
     assert params["config"]["train"]["epochs"] == 2 and params["config"]["data"]["proxy_train"] == 256
     # the same command again finds the finished run and does not train
     code, again, err = run(capsys, *argv)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,19 +54,26 @@ def test_a_sweep_writes_one_directory_per_run_and_shares_its_teacher(tmp_path):
 
 def test_the_sweep_command_and_its_dry_run(capsys, tmp_path):
     spec = str(write_spec(tmp_path))
-    out = ["--out", str(tmp_path / "runs"), "--wandb", "disabled", *LATENCY]
+    out = ["--out", str(tmp_path / "runs"), "--wandb", "disabled", *LATENCY, "--threads", "1"]
     assert main(["sweep", spec, "--dry-run", *out]) == 0
     printed, plan = capsys.readouterr()
     assert json.loads(printed) == {"sweep": "tiny", "dry_run": True, "runs": 2}
-    assert "2 runs: 0 done, 0 partial (resume), 2 to do; 1 teachers to train" in plan
-    assert "teacher   1 nets" in plan and not (tmp_path / "runs").exists()
+    lines = plan.splitlines()
+    assert lines[0] == "sweep 'tiny': 2 runs: 0 done, 0 partial (resume), 2 to do; 1 teachers to train, 0 to reuse"
+    assert re.fullmatch(r"speed: \S+ s/MAC \(calibrated in [0-9.]+ s, 1 thread per worker on cpu\)", lines[1])
+    assert lines[3].startswith("teacher   1 nets             0.009   0m")  # 1 x 40.8M x (3 x 64 + 32) MACs
+    assert re.fullmatch(r"wall time: 0m\d\ds on 1 worker \(estimated\)", lines[8]) and not (tmp_path / "runs").exists()
+    assert lines[10].startswith("todo ") and lines[10].endswith(" Uniform resnet20 ratio=0.5 recipe=kd seed=0 | "
+                                                                "teacher 1 ep (batch 32) | prune: one-shot | "
+                                                                "retrain: kd 2 ep (batch 32)")  # fmt: skip
     assert main(["sweep", spec, "--set", "ratios=[0.5]", *out]) == 0
     result = json.loads(capsys.readouterr()[0])
     assert [r["ratio"] for r in result["runs"]] == [0.5]
     main(["sweep", spec, "--dry-run", *out])
     plan = capsys.readouterr()[1]
     assert "2 runs: 1 done, 0 partial (resume), 1 to do; 0 teachers to train, 1 to reuse" in plan
-    assert "unknown" not in plan.splitlines()[3]  # the finished teacher times this machine: a duration, not "unknown"
+    # The finished teacher (trained with 1 thread, as this sweep would) corrects the calibrated speed.
+    assert re.search(r"speed: .* x[0-9.]+ to match the teacher that finished in .*/train/[0-9a-f]{12}\)", plan)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -241,6 +249,10 @@ def test_force_recomputes_every_run_and_its_teacher(capsys, tmp_path):
     plan = capsys.readouterr()[1]
     assert "1 runs: 1 done, 0 partial (resume), 0 to do; 1 teachers to train, 0 to reuse" in plan
     assert "stale: 0 runs computed by other code or from another teacher; to recompute, with every other run" in plan
+    assert main([*argv, "--rerun-stale", "--dry-run"]) == 0  # nothing stale: nothing to do
+    plan = capsys.readouterr()[1]
+    assert "1 runs: 1 done, 0 partial (resume), 0 to do; 0 teachers to train, 0 to reuse" in plan
+    assert "stale: 0 runs computed by other code or from another teacher; to recompute (--rerun-stale)" in plan
     assert main([*argv, "--force"]) == 0
     after = json.loads(capsys.readouterr()[0])
     assert after == before  # recomputed, on CPU bit for bit
@@ -260,10 +272,9 @@ def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_
     # --fail-fast: the invalid runs (Li et al.'s variant A exists for ResNet-56/110 only) stop it before any training
     assert main([*argv, "--fail-fast"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and "Traceback" not in err  # the plan (naming them), then one error line
-    assert err.splitlines()[-1] == ("tas-bench: error: L1 (A) resnet20 ratio=0.5: L1 variant 'A' is defined for the "
-                                    "full resnet56 and resnet110 only (Li et al., Table 2), not for this 20-layer "
-                                    "network; give --ratio for a FLOP-matched L1 net")  # fmt: skip
+    assert out == "" and err == ("tas-bench: error: L1 (A) resnet20 ratio=0.5: L1 variant 'A' is defined for the "
+                                 "full resnet56 and resnet110 only (Li et al., Table 2), not for this 20-layer "
+                                 "network; give --ratio for a FLOP-matched L1 net (and 1 more invalid runs)\n")
     assert not root.exists()
 
     broken = runs[0].teacher_directory(root)  # seed 0's teacher cannot resume from a checkpoint that is no checkpoint

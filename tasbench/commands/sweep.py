@@ -24,7 +24,7 @@ from tasbench.data import load_data
 from tasbench.errors import ConfigError
 from tasbench.executors import EXECUTORS, Executor, RunsFailed, WorkerDied, execute
 from tasbench.plan import describe
-from tasbench.sweep import invalid_runs, load_sweep
+from tasbench.sweep import check_runs, invalid_runs, load_sweep
 from tasbench.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
 
 KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs", "flop_reduction_pct")
@@ -98,6 +98,8 @@ def _sweep(args: argparse.Namespace) -> dict:
         # Stop before anything runs when the data are missing or are another data set: the error says where we
         # looked and how to provide them. A sweep never falls back to other data.
         load_data(sweep.runs[0].data, args.data_dir)
+    if args.fail_fast and not args.dry_run:
+        check_runs(sweep.runs)  # one line naming a run that cannot work, before anything (the plan included)
     threads = args.threads or max(1, (os.cpu_count() or 1) // executor.workers)  # as each worker will have
     print(describe(sweep.name, sweep.runs, args.out, workers=executor.workers, threads=threads, device=args.device,
                    calibrate=args.dry_run, rerun=rerun), file=sys.stderr, flush=True)  # fmt: skip
