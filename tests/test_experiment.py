@@ -295,7 +295,7 @@ def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_
     assert not runs[0].directory(root).exists()  # never started: it needs that teacher
     summary, *lines = err[err.index("tas-bench: 3 of 4"):].splitlines()
     assert summary.startswith("tas-bench: 3 of 4 runs failed; the others finished") and len(lines) == 3
-    assert "Traceback" not in err and "sweep 0/" not in err and "train:" not in err  # --no-progress: no bars
+    assert "Traceback" not in err and "sweep 0/" not in err and "img/s" not in err  # --no-progress: no bars
     assert main([*argv, "--dry-run"]) == 1  # invalid runs: a dry run that finds them says so by its exit status
     plan = capsys.readouterr()[1]
     assert f"failed teacher (tried again): {broken}: ConfigError: {reason}" in plan
