@@ -27,6 +27,7 @@ from tasbench.code_identity import code_packages, source_hash
 from tasbench.experiment import RunConfig
 from tasbench.failures import read_failure, summary
 from tasbench.runs import file_digest
+from tasbench.supersede import MOVING
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ def directory_state(out: Path, packages: tuple[str, ...], progress_files: tuple[
         if started != finished:
             return State("done", f"resumed across a code change (started with sources {started})", error)
         return State("done", "", error)
+    if any(out.glob(f"{MOVING}*")):  # a recompute's move of the old results, cut short: it starts afresh
+        return State("todo", "", error)
     if any((out / name).exists() for name in progress_files):
         if started != current:
             return State("partial", f"started by other code (sources {started}, now {current})", error)

@@ -6,10 +6,11 @@
     runs/l1/3f2a9c01d4e7/metrics.json ...                        the recomputed run
     runs/l1/3f2a9c01d4e7/superseded-20250301T101500Z/metrics.json  the run computed by the older code
 
-Each file moves by one `os.rename` into a hidden `.superseding-<time>/` directory, `metrics.json` last, then that
-directory is renamed to its visible name. A kill at any moment leaves either a finished run (metrics.json still
-in place) or a run whose move is half done; the next holder of the run's lock (locks.py) finishes the move
-(`finish_superseding`) before it does anything else, so a recomputed run never resumes from the old checkpoint.
+Each file moves by one `os.rename` into a hidden `.superseding-<time>/` directory, `metrics.json` first, then that
+directory is renamed to its visible name. A kill at any moment leaves either the finished old run (nothing moved
+yet) or a run that reads as not finished and whose move is half done; the next holder of the run's lock
+(locks.py) finishes the move (`finish_superseding`) before it does anything else, so a recomputed run never
+resumes from the old checkpoint, and no old file is lost.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tasbench.atomic import storage_error
 
 PREFIX = "superseded-"
 MOVING = ".superseding-"
-LAST = "metrics.json"  # moved last: while it is in place, the run still reads as finished
+FIRST = "metrics.json"  # moved first: from then on the run reads as not finished, and will be computed afresh
 
 
 def superseded(directory: str | Path) -> list[Path]:
@@ -60,7 +61,7 @@ def _results(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted((p for p in directory.iterdir() if not p.name.startswith((PREFIX, "."))),
-                  key=lambda p: (p.name == LAST, p.name))  # fmt: skip
+                  key=lambda p: (p.name != FIRST, p.name))  # fmt: skip
 
 
 def _move(directory: Path, moving: Path, target: Path) -> Path:

@@ -247,3 +247,48 @@ def test_an_interrupted_sweep_says_so_in_one_line_and_the_same_command_resumes(t
             json.loads((a / "metrics.json").read_text()))
         weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
         assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+# Runs the sweep with os.rename replaced, in the sweep's process only, by one that SIGKILLs the process when the
+# path being moved matches argv[1]: a kill in the middle of moving a recomputed run's old files aside.
+KILL_AT_RENAME = """
+import os, re, signal, sys
+rename = os.rename
+def kill_at_rename(source, target):
+    if re.search(sys.argv[1], str(source)):
+        os.kill(os.getpid(), signal.SIGKILL)
+    rename(source, target)
+os.rename = kill_at_rename
+from tasbench.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_recompute_killed_while_moving_the_old_results_aside_loses_none_of_them(tmp_path):
+    """`--force` SIGKILLed after it moved a run's metrics.json, checkpoint and log aside but not yet its model: the
+    run reads as not finished, and the next sweep (no flag) completes the move and computes the run afresh, to an
+    uninterrupted sweep's metrics; every old file is in the run's superseded-* directory."""
+    from tasbench.supersede import superseded
+
+    spec = tmp_path / "supersede.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "methods": SPEC["methods"][:1]}))
+    (cfg,) = load_sweep(spec).runs
+    root = tmp_path / "runs"
+    argv = ["sweep", str(spec), "--out", str(root), "--wandb", "disabled", *LATENCY, "--threads", "1", "--no-progress"]
+    subprocess.run([sys.executable, "-m", "tasbench.cli", *argv], check=True, capture_output=True)
+    run = cfg.directory(root)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_RENAME, r"/uniform/[0-9a-f]+/model\.pt$", *argv, "--force"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (moving,) = run.glob(".superseding-*")
+    assert sorted(p.name for p in moving.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]
+    assert not (run / "metrics.json").exists() and (run / "model.pt").exists()
+    assert_no_partial_results(root)
+    done = subprocess.run([sys.executable, "-m", "tasbench.cli", *argv], check=True, capture_output=True, text=True)
+    assert "1 to run" in done.stderr
+    (old,) = superseded(run)
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before  # every old file, byte for byte
+    assert not list(run.glob(".superseding-*"))
+    after = json.loads((run / "metrics.json").read_text())
+    assert without_timing(after) == without_timing(json.loads(before["metrics.json"]))

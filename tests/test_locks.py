@@ -1,5 +1,6 @@
 """Run locks: two sweeps on one results root never run the same run at once, and a dead holder's lock is free."""
 
+import dataclasses
 import json
 import re
 import signal
@@ -72,3 +73,26 @@ def test_two_sweeps_on_one_root_run_each_run_once(tmp_path):
         assert "Traceback" not in err
     assert json.loads(outputs[0][0])["runs"] == json.loads(outputs[1][0])["runs"]
     assert not list(root.rglob(".*.tmp-*"))
+
+
+def test_a_run_held_by_another_process_is_not_moved_aside(tmp_path):
+    """A recompute (`--force`, `--rerun-stale`) moves a run's old results aside under the run's lock: while another
+    process holds the run, the job is "busy" and nothing in the run directory changes."""
+    from tasbench.executors import jobs, work
+    from tasbench.supersede import superseded
+
+    sweep = load_sweep(write_spec(tmp_path, ratios=[0.5]))
+    root = tmp_path / "runs"
+    execute(sweep.runs, root, latency_batches=(1, 8), log=lambda line: None)
+    run = sweep.runs[0].directory(root)
+    stamps = {p: p.stat().st_mtime_ns for p in run.iterdir()}
+    _, (job,) = jobs(sweep.runs, root, "cpu", None, 1, latency_batches=(1, 8), rerun="all")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert work(dataclasses.replace(job, wait=False)) == "busy"
+        assert stamps == {p: p.stat().st_mtime_ns for p in run.iterdir()} and not superseded(run)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert work(job) == "ran" and len(superseded(run)) == 1  # free again: moved aside, computed afresh
