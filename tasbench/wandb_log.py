@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from tasbench.errors import ConfigError, choice_error
 
 MODES = ("offline", "online", "disabled")
@@ -51,7 +53,8 @@ _online_failed: list[str] = []
 
 
 def warn(message: str) -> None:
-    print(f"tas-bench: warning: {message}", file=sys.stderr, flush=True)
+    # tqdm.write: above the sweep's progress bars, if any are drawn (a plain print would land inside the bar line).
+    tqdm.write(f"tas-bench: warning: {message}", file=sys.stderr)
 
 
 class WandbRun:

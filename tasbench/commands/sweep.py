@@ -62,7 +62,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    "results are kept in <run>/superseded-<time>/)")  # fmt: skip
     p.add_argument("--fail-fast", action="store_true",
                    help="stop at the first failing run (default: record it, go on with the others, exit status 1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they are drawn only when stderr is a terminal anyway)")
     p.add_argument("--wandb", default=os.environ.get("WANDB_MODE", "offline"),
                    help="W&B mode: offline (default, or $WANDB_MODE), online, disabled")
     p.add_argument("--wandb-project", default="tas-bench", help="W&B project (default: tas-bench)")
@@ -116,7 +117,7 @@ def _sweep(args: argparse.Namespace) -> dict:
     try:
         results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
                           latency_batches=latency_batches, log=log, rerun=rerun, fail_fast=args.fail_fast,
-                          progress=not args.no_progress)  # fmt: skip
+                          progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
     except RunsFailed as e:
         results, failures = e.results, e.failures
     except WorkerDied as e:  # not bad input, but one clear line too; exit status 1
