@@ -128,19 +128,32 @@ def test_local_worker_processes_give_the_same_runs(tmp_path):
 
 
 def test_the_ray_executor_on_a_local_ray_instance(tmp_path):
-    """Slow-ish (Ray starts its own services): one teacher and one run, on a one-CPU local instance."""
+    """Slow-ish (Ray starts its own services): one teacher and one run, on a one-CPU local instance; then a run that
+    fails on Ray is recorded and the sweep goes on."""
+    from tasbench.executors import RunsFailed
+
     ray = pytest.importorskip("ray")  # installed with the dev extra; CI has it
     sweep = load_sweep(write_spec(tmp_path, ratios=[0.5]))
     local = execute(sweep.runs, tmp_path / "a", latency_batches=(1, 8), log=lambda line: None)
     lines = []
+    both = load_sweep(write_spec(tmp_path, ratios=[0.5, 0.3])).runs
+    bad = both[1].directory(tmp_path / "b")
+    bad.mkdir(parents=True)
+    (bad / "pruned.pt").write_bytes(b"\x00" * 10)  # the 0.3 run cannot read its pruned net back
     try:
         on_ray = execute(sweep.runs, tmp_path / "b", Executor("ray", workers=1, threads=1), latency_batches=(1, 8),
                          log=lines.append)  # fmt: skip
+        with pytest.raises(RunsFailed) as failed:
+            execute(both, tmp_path / "b", Executor("ray", workers=1, threads=1), latency_batches=(1, 8),
+                    log=lines.append, fail_fast=False)  # fmt: skip
     finally:
         ray.shutdown()
     assert [without_timing(m) for m in on_ray] == [without_timing(m) for m in local]
     assert os.getpid() not in {m["timing"]["pid"] for m in on_ray}
     assert sum("done on Ray" in line for line in lines) == 2  # the teacher, then the run
+    assert failed.value.results[0] == on_ray[0] and failed.value.results[1] is None
+    assert any(line.startswith("[1/1] run FAILED on Ray (ConfigError: checkpoint") for line in lines)
+    assert json.loads((bad / "error.json").read_text())["stage"] == "run"
 
 
 def test_a_teacher_trained_by_tas_bench_train_is_reused_by_the_sweep(capsys, tmp_path):
