@@ -8,12 +8,13 @@ The source hash covers the installed `.py` files of the engine (`tasbench`) and 
 (`tas` for tas, `baselines` for l1 and fpgm; uniform lives in the engine), found through the import system, so
 it works without git and for a non-editable install. A teacher, like `tas-bench train`, runs the engine only.
 
-    >>> code_identity(code_packages("l1"))
-    {'version': '0.1.0', 'git_commit': '3a3d2638...', 'git_dirty': False, 'source_hash': '5c0e1f2a9b7d'}
+    >>> code_identity(code_packages("l1"))     # from a `git archive` export of commit 5af94a7: no git there
+    {'version': '0.1.0', 'git_commit': None, 'git_dirty': None, 'source_hash': 'fdc24e7f2a0f'}
     >>> code_packages("tas"), code_packages("uniform"), code_packages(None)
     (('tas', 'tasbench'), ('tasbench',), ('tasbench',))
 
-Everything here is computed once per process: hashing ~100 files costs milliseconds, but a sweep asks per run.
+Everything here is computed once per process: hashing the sources and asking git take a fraction of a second, and
+a sweep asks once per run.
 """
 
 from __future__ import annotations

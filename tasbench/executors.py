@@ -212,7 +212,7 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
     log(f"{len(runs) - len(run_jobs) - len(failures)} runs already done, {len(run_jobs)} to run, "
         f"{len(teacher_jobs)} teachers to train" + (f", {len(failures)} invalid runs skipped" if failures else ""))
     total = sum(job_macs(job.stage, job.cfg) for job in teacher_jobs + run_jobs)
-    with sweep_bar(total, len(run_jobs), progress, log) as bar:
+    with sweep_bar(total, len(run_jobs), progress, log, executor.workers) as bar:
         if executor.kind == "ray" or executor.workers == 1:
             _stages(executor, teacher_jobs, run_jobs, root, bar, None)
         elif run_jobs:

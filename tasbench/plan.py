@@ -3,20 +3,25 @@ will cost per phase and in wall time.
 
 Cost is counted in multiply-accumulates (cost.py) and turned into seconds by this machine's measured speed: a
 quick calibration (calibrate.py: a few training steps of each net of the sweep, unpruned and at each target
-ratio, on the sweep's device and threads per worker), corrected by a teacher of this sweep that already finished
-here when there is one (its real seconds per MAC include what the calibration leaves out: augmentation, the
-per-epoch evaluation and checkpoint). Jobs are then laid out on the executor's workers as it runs them (teachers,
-then runs, each taken by the first free worker), plus each worker's start (importing torch, building the data).
+ratio, on the sweep's device and threads per worker, as many at once as it has workers), corrected by a teacher
+of this sweep that already finished here when there is one (its real seconds per MAC include what the
+calibration leaves out: augmentation, the per-epoch evaluation and checkpoint). Jobs are then laid out on the
+executor's workers as it runs them (teachers, then runs, each taken by the first free worker), plus a fixed cost
+per job and the sweep's start (importing torch in the workers, building the data).
 
-    $ tas-bench sweep benchmarks/proxy.yaml --dry-run
+    $ tas-bench sweep benchmarks/proxy.yaml --dry-run --workers 2 --threads 1      # 2 idle cores
     sweep 'proxy': 16 runs: 0 done, 0 partial (resume), 16 to do; 2 teachers to train, 0 to reuse
-    speed: 4.1e-11 s/MAC training resnet20 (calibrated: 1 thread per worker on cpu)
-    phase      work        TMAC   compute
-    teacher    2 nets     3.428   2m21s
-    ...
-    wall time: 7m35s on 2 workers
-    todo     runs/tas/5d1c...  TAS resnet20 ratio=0.5 recipe=kd seed=0 | teacher 6 ep (batch 128) |
-             prune: search 4 ep x 15 steps (batch 64/half) | retrain: kd 5 ep (batch 128)
+    speed: 2.8e-11-5.5e-11 s/MAC (calibrated in 5.7 s, 2 at once, 1 thread each, on cpu)
+    phase     work                TMAC   compute time
+    teacher   2 nets             3.428   1m37s
+    prune     6 trained          8.463   3m59s
+    retrain   16 runs           11.428   8m07s
+    distill   16 with KD         6.530   3m04s
+    finish    eval+latency       0.830   0m35s
+    wall time: 9m14s on 2 workers (estimated)
+
+    todo     runs/tas/ea4153758e1f  TAS resnet20 ratio=0.5 recipe=kd seed=0 | teacher 6 ep (batch 128) | prune:
+             search 4 ep x 15 steps (batch 64/half) | retrain: kd 5 ep (batch 128)
 """
 
 from __future__ import annotations
@@ -46,24 +51,29 @@ from tasbench.run_state import State, run_state
 from tasbench.sweep import invalid_runs
 from tasbench.uniform import scale_widths
 
-# Seconds a job costs beyond its training, per job and per worker process: loading the run's data, building its
-# nets, writing its files; a worker also starts a Python with torch. Measured on the proxy spec (README, "Sweeps").
+# Seconds a job costs beyond its training (loading its data, building its nets, writing its files), and a sweep's
+# start (the worker processes, a Python with torch each). From the file times of a proxy sweep here (2 workers,
+# load average ~3): a teacher's metrics.json came 2-3 s after its training ended, a run's 3-5 s (its final
+# evaluation and latency timing are counted in MACs, the rest here), and the first teacher started 6 s after the
+# command.
 JOB_SECONDS = 3.0
-WORKER_SECONDS = 15.0
+START_SECONDS = 6.0
 
 
-def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads: int) -> tuple[dict, str]:
-    """Seconds per MAC for each (network, ratio) the sweep trains (ratio 1.0: the unpruned net), and where they
-    come from. A finished teacher's measured rate, when there is one, scales the calibrated ones."""
+def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads: int,
+          workers: int = 1) -> tuple[dict, str]:  # fmt: skip
+    """Seconds per MAC for each (network, ratio) the sweep trains (ratio 1.0: the unpruned net), each timed as
+    `workers` trainings at once, and where they come from. A finished teacher's measured rate, when there is one,
+    scales the calibrated ones."""
     table: dict[tuple[str, float], float] = {}
     began = time.perf_counter()
     for cfg in runs:
         for ratio, batch in ((1.0, cfg.teacher.batch_size), (cfg.ratio, cfg.recipe.batch_size)):
             if (cfg.network, ratio) not in table:
                 arch = cfg.arch() if ratio == 1.0 else _thinned(cfg, ratio)
-                table[cfg.network, ratio] = train_rate(arch, batch, device, threads)
-    per_worker = f"{threads} thread{'s' * (threads > 1)} per worker"
-    source = f"calibrated in {time.perf_counter() - began:.1f} s, {per_worker} on {device}"
+                table[cfg.network, ratio] = train_rate(arch, batch, device, threads, parallel=workers)
+    per_worker = f"{workers} at once, {threads} thread{'s' * (threads > 1)} each"
+    source = f"calibrated in {time.perf_counter() - began:.1f} s, {per_worker}, on {device}"
     for cfg in runs:
         path = cfg.teacher_directory(root) / "metrics.json"
         if path.exists():
@@ -111,7 +121,7 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
         if failure:
             lines.append(f"failed teacher (tried again): {job.directory}: {summary(failure)}")
     todo, teachers_todo = [job.cfg for job in run_jobs], [job.cfg for job in teacher_jobs]
-    table, source = rates(todo, root, torch.device(device), threads) if calibrate and todo else ({}, "")
+    table, source = rates(todo, root, torch.device(device), threads, workers) if calibrate and todo else ({}, "")
     lines += _costs(todo, teachers_todo, table, source, workers)
     lines.append("")
     for i, (cfg, state) in enumerate(zip(runs, states)):
@@ -155,8 +165,7 @@ def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source
         teacher_s = [teacher_macs(c) * full(c) + JOB_SECONDS for c in teachers]
         run_s = [(prune_macs(c) + distill_macs(c)) * full(c) + (student_macs(c) + finish_macs(c)) * pruned(c)
                  + JOB_SECONDS for c in todo]  # fmt: skip
-        starts = WORKER_SECONDS if workers > 1 and todo else 0.0
-        wall = makespan(teacher_s, workers) + makespan(run_s, workers) + starts
+        wall = makespan(teacher_s, workers) + makespan(run_s, workers) + START_SECONDS
         lines.append(f"wall time: {_duration(wall)} on {workers} worker{'s' * (workers > 1)} (estimated)")
     return lines
 

@@ -29,6 +29,7 @@ class SweepBar:
     bar: tqdm | None  # None: progress is off, lines go to `log` as they are
     log: Callable[[str], None]
     runs: int
+    workers: int = 1  # jobs beyond this many are queued, not running
     done: int = 0
     running: list[str] = field(default_factory=list)
 
@@ -55,7 +56,10 @@ class SweepBar:
     def _show(self) -> None:
         if self.bar is None:
             return
-        now = self.running[0] if len(self.running) == 1 else f"{len(self.running)} running" if self.running else ""
+        running = min(len(self.running), self.workers)
+        now = self.running[0] if len(self.running) == 1 else f"{running} running" if self.running else ""
+        if len(self.running) > running:
+            now += f", {len(self.running) - running} queued"
         # Written into the format itself: tqdm puts a comma before a postfix.
         now = now.replace("{", "{{").replace("}", "}}")
         self.bar.bar_format = FORMAT.format(done=self.done, runs=self.runs, running=now)
@@ -63,15 +67,16 @@ class SweepBar:
 
 
 @contextmanager
-def sweep_bar(total_cost: float, runs: int, enabled: bool, log: Callable[[str], None]) -> Iterator[SweepBar]:
+def sweep_bar(total_cost: float, runs: int, enabled: bool, log: Callable[[str], None],
+              workers: int = 1) -> Iterator[SweepBar]:  # fmt: skip
     """The overall bar over `total_cost` units of work for `runs` runs (off when `enabled` is False)."""
     if not enabled:
-        yield SweepBar(None, log, runs)
+        yield SweepBar(None, log, runs, workers)
         return
     # smoothing=0: the ETA uses the mean rate of the whole sweep, since jobs end seconds or hours apart.
     bar = tqdm(total=max(total_cost, 1.0), bar_format=FORMAT.format(done=0, runs=runs, running=""), file=sys.stderr,
                dynamic_ncols=True, position=0, smoothing=0)  # fmt: skip
-    state = SweepBar(bar, log, runs)
+    state = SweepBar(bar, log, runs, workers)
     state._show()
     stop = threading.Event()
 

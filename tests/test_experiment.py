@@ -55,14 +55,14 @@ def test_a_sweep_writes_one_directory_per_run_and_shares_its_teacher(tmp_path):
 def test_the_sweep_command_and_its_dry_run(capsys, tmp_path):
     spec = str(write_spec(tmp_path))
     out = ["--out", str(tmp_path / "runs"), "--wandb", "disabled", *LATENCY, "--threads", "1"]
-    assert main(["sweep", spec, "--dry-run", *out]) == 0
+    assert main(["sweep", spec, "--dry-run", "--workers", "2", *out]) == 0  # calibrated as 2 workers at once
     printed, plan = capsys.readouterr()
     assert json.loads(printed) == {"sweep": "tiny", "dry_run": True, "runs": 2}
     lines = plan.splitlines()
     assert lines[0] == "sweep 'tiny': 2 runs: 0 done, 0 partial (resume), 2 to do; 1 teachers to train, 0 to reuse"
-    assert re.fullmatch(r"speed: \S+ s/MAC \(calibrated in [0-9.]+ s, 1 thread per worker on cpu\)", lines[1])
+    assert re.fullmatch(r"speed: \S+ s/MAC \(calibrated in [0-9.]+ s, 2 at once, 1 thread each, on cpu\)", lines[1])
     assert lines[3].startswith("teacher   1 nets             0.009   0m")  # 1 x 40.8M x (3 x 64 + 32) MACs
-    assert re.fullmatch(r"wall time: 0m\d\ds on 1 worker \(estimated\)", lines[8]) and not (tmp_path / "runs").exists()
+    assert re.fullmatch(r"wall time: 0m\d\ds on 2 workers \(estimated\)", lines[8]) and not (tmp_path / "runs").exists()
     assert lines[10].startswith("todo ") and lines[10].endswith(" Uniform resnet20 ratio=0.5 recipe=kd seed=0 | "
                                                                 "teacher 1 ep (batch 32) | prune: one-shot | "
                                                                 "retrain: kd 2 ep (batch 32)")  # fmt: skip
@@ -72,6 +72,7 @@ def test_the_sweep_command_and_its_dry_run(capsys, tmp_path):
     main(["sweep", spec, "--dry-run", *out])
     plan = capsys.readouterr()[1]
     assert "2 runs: 1 done, 0 partial (resume), 1 to do; 0 teachers to train, 1 to reuse" in plan
+    assert "speed: " in plan and "(calibrated in " in plan and ", 1 at once, 1 thread each, on cpu" in plan
     # The finished teacher (trained with 1 thread, as this sweep would) corrects the calibrated speed.
     assert re.search(r"speed: .* x[0-9.]+ to match the teacher that finished in .*/train/[0-9a-f]{12}\)", plan)
 
@@ -206,7 +207,7 @@ def baselines_copy(tmp_path, monkeypatch):
     code_identity.source_hash.cache_clear()
 
 
-def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_them(tmp_path, baselines_copy):
+def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_them(capsys, tmp_path, baselines_copy):
     from tasbench.code_identity import source_hash
     from tasbench.run_state import run_state
     from tasbench.supersede import superseded
@@ -235,9 +236,9 @@ def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_t
     assert execute(runs, root, latency_batches=(1, 8), log=lambda line: None) == first
     assert run_state(runs[1], root).stale and not list(l1.glob("superseded-*"))
 
-    lines = []
-    again = execute(runs, root, latency_batches=(1, 8), log=lines.append, rerun="stale")
-    assert lines[0] == "1 runs already done, 1 to run, 0 teachers to train"
+    assert main(["sweep", str(spec), "--rerun-stale", "--out", str(root), "--wandb", "disabled", *LATENCY]) == 0
+    assert "1 runs already done, 1 to run, 0 teachers to train" in capsys.readouterr()[1]
+    again = [json.loads((d / "metrics.json").read_text()) for d in (uniform, l1)]
     (old,) = superseded(l1)  # the old result, moved aside whole
     assert json.loads((old / "metrics.json").read_text()) == first[1]
     assert sorted(p.name for p in old.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json", "model.pt",

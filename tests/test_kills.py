@@ -188,12 +188,18 @@ def test_ten_random_kills_lose_nothing(tmp_path):
     for killed in (root, tmp_path / "c"):
         assert not list(killed.rglob(".*.tmp-*"))  # the restarted sweep cleared what killed ones left mid-write
         assert_no_partial_results(killed)
-        for cfg in runs:
-            a, b = cfg.directory(tmp_path / "a"), cfg.directory(killed)
-            assert without_timing(json.loads((b / "metrics.json").read_text())) == without_timing(
-                json.loads((a / "metrics.json").read_text()))
-            weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
-            assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+        assert_same_runs(runs, tmp_path / "a", killed)
+
+
+def assert_same_runs(runs, reference, root) -> None:
+    """Every run under `root` has the metrics (timing and environment aside) and the weights it has under
+    `reference`."""
+    for cfg in runs:
+        a, b = cfg.directory(reference), cfg.directory(root)
+        assert without_timing(json.loads((b / "metrics.json").read_text())) == without_timing(
+            json.loads((a / "metrics.json").read_text()))
+        weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def interrupt(argv, root, runs, signum: int, group: bool) -> tuple[int, str, list[int]]:
@@ -241,12 +247,7 @@ def test_an_interrupted_sweep_says_so_in_one_line_and_the_same_command_resumes(t
         assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]  # the workers went down with it
         assert_no_partial_results(root)
     subprocess.run(argv, check=True, capture_output=True)
-    for cfg in runs:
-        a, b = cfg.directory(tmp_path / "a"), cfg.directory(root)
-        assert without_timing(json.loads((b / "metrics.json").read_text())) == without_timing(
-            json.loads((a / "metrics.json").read_text()))
-        weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
-        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert_same_runs(runs, tmp_path / "a", root)
 
 
 # Runs the sweep with os.rename replaced, in the sweep's process only, by one that SIGKILLs the process when the
