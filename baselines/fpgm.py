@@ -176,5 +176,6 @@ PRUNER = Pruner(
     prune=prune_fpgm,
     options=FpgmOptions,
     needs_data=False,  # hard mode; soft mode asks through FpgmOptions.needs_data
+    reads_weights=True,  # filters are scored by the unpruned net's trained weights
     summary="filters nearest the geometric median of their layer removed (He et al. 2019), FLOP-matched",
 )

@@ -96,5 +96,6 @@ PRUNER = Pruner(
     prune=prune_l1,
     options=L1Options,
     needs_data=False,
+    reads_weights=True,  # filters are scored by the unpruned net's trained weights
     summary="filters with the smallest L1 norm removed (Li et al. 2017): variants A/B or FLOP-matched",
 )

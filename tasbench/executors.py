@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from tasbench.data import load_data
+from tasbench.device import parse_device
 from tasbench.errors import ConfigError, choice_error
 from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
 
@@ -72,7 +73,7 @@ class Job:
 def work(job: Job) -> str:
     """Do one job in this process, what every executor calls; says what happened: "ran" (here), "found" (finished
     by another process, or before), or "busy" (another process holds the run, and `job.wait` is False)."""
-    device = torch.device(job.device)
+    device = parse_device(job.device)  # here: a Ray task resolves "auto" (and checks "cuda:N") on its own node
     if job.stage == "teacher":
         ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device)
         return "ran"

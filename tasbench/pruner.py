@@ -66,6 +66,9 @@ class Pruner:
 
     `needs_data`: the CLI loads the data set for every call; an options object may also ask for it through a
     `needs_data` property (FPGM's soft mode trains, its hard mode does not).
+    `reads_weights`: the method scores the unpruned net's trained weights (L1, FPGM), so `prune` without --weights
+    says it prunes a fresh initialisation; False: it uses the net's shape only (TAS searches from a fresh
+    initialisation, as the official release does; uniform scaling builds a fresh net), so --weights is refused.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Pruner:
     options: type
     needs_data: bool = False
     summary: str = ""
+    reads_weights: bool = False
 
 
 def pruner_names() -> list[str]:

@@ -19,13 +19,13 @@ import io
 import json
 import platform
 import re
-import subprocess
 from pathlib import Path
 
 import torch
 
 from tasbench.atomic import write_text
 from tasbench.errors import ConfigError
+from tasbench.installation import git
 
 
 def canonical_json(config: dict) -> str:
@@ -69,9 +69,9 @@ def write_log_csv(path: str | Path, rows: list[dict]) -> None:
 
 def environment(device: torch.device) -> dict:
     """What produced a result: code version, library versions, hardware."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
@@ -90,10 +90,3 @@ def _cpu_name() -> str:
         pass
     return platform.processor() or "cpu"
 
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None

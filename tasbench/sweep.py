@@ -16,7 +16,7 @@ Runs are the product methods x networks x ratios x recipes x seeds; a method ent
 Any field can be overridden with a dotted path and a YAML value, e.g. `--set seeds=[0,1,2] --set teacher.epochs=2
 --set methods.0.options.tolerance=0.02`.
 
-    >>> sweep = load_sweep("benchmarks/proxy.yaml", ["seeds=[0]"])
+    >>> sweep = load_sweep("proxy", ["seeds=[0]"])   # the shipped benchmarks/proxy.yaml, from any directory
     >>> len(sweep.runs), sweep.runs[0].method, sweep.runs[0].recipe.name   # 3 ratios x 2 recipes x 1 seed
     (6, 'uniform', 'kd')
 
@@ -36,6 +36,7 @@ import yaml
 from tasbench.data import DataConfig
 from tasbench.errors import ConfigError
 from tasbench.experiment import RunConfig
+from tasbench.installation import spec_path
 from tasbench.pruner import check_ratio, get_pruner
 from tasbench.recipes import Recipe
 from tasbench.train import TrainConfig
@@ -51,12 +52,10 @@ class Sweep:
 
 
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
-    """Read, override and validate the spec at `path`, then expand it into runs."""
-    path = Path(path)
+    """Read, override and validate the spec at `path` (or the shipped spec so named: "proxy"), then expand it."""
+    path = spec_path(path)
     if path.is_dir():
         raise ConfigError(f"sweep spec {str(path)!r} is a directory, not a YAML file")
-    if not path.is_file():
-        raise ConfigError(f"sweep spec {str(path)!r} does not exist")
     try:
         spec = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:

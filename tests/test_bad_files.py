@@ -136,7 +136,7 @@ def drop_state(ckpt):
 SWEEP = ["sweep", "{f}", "--dry-run"]
 CONFIG = ["flops", "--tas-config", "{f}"]
 CIFAR10 = ["train", "--dataset", "cifar10", "--data-dir", "{f}", "--epochs", "1"]
-WEIGHTS = ["prune", "--method", "uniform", "--ratio", "0.5", "--weights", "{f}"]
+WEIGHTS = ["prune", "--method", "l1", "--ratio", "0.5", "--weights", "{f}"]
 
 BAD_FILES = [
     # sweep specs

@@ -21,20 +21,22 @@ from helpers import run_cli as run
 
 
 def test_flops_of_a_preset(capsys):
-    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar10")
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar10", "--json")
     assert code == 0 and (out["macs"], out["params"]) == (125_747_850, 855_770)
-    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--shortcut", "zero-pad")
+    assert (out["macs_unpruned"], out["params_unpruned"], out["flop_ratio"]) == (125_747_850, 855_770, 1.0)
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--shortcut", "zero-pad", "--json")
     assert out["macs"] == 125_485_706 and out["dataset"] == "cifar10"
-    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar100")
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar100", "--json")
     assert out["macs"] == 125_747_850 + 64 * 90 + 90  # 90 more classes: their classifier weights and biases
-    code, out, _ = run(capsys, "flops", "--network", "resnet50")
+    code, out, _ = run(capsys, "flops", "--network", "resnet50", "--json")
     assert out["dataset"] == "imagenet" and out["macs"] == 4_089_185_256
 
 
 def test_flops_of_a_released_shape(capsys):
     path = OFFICIAL_CONFIGS[[p.stem for p in OFFICIAL_CONFIGS].index("C100-ResNet56")]
-    code, out, _ = run(capsys, "flops", "--tas-config", str(path))
+    code, out, _ = run(capsys, "flops", "--tas-config", str(path), "--json")
     assert code == 0 and out["dataset"] == "cifar100" and (out["macs"], out["params"]) == (61_233_936, 471_169)
+    assert out["macs_unpruned"] == 125_747_850 + 64 * 90 + 90 and out["flop_ratio"] == 61_233_936 / 125_753_700
 
 
 def test_prune_uniform(capsys, tmp_path):
@@ -48,23 +50,25 @@ def test_prune_uniform(capsys, tmp_path):
     code, again, _ = run(capsys, "prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0.5",
                          "--save-tas-config", str(tmp_path / "p.config"))  # fmt: skip
     assert again["arch"] == out["arch"]
-    code, counted, _ = run(capsys, "flops", "--tas-config", str(tmp_path / "p.config"))
+    code, counted, _ = run(capsys, "flops", "--tas-config", str(tmp_path / "p.config"), "--json")
     assert counted["macs"] == out["macs"] and counted["arch"] == out["arch"]
 
 
 def test_prune_trained_weights(capsys, tmp_path):
     full = PRESETS["resnet20"]()
     save_model(tmp_path / "full.pt", full, build_resnet(full))
-    code, out, _ = run(capsys, "prune", "--method", "uniform", "--weights", str(tmp_path / "full.pt"), "--ratio",
-                       "0.3", "--opt", "tolerance=0.005")  # fmt: skip
-    assert code == 0 and out["options"] == {"tolerance": 0.005}
+    code, out, err = run(capsys, "prune", "--method", "l1", "--weights", str(tmp_path / "full.pt"), "--ratio",
+                         "0.3", "--opt", "tolerance=0.005")  # fmt: skip
+    assert code == 0 and out["options"] == {"variant": "", "scope": "internal", "tolerance": 0.005} and err == ""
     assert abs(out["macs"] / (0.3 * macs(full)) - 1) <= 0.005
 
 
 def test_prune_l1_variant_b(capsys, tmp_path):
-    code, out, _ = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
-                       "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
+    code, out, err = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
+                         "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
     assert code == 0 and out["ratio"] is None and out["options"]["variant"] == "B"
+    assert err == ("tas-bench: warning: --method l1 prunes a freshly initialised resnet56 (--seed 0), not a trained "
+                   "net; give --weights MODEL.pt to prune a trained one\n")  # fmt: skip
     assert (out["macs"], out["macs_unpruned"]) == (90_907_274, 125_485_706)  # Li et al.: 9.09E7, -27.6%
     arch, _ = load_model(tmp_path / "b.pt")
     assert macs(arch) == out["macs"] and len(out["info"]["kept"]["stages.0.0.convs.0"]) == 6
@@ -74,9 +78,9 @@ def test_prune_l1_variant_b(capsys, tmp_path):
 def test_prune_baselines_from_trained_weights(capsys, tmp_path, method):
     full = PRESETS["resnet20"]()
     save_model(tmp_path / "full.pt", full, build_resnet(full))
-    code, out, _ = run(capsys, "prune", "--method", method, "--weights", str(tmp_path / "full.pt"), "--ratio", "0.4",
-                       "--save", str(tmp_path / "p.pt"))  # fmt: skip
-    assert code == 0 and abs(out["macs"] / (0.4 * macs(full)) - 1) <= 0.01
+    code, out, err = run(capsys, "prune", "--method", method, "--weights", str(tmp_path / "full.pt"), "--ratio",
+                         "0.4", "--save", str(tmp_path / "p.pt"))  # fmt: skip
+    assert code == 0 and abs(out["macs"] / (0.4 * macs(full)) - 1) <= 0.01 and err == ""  # no fresh-init warning
     assert out["info"]["inherits_weights"] is True and load_model(tmp_path / "p.pt")[0].to_dict() == out["arch"]
 
 
@@ -140,7 +144,7 @@ BAD_INPUT = [
     (["prune", "--method", "magic", "--network", "resnet56", "--ratio", "0.5"], "unknown pruning method 'magic'"),
     (["prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0.5", "--opt", "tol=1"],
      "unknown UniformOptions key 'tol'; allowed: tolerance"),
-    (["prune", "--method", "uniform", "--weights", "/no/model.pt", "--ratio", "0.5"],
+    (["prune", "--method", "l1", "--weights", "/no/model.pt", "--ratio", "0.5"],
      "checkpoint '/no/model.pt' does not exist"),
     (["prune", "--method", "l1", "--network", "resnet56", "--variant", "C"], "unknown L1 variant 'C'; allowed: A, B"),
     (["prune", "--method", "fpgm", "--network", "resnet56", "--variant", "A"],
@@ -229,7 +233,7 @@ def test_teacher_prune_and_distil_end_to_end(capsys, tmp_path):
     out = ["--out", str(tmp_path), "--no-progress"]
     _, teacher, _ = run(capsys, "train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "1", *out)
     teacher_file = teacher["run_dir"] + "/model.pt"
-    code, pruned, _ = run(capsys, "prune", "--method", "uniform", "--weights", teacher_file, "--ratio", "0.5",
+    code, pruned, _ = run(capsys, "prune", "--method", "l1", "--weights", teacher_file, "--ratio", "0.5",
                           "--save", str(tmp_path / "half.pt"))  # fmt: skip
     assert code == 0
     code, student, _ = run(capsys, "train", "--weights", str(tmp_path / "half.pt"), "--teacher", teacher_file,
@@ -267,5 +271,5 @@ def test_weights_for_another_dataset_are_named(capsys, tmp_path):
     save_model(tmp_path / "c100.pt", arch, build_resnet(arch))
     code, _, err = run(capsys, "train", "--weights", str(tmp_path / "c100.pt"), "--out", str(tmp_path))
     assert code == 2 and "is a 100-class cifar network, not one for dataset 'proxy'" in err
-    code, out, _ = run(capsys, "prune", "--method", "uniform", "--weights", str(tmp_path / "c100.pt"), "--ratio", "0.5")
+    code, out, _ = run(capsys, "prune", "--method", "l1", "--weights", str(tmp_path / "c100.pt"), "--ratio", "0.5")
     assert code == 0 and out["macs_unpruned"] == macs(arch)
