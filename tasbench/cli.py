@@ -360,10 +360,6 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     if not getattr(options, "variant", "") and args.ratio is None:
         raise ConfigError("give --ratio R (a FLOP target in (0, 1]) or, for --method l1, --variant A|B")
     arch, model, dataset = unpruned_net(args, args.dataset, derive_seed(args.seed, "unpruned-init"))
-    if pruner.reads_weights and not args.weights:
-        net = args.network or args.tas_config
-        print(f"tas-bench: warning: --method {args.method} prunes a freshly initialised {net} (--seed {args.seed}), "
-              "not a trained net; give --weights MODEL.pt to prune a trained one", file=sys.stderr)  # fmt: skip
     data_cfg = overrides.from_namespace(DataConfig, args, dataset=dataset)
     # Options may ask for data too (FPGM's soft mode trains while it prunes).
     needs_data = pruner.needs_data or getattr(options, "needs_data", False)
@@ -373,6 +369,10 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     request = PruneRequest(arch, model.to(device), ratio, data, args.seed, device, workdir=args.workdir,
                            progress=not args.no_progress)  # fmt: skip
     pruned = pruner.prune(request, options)
+    if pruner.reads_weights and not args.weights:  # said once it worked: bad input stays one line
+        net = args.network or args.tas_config
+        print(f"tas-bench: warning: --method {args.method} pruned a freshly initialised {net} (--seed {args.seed}), "
+              "not a trained net; give --weights MODEL.pt to prune a trained one", file=sys.stderr)  # fmt: skip
     if args.save:
         save_model(args.save, pruned.arch, pruned.model, method=args.method, ratio=args.ratio, info=pruned.info)
     if args.save_tas_config:

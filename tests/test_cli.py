@@ -11,7 +11,9 @@ import torch
 
 from tasbench import cifar
 from tasbench.checkpoint import load_model, save_model
+from tasbench.cli import main
 from tasbench.flops import macs
+from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
 
@@ -67,7 +69,7 @@ def test_prune_l1_variant_b(capsys, tmp_path):
     code, out, err = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
                          "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
     assert code == 0 and out["ratio"] is None and out["options"]["variant"] == "B"
-    assert err == ("tas-bench: warning: --method l1 prunes a freshly initialised resnet56 (--seed 0), not a trained "
+    assert err == ("tas-bench: warning: --method l1 pruned a freshly initialised resnet56 (--seed 0), not a trained "
                    "net; give --weights MODEL.pt to prune a trained one\n")  # fmt: skip
     assert (out["macs"], out["macs_unpruned"]) == (90_907_274, 125_485_706)  # Li et al.: 9.09E7, -27.6%
     arch, _ = load_model(tmp_path / "b.pt")
@@ -85,11 +87,31 @@ def test_prune_baselines_from_trained_weights(capsys, tmp_path, method):
 
 
 def test_prune_fpgm_soft_trains_on_the_named_data(capsys):
-    code, out, _ = run(capsys, "prune", "--method", "fpgm", "--network", "resnet20", "--ratio", "0.5", "--dataset",
-                       "proxy", "--proxy-train", "128", "--proxy-test", "64", "--opt", "mode=soft", "--opt",
-                       "epochs=1", "--opt", "batch_size=64", "--device", "cpu")  # fmt: skip
+    code, out, err = run(capsys, "prune", "--method", "fpgm", "--network", "resnet20", "--ratio", "0.5", "--dataset",
+                         "proxy", "--proxy-train", "128", "--proxy-test", "64", "--opt", "mode=soft", "--opt",
+                         "epochs=1", "--opt", "batch_size=64", "--device", "cpu")  # fmt: skip
     assert code == 0 and out["info"]["mode"] == "soft" and out["info"]["soft_training"]["epochs"] == 1
     assert abs(out["flop_ratio"] / 0.5 - 1) <= 0.01
+    assert err.count("\n") == 1 and "warning: --method fpgm pruned a freshly initialised resnet20 (--seed 0)" in err
+
+
+def test_flops_prints_a_summary_and_json_on_request(capsys):
+    path = OFFICIAL_CONFIGS[[p.stem for p in OFFICIAL_CONFIGS].index("C010-ResNet56")]
+    assert main(["flops", "--tas-config", str(path)]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: cifar10, official shortcut\n"
+        "  MACs        59,858,440  (59.86 M)  47.6% of the unpruned resnet56 (125,747,850)\n"
+        "  params         449,499  (0.45 M)  52.5% of the unpruned resnet56 (855,770)\n"
+    )
+    assert main(["flops", "--network", "resnet56", "--shortcut", "zero-pad"]) == 0
+    assert capsys.readouterr().out == ("resnet56: cifar10, zero-pad shortcut\n"
+                                       "  MACs       125,485,706  (125.49 M)\n"
+                                       "  params         853,018  (0.85 M)\n")  # fmt: skip
+    assert main(["flops", "--tas-config", str(path), "--json"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assert counted["arch"] == read_tas_config(path).to_dict() and counted["macs"] == 59_858_440
+    assert list(counted) == ["network", "dataset", "shortcut", "macs", "params", "macs_unpruned", "params_unpruned",
+                             "flop_ratio", "arch"]  # fmt: skip
 
 
 @pytest.fixture
@@ -183,6 +205,26 @@ BAD_INPUT = [
     (["report", "--runs", "/no/runs"], "no finished runs under '/no/runs'"),
     (["compare", "--wandb-dir", "/no/such"], "W&B directory '/no/such' does not exist"),
     (["compare"], "one of the arguments --wandb-dir --project is required"),
+    # the device, the weights a method does not read, shipped specs by name, the flags every long command takes
+    (["sweep", "{proxy_spec}", "--device", "bogus"], "unknown device 'bogus'; allowed: auto, cpu, cuda, cuda:N"),
+    (["prune", "--method", "uniform", "--network", "resnet20", "--ratio", "0.5", "--device", "gpu"],
+     "unknown device 'gpu'; allowed: auto, cpu, cuda, cuda:N"),
+    (["bench", "search-step", "--device", "cuda:x"], "unknown device 'cuda:x'; allowed: auto, cpu, cuda, cuda:N"),
+    (["prune", "--method", "tas", "--weights", "/no/model.pt", "--ratio", "0.5"],
+     "--method tas does not read --weights: it takes the unpruned net's shape only, and its pruned net starts from a "
+     "fresh initialisation; give the shape with --network or --tas-config, and use the trained net as the "
+     "retraining's teacher (tas-bench train --teacher)"),
+    (["prune", "--method", "uniform", "--weights", "/no/model.pt", "--ratio", "0.5"],
+     "--method uniform does not read --weights"),
+    (["sweep", "cifar1"], "sweep spec 'cifar1' does not exist; give a path to a YAML file or a shipped spec: cifar10, "
+                          "cifar100, imagenet, proxy, regression"),
+    (["regress", "--spec", "nosuch"], "sweep spec 'nosuch' does not exist; give a path to a YAML file or a shipped"),
+    (["flops", "--network", "resnet20", "--json=yes"], "argument --json: ignored explicit argument 'yes'"),
+    (["train", "--no-progress=yes"], "argument --no-progress: ignored explicit argument 'yes'"),
+    (["regress", "--no-progress", "--spread-seeds", "1,x", "--update", "--expected", "/no/dir/r.json"],
+     "--spread-seeds must be comma-separated ints, got '1,x'"),
+    (["bench", "search-step", "--no-progress", "--steps", "0"], "--steps must be >= 1, got 0"),
+    (["bench", "search-stop"], "argument benchmark: invalid choice: 'search-stop' (choose from"),
 ]  # fmt: skip
 
 
