@@ -49,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
 
 class _Commands(argparse._SubParsersAction):
     """Subcommands whose options can be added once the command is chosen: `add_parser(name, options=f)` calls
-    `f(parser)` only when `name` is on the command line (or asked for help)."""
+    `f(parser)` only when `name` is on the command line (or asked for help). The options of `train` and `prune`
+    come from config dataclasses in modules that import torch (2-3 s), which `--help` should not wait for."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

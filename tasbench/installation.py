@@ -15,6 +15,7 @@ from a wheel. In the repository, `tasbench/specs` and `tasbench/paper` are symli
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
@@ -54,15 +55,20 @@ def source_tree() -> Path | None:
 def git(*args: str) -> str | None:
     """`git ARGS` in the source tree, if that is the top of a git checkout; its output, or None (no git, no
     checkout, or a package installed into some other repository's virtual environment)."""
+    root = _checkout()
+    return None if root is None else _run_git(root, *args)
+
+
+@functools.cache
+def _checkout() -> Path | None:
     root = source_tree()
-    if root is None:
-        return None
+    top = None if root is None else _run_git(root, "rev-parse", "--show-toplevel")
+    return root if top is not None and Path(top).resolve() == root else None
+
+
+def _run_git(cwd: Path, *args: str) -> str | None:
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
-                             timeout=10)  # fmt: skip
-        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
-            return None
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

@@ -113,7 +113,9 @@ def build_wheel(tmp_path: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
-    subprocess.run([*pip, str(source), "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    built = subprocess.run([*pip, str(source), "-w", str(tmp_path / "dist")], capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("tas_bench-*.whl")
     return wheel
 
@@ -122,15 +124,15 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking
-    shipped = {"specs": sorted((ROOT / "benchmarks").glob("*.yaml")) + [ROOT / "benchmarks" / "regression.json"],
-               "paper": sorted((ROOT / "results" / "paper").glob("*.csv")),
-               "official_configs": sorted((ROOT / "tasbench" / "official_configs").rglob("*.config"))}  # fmt: skip
-    for folder, files in shipped.items():
+    shipped = [(ROOT / "benchmarks", "*.yaml", "specs"), (ROOT / "benchmarks", "regression.json", "specs"),
+               (ROOT / "results" / "paper", "*.csv", "paper"),
+               (ROOT / "tasbench" / "official_configs", "**/*.config", "official_configs")]  # fmt: skip
+    for folder, pattern, installed in shipped:
+        files = sorted(folder.glob(pattern))
+        assert files, pattern
         for source in files:
-            relative = source.relative_to(ROOT / "tasbench" / "official_configs") if folder == "official_configs" \
-                else source.name  # fmt: skip
-            installed = site / "tasbench" / folder / relative
-            assert installed.read_bytes() == source.read_bytes(), installed
+            copy = site / "tasbench" / installed / source.relative_to(folder)
+            assert copy.read_bytes() == source.read_bytes(), copy
     assert not (site / "tasbench" / "specs").is_symlink()
 
     elsewhere = tmp_path / "elsewhere"
