@@ -8,6 +8,7 @@ import torch
 from runner_helpers import write_spec
 
 from tasbench import ddp
+from tasbench.cli import build_parser
 from tasbench.device import parse_device
 from tasbench.errors import ConfigError
 from tasbench.executors import Job, work
@@ -69,6 +70,11 @@ COMMANDS = {
     "sweep": ["sweep", "{spec}", "--dry-run"],
     "bench": ["bench", "search-step", "--batch-size", "2", "--steps", "1", "--warmup", "0"],
 }
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_that_takes_a_device_defaults_to_auto(command):
+    assert build_parser().parse_args(COMMANDS[command]).device == "auto"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
