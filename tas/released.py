@@ -27,7 +27,7 @@ from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
-from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.pruner import Band, Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -93,6 +93,11 @@ def check_released(arch: Arch, options: ReleasedOptions, ratio: float) -> None:
                           f"set the run's ratio to {own:.3f}")  # fmt: skip
 
 
+def released_band(options: ReleasedOptions, ratio: float) -> Band:
+    """The run's ratio is the shape's own to RATIO_TOLERANCE (`check_released`), so the band is that close."""
+    return ratio - RATIO_TOLERANCE, ratio + RATIO_TOLERANCE
+
+
 def prune_released(request: PruneRequest, options: ReleasedOptions) -> Pruned:
     check_released(request.arch, options, request.ratio)
     shape, relative = released_shape(request.arch, options)
@@ -108,4 +113,5 @@ PRUNER = Pruner(
     options=ReleasedOptions,
     needs_data=False,
     summary="the TAS authors' released shape for the network (the paper's row), retrained: no search",
+    band=released_band,
 )
