@@ -16,7 +16,7 @@ from tas.search import SearchConfig, run_search
 from tas.search_space import check_reachable, search_space
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
-from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.pruner import Band, Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -37,10 +37,21 @@ def prune_tas(request: PruneRequest, options: SearchConfig) -> Pruned:
     return Pruned(arch, model, {**info, "macs": macs(arch), "inherits_weights": False})
 
 
+def tas_band(options: SearchConfig, ratio: float) -> Band:
+    """[ratio - flop_tolerance, ratio], absolute and one-sided: where the FLOP loss is zero (official `get_flop_loss`
+    in `search-shape.py`), and what `select=in-band` and the random search keep to.
+
+    >>> tas_band(SearchConfig(), 0.5)
+    (0.45, 0.5)
+    """
+    return ratio - options.flop_tolerance, ratio
+
+
 PRUNER = Pruner(
     name="tas",
     prune=prune_tas,
     options=SearchConfig,
     needs_data=True,
     summary="TAS: differentiable search of widths and depths under a FLOP loss (Dong & Yang, NeurIPS 2019)",
+    band=tas_band,
 )

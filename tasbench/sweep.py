@@ -8,6 +8,7 @@
       - {method: uniform, label: Uniform}
       - {method: l1, label: "L1 (B)", options: {variant: B}, ratios: [0.62]}   # its own ratios
     ratios: [0.7, 0.5]                          # target FLOPs as a share of the unpruned net, in (0, 1]
+    # or per network: ratios: {resnet20: [0.550], resnet56: [0.473]}   (each network at its own targets)
     seeds: [0, 1]
     recipes: [{name: finetune, epochs: 10}]     # Recipe fields (recipes.py)
 
@@ -117,7 +118,7 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
     teacher = build(TrainConfig, teacher, "teacher")
     seeds = _list(spec, "seeds", int, default=[0])
     shared = _axes(spec, "", {"networks": None, "ratios": [], "recipes": [{}], "shortcut": "official"})
-    runs = []
+    runs, networks_run = [], set()
     for i, entry in enumerate(_list(spec, "methods", dict)):
         where = f"methods[{i}]"
         unknown = sorted(set(entry) - set(METHOD_KEYS))
@@ -134,14 +135,18 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
             raise ConfigError(f"missing key 'networks' (at the top or in {where})")
         if not axes["ratios"]:
             raise ConfigError(f"{where} ({pruner.name}) has no ratios: give 'ratios' at the top or in the method")
+        if "ratios" in entry:
+            _check_ratio_keys(axes["ratios"], axes["networks"], f"{where}.ratios")
+        networks_run |= set(axes["networks"])
         for network in axes["networks"]:
-            for ratio in axes["ratios"]:
+            for ratio in _ratios_of(axes["ratios"], network, where):
                 for recipe in axes["recipes"]:
                     for seed in seeds:
                         run = RunConfig(data, network, pruner.name, options, ratio, seed, recipe,
                                         dataclasses.replace(teacher, seed=seed), axes["shortcut"], label)  # fmt: skip
                         run.arch()  # an unknown network, or one for other data, fails here with its name
                         runs.append(run)
+    _check_ratio_keys(shared["ratios"], sorted(networks_run), "ratios")
     return Sweep(name, runs)
 
 
@@ -152,14 +157,46 @@ def _axes(spec: dict, where: str, defaults: dict) -> dict:
     if top or "networks" in spec:
         out["networks"] = _list(spec, "networks", str, default=defaults["networks"], where=where)
     if top or "ratios" in spec:
-        ratios = _list(spec, "ratios", (int, float), default=defaults["ratios"], where=where)
-        out["ratios"] = [_ratio(r, f"{where}ratios[{i}]") for i, r in enumerate(ratios)]
+        out["ratios"] = _read_ratios(spec, where, defaults["ratios"])
     if top or "recipes" in spec:
         recipes = _list(spec, "recipes", dict, default=defaults["recipes"], where=where)
         out["recipes"] = [build(Recipe, r, f"{where}recipes[{i}]") for i, r in enumerate(recipes)]
     if top or "shortcut" in spec:
         out["shortcut"] = str(spec.get("shortcut", defaults["shortcut"]))
     return out
+
+
+def _read_ratios(spec: dict, where: str, default: list) -> list[float] | dict[str, list[float]]:
+    """`ratios`: one list for every network, or a mapping network -> list (the reproduce specs give each network
+    the ratio of its released TAS shape)."""
+    value = spec.get("ratios", default)
+    if not isinstance(value, dict):
+        ratios = _list(spec, "ratios", (int, float), default=default, where=where)
+        return [_ratio(r, f"{where}ratios[{i}]") for i, r in enumerate(ratios)]
+    if not value:
+        raise ConfigError(f"{where + 'ratios'!r} is empty, so the sweep has no runs")
+    out = {}
+    for network in value:
+        ratios = _list(value, network, (int, float), where=f"{where}ratios.")
+        out[str(network)] = [_ratio(r, f"{where}ratios.{network}[{i}]") for i, r in enumerate(ratios)]
+    return out
+
+
+def _check_ratio_keys(ratios: list[float] | dict[str, list[float]], networks: list[str], where: str) -> None:
+    """A per-network `ratios` mapping names only networks that are run: a typo must not pass unnoticed."""
+    unknown = sorted(set(ratios) - set(networks)) if isinstance(ratios, dict) else []
+    if unknown:
+        raise ConfigError(f"{where!r} names network {unknown[0]!r}, which is not run here; networks: "
+                          f"{', '.join(networks)}")  # fmt: skip
+
+
+def _ratios_of(ratios: list[float] | dict[str, list[float]], network: str, where: str) -> list[float]:
+    if not isinstance(ratios, dict):
+        return ratios
+    if network not in ratios:
+        raise ConfigError(f"{where} runs {network!r}, but the per-network 'ratios' name only "
+                          f"{', '.join(ratios)}; give its ratios there or in the method")  # fmt: skip
+    return ratios[network]
 
 
 def build(cls: type, values: object, where: str):

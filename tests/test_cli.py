@@ -202,7 +202,10 @@ BAD_INPUT = [
     (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "{cifar100_dir}"],
      "data directory '{cifar100_dir}' holds CIFAR-100 (cifar-100-python/), not CIFAR-10; give the directory"),
     (["sweep", "{proxy_spec}", "--executor", "dask"], "unknown executor 'dask'; allowed: local, ray"),
-    (["report", "--runs", "/no/runs"], "no finished runs under '/no/runs'"),
+    (["report", "--runs", "/no/runs"], "results root '/no/runs' does not exist; give the --out of `tas-bench sweep`"),
+    (["report", "--runs", "/no/runs", "--paper", "/no/such.csv"],
+     "paper results '/no/such.csv' do not exist (tas-bench ships paper-results.csv; --paper none leaves the paper's "
+     "rows out)"),
     (["compare", "--wandb-dir", "/no/such"], "W&B directory '/no/such' does not exist"),
     (["compare"], "one of the arguments --wandb-dir --project is required"),
     # the device, the weights a method does not read, shipped specs by name, the flags every long command takes

@@ -72,10 +72,10 @@ def test_long_commands_take_no_progress(argv):
 
 def test_a_shipped_spec_by_name_from_any_directory(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    expected = len(load_sweep(ROOT / "benchmarks" / "proxy.yaml").runs)
-    for name in ("proxy", "proxy.yaml"):
+    expected = len(load_sweep(ROOT / "benchmarks" / "regression.yaml").runs)
+    for name in ("regression", "regression.yaml"):
         code, out, _ = run(capsys, "sweep", name, "--dry-run", "--out", str(tmp_path / "runs"))
-        assert code == 0 and out == {"sweep": "proxy", "dry_run": True, "runs": expected}
+        assert code == 0 and out == {"sweep": "regression", "dry_run": True, "runs": expected}
     assert spec_path("cifar10") == ROOT / "benchmarks" / "cifar10.yaml"
     assert shipped_specs() == sorted(p.stem for p in (ROOT / "benchmarks").glob("*.yaml"))
 
@@ -84,8 +84,8 @@ def test_a_path_stays_a_path(capsys, monkeypatch, tmp_path):
     """A file in the working directory wins over a shipped spec of the same name; a missing path is not looked up
     among the shipped specs, and the error lists them."""
     monkeypatch.chdir(tmp_path)
-    write_spec(tmp_path, name="mine").rename(tmp_path / "proxy.yaml")
-    code, out, _ = run(capsys, "sweep", "proxy.yaml", "--dry-run", "--out", str(tmp_path / "runs"))
+    write_spec(tmp_path, name="mine").rename(tmp_path / "regression.yaml")
+    code, out, _ = run(capsys, "sweep", "regression.yaml", "--dry-run", "--out", str(tmp_path / "runs"))
     assert code == 0 and out["sweep"] == "mine"
     names = ", ".join(shipped_specs())
     for spec in ("benchmarks/proxy.yaml", "cifar1"):
@@ -144,9 +144,9 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
 
     where = tas_bench("--version")
     assert where.returncode == 0 and where.stdout == "tas-bench 0.1.0\n"  # no checkout: no git commit
-    planned = tas_bench("sweep", "proxy", "--dry-run", "--out", str(tmp_path / "runs"))
+    planned = tas_bench("sweep", "regression", "--dry-run", "--out", str(tmp_path / "runs"))
     assert planned.returncode == 0, planned.stderr
-    assert json.loads(planned.stdout)["runs"] == len(load_sweep(SPECS_DIR / "proxy.yaml").runs)
+    assert json.loads(planned.stdout)["runs"] == len(load_sweep(SPECS_DIR / "regression.yaml").runs)
     update = tas_bench("regress", "--update")
     assert update.returncode == 2 and update.stdout == "" and update.stderr.count("\n") == 1
     assert "tas-bench: error: --update rewrites benchmarks/regression.json in the tas-bench repository, but this " \

@@ -50,6 +50,10 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     from tasbench.plan import describe
     from tasbench.sweep import load_sweep
 
+    if args.executor == "ray":  # each Ray task resolves the device on its own node
+        check_device_name(args.device)
+    else:
+        parse_device(args.device)
     sweep = load_sweep(args.spec, args.set)
     try:
         latency_batches = tuple(int(b) for b in args.latency_batches.split(","))
@@ -58,10 +62,6 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)  # this process's runs (sequential); worker processes set their own
     executor = Executor(args.executor, args.workers, args.address, args.threads, args.gpus_per_run)
-    if executor.kind == "ray":  # each Ray task resolves the device on its own node
-        check_device_name(args.device)
-    else:
-        parse_device(args.device)
     if sweep.runs[0].data.dataset != "proxy":
         # Stop before anything runs when the data are missing or are another data set: the error says where we
         # looked and how to provide them. A sweep never falls back to other data.
