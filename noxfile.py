@@ -6,7 +6,7 @@ baselines are rewritten only by `bench_update` and `regress -- --update`).
 Arguments after `--` go to `tas-bench sweep`:
 
     nox -s reproduce_cifar -- --data-dir ~/data --workers 4 --set seeds=[0]
-    nox -s reproduce_cifar -- --data-dir ~/data --executor ray --address auto --device cuda
+    nox -s reproduce_cifar -- --data-dir ~/data --executor ray --address auto --gpus-per-run 1
     nox -s reproduce_cifar -- --data-dir ~/data --set data.subset=5000 --dry-run
 """
 

@@ -39,7 +39,7 @@ from tasbench.arch import Arch, block_specs
 from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import layer_macs
-from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
+from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest, relative_band
 from tasbench.train import TrainConfig, evaluate, train
 
 MODES = ("hard", "soft")
@@ -190,7 +190,9 @@ PRUNER = Pruner(
     prune=prune_fpgm,
     options=FpgmOptions,
     needs_data=False,  # hard mode; soft mode asks through FpgmOptions.needs_data
+    reads_weights=True,  # filters are scored by the unpruned net's trained weights
     summary="filters nearest the geometric median of their layer removed (He et al. 2019), FLOP-matched",
     check=check_fpgm,
     budget=fpgm_budget,
+    band=lambda options, ratio: relative_band(ratio, options.tolerance),
 )

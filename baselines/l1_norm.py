@@ -29,7 +29,7 @@ from baselines.flop_match import check_matching, group_scores, keep_best, kept_b
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
 from tasbench.presets import cifar_resnet
-from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.pruner import Band, Pruned, Pruner, PruneRequest, relative_band
 
 # Li et al. (2017), Sec. 4.2 and Table 2, as BASELINES.md transcribes them: per depth and variant, the fraction of
 # filters removed from the first conv of each block in stages 1/2/3, and the skipped ("sensitive") layers, numbered
@@ -99,11 +99,18 @@ def check_l1(arch: Arch, options: L1Options, ratio: float) -> None:
         match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, "L1")
 
 
+def l1_band(options: L1Options, ratio: float) -> Band | None:
+    """FLOP-matched: `ratio` within the relative tolerance; a paper variant is a fixed shape with no FLOP target."""
+    return None if options.variant else relative_band(ratio, options.tolerance)
+
+
 PRUNER = Pruner(
     name="l1",
     prune=prune_l1,
     options=L1Options,
     needs_data=False,
+    reads_weights=True,  # filters are scored by the unpruned net's trained weights
     summary="filters with the smallest L1 norm removed (Li et al. 2017): variants A/B or FLOP-matched",
     check=check_l1,
+    band=l1_band,
 )

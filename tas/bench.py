@@ -23,6 +23,7 @@ from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers
 from tas.search_space import search_space
 from tasbench.arch import IMAGE_SIZE
 from tasbench.bench import Benchmark, peak_memory_mib, time_interleaved
+from tasbench.device import DEVICE_HELP, parse_device
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.presets import PRESETS, preset
@@ -37,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     p.add_argument("--k", type=int, default=2, help="widths sampled per conv (default: 2; 0 = all)")
     p.add_argument("--shapes", default="auto", help=f"one of: {', '.join(SHAPES)} (default: auto)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--official", action="store_true", help="also time the official formulation (slow)")
 
 
@@ -45,12 +46,8 @@ def run(args: argparse.Namespace) -> dict:
     for name in ("batch_size", "steps", "threads"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.device not in ("cpu", "cuda"):
-        raise ConfigError(f"unknown device {args.device!r}; allowed: cpu, cuda")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but this machine has no CUDA GPU; use --device cpu")
+    device = parse_device(args.device)
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
     family = PRESETS[args.network]().family if args.network in PRESETS else "cifar"
     arch = preset(args.network, 10, family)
     cfg = SearchConfig(k=args.k, shapes=args.shapes)

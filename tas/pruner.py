@@ -17,7 +17,7 @@ from tas.search_space import check_reachable, search_space
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
-from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
+from tasbench.pruner import Band, PruneBudget, Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -61,6 +61,16 @@ def search_budget(options: SearchConfig, train_images: int, test_images: int) ->
                        options.epochs * steps * 2 * options.batch_size, pass_cost=SEARCH_PASS_COST)  # fmt: skip
 
 
+def tas_band(options: SearchConfig, ratio: float) -> Band:
+    """[ratio - flop_tolerance, ratio], absolute and one-sided: where the FLOP loss is zero (official `get_flop_loss`
+    in `search-shape.py`), and what `select=in-band` and the random search keep to.
+
+    >>> tas_band(SearchConfig(), 0.5)
+    (0.45, 0.5)
+    """
+    return ratio - options.flop_tolerance, ratio
+
+
 PRUNER = Pruner(
     name="tas",
     prune=prune_tas,
@@ -69,4 +79,5 @@ PRUNER = Pruner(
     summary="TAS: differentiable search of widths and depths under a FLOP loss (Dong & Yang, NeurIPS 2019)",
     check=check_tas,
     budget=search_budget,
+    band=tas_band,
 )

@@ -1,7 +1,8 @@
 """Micro-benchmarks of hot paths, registered by name like pruners: `tas-bench bench NAME [options]`.
 
 A benchmark adds its options to an argparse parser and returns one JSON-ready dict. Methods register theirs under
-the entry-point group `tas_bench.benchmarks` (TAS registers `search-step`), so the engine never imports them:
+the entry-point group `tas_bench.benchmarks` (TAS registers `search-step`), so the engine never imports them; the
+CLI loads them only when `tas-bench bench` runs, and adds `--no-progress` (accepted, as by every long command):
 
     $ tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10
     {"benchmark": "search-step", "seconds_per_step": 0.9..., ...}

@@ -1,14 +1,22 @@
-"""`tas-bench`: count, train and prune from the command line; every command prints one JSON object.
+"""`tas-bench`: count, train and prune from the command line, and run, report and check the benchmark's sweeps.
 
-    tas-bench flops --network resnet56 --dataset cifar10 [--shortcut official|zero-pad]
-    tas-bench flops --tas-config tasbench/official_configs/C010-ResNet56.config
+    tas-bench flops --network resnet56 --dataset cifar10 [--shortcut official|zero-pad] [--json]
+    tas-bench flops --tas-config tasbench/official_configs/C010-ResNet56.config   # its ratio to the full ResNet-56
     tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
-    tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5 [--weights model.pt]
-    tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
+    tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5
+    tas-bench prune --method l1 --weights model.pt --ratio 0.5          # L1 and FPGM score a trained net's filters
     tas-bench prune --method l1 --network resnet56 --shortcut zero-pad --variant B   # Li et al.'s fixed shape
+    tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
+    tas-bench sweep proxy                                                # a shipped spec (benchmarks/proxy.yaml)
 
-Bad input (an unknown name, a ratio outside (0, 1], a malformed file, a missing data directory) prints one line
-`tas-bench: error: ...` naming the value and what is allowed, and exits with status 2.
+Every command prints one JSON object on stdout, except `flops`, which prints a summary (`--json`: the JSON object).
+Commands that take a device default to `--device auto` (a CUDA GPU when torch sees one). Bad input (an unknown
+name, a ratio outside (0, 1], a malformed file, a missing data directory) prints one line `tas-bench: error: ...`
+naming the value and what is allowed, and exits with status 2.
+
+Start-up imports no torch, pandas or wandb: a command imports what it needs when it runs, and the options of
+`flops`, `train`, `prune` and `bench` (built from torch-importing modules) are added only when that command is
+chosen, so `tas-bench --help` answers at once.
 """
 
 from __future__ import annotations
@@ -19,34 +27,56 @@ import json
 import os
 import sys
 import time
-
-import torch
-from torch import nn
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
-from tasbench.atomic import remove_stale_temporaries, write_json, write_text
-from tasbench.bench import benchmarks
-from tasbench.checkpoint import load_model, save_model
-from tasbench.code_identity import code_identity, code_packages
 from tasbench.commands import compare, regress, report, sweep
-from tasbench.data import DATASETS, DataConfig, load_data
-from tasbench.distill import DistillConfig, DistillLoss
+from tasbench.device import DEVICE_HELP, parse_device
 from tasbench.errors import ConfigError, choice_error
-from tasbench.flops import macs, params
-from tasbench.locks import directory_lock
-from tasbench.official_config import format_tas_config, read_tas_config
-from tasbench.presets import PRESETS, preset
-from tasbench.pruner import PruneRequest, get_pruner, pruner_names
-from tasbench.resnet import seeded_resnet
-from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
-from tasbench.seeds import derive_seed
-from tasbench.train import TrainConfig, cross_entropy, train
+from tasbench.installation import version
+from tasbench.presets import PRESETS, full_width, preset, preset_of
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit status 2, like every other bad input
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Commands(argparse._SubParsersAction):
+    """Subcommands whose options can be added once the command is chosen: `add_parser(name, options=f)` calls
+    `f(parser)` only when `name` is on the command line (or asked for help). The options of `train` and `prune`
+    come from config dataclasses in modules that import torch (2-3 s), which `--help` should not wait for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+    def add_parser(self, name: str, options: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        if options is not None:
+            self._deferred[name] = options
+        return parser
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values[0] in self._deferred:
+            self._deferred.pop(values[0])(self.choices[values[0]])
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Version(argparse.Action):
+    """`--version`, worked out when asked for (it may run git), not every time the parser is built."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version())  # on stdout, as argparse's own version action prints
+        parser.exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,25 +86,43 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"tas-bench: error: {e}", file=sys.stderr)
         return 2
-    try:
-        print(json.dumps(result, indent=2), flush=True)
+    try:  # a dict for machines (JSON), or a text for people
+        print(result if isinstance(result, str) else json.dumps(result, indent=2), flush=True)
     except BrokenPipeError:  # e.g. `tas-bench flops ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 1 if result.get("passed") is False else 0  # a check (`regress`) that found a regression
+    return 1 if isinstance(result, dict) and result.get("passed") is False else 0  # a check that found a regression
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tas-bench", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(required=True, metavar="command")
+    parser.add_argument("--version", action=_Version,
+                        help="print the version (and the git commit, run from a checkout) and exit")  # fmt: skip
+    commands = parser.add_subparsers(required=True, metavar="command", action=_Commands)
+    commands.add_parser("flops", _flops_options, help="MACs and parameters of a network, as the TAS paper counts them")
+    commands.add_parser("train", _train_options,
+                        help="train a network (plain or with knowledge distillation) into runs/")  # fmt: skip
+    commands.add_parser("prune", _prune_options, help="prune a network to a FLOP ratio; prints its shape and FLOPs")
+    commands.add_parser("bench", _bench_options, help="time a hot path (a registered micro-benchmark)")
+    for module in (sweep, report, compare, regress):  # the runner's commands live in tasbench/commands/
+        module.register(commands)
+    return parser
 
-    p = commands.add_parser("flops", help="MACs and parameters of a network, as the TAS paper counts them")
+
+def _flops_options(p: argparse.ArgumentParser) -> None:
+    from tasbench.data import DATASETS
+
     _add_network_args(p)
     p.add_argument(
         "--dataset", help=f"sets the number of classes: {', '.join(DATASETS)} (default: cifar10 or imagenet)"
     )
+    p.add_argument("--json", action="store_true", help="print one JSON object (the whole arch included)")
     p.set_defaults(command=cmd_flops)
 
-    p = commands.add_parser("train", help="train a network (plain or with knowledge distillation) into runs/")
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    from tasbench.distill import DistillConfig
+    from tasbench.train import TrainConfig
+
     _add_network_args(p)
     p.add_argument("--weights", help="start from this model file (its architecture and weights), e.g. a pruned net")
     _add_data_args(p)
@@ -86,12 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_args(p)
     p.set_defaults(command=cmd_train)
 
-    p = commands.add_parser("prune", help="prune a network to a FLOP ratio; prints its shape and FLOPs")
+
+def _prune_options(p: argparse.ArgumentParser) -> None:
+    from tasbench.pruner import pruner_names
+
     p.add_argument("--method", required=True, help=f"one of: {', '.join(pruner_names())}")
     p.add_argument("--ratio", type=float, help="target FLOPs as a fraction of the unpruned, in (0, 1]")
     p.add_argument("--variant", help="a paper-faithful shape instead of --ratio (l1: A or B, for resnet56/110)")
     _add_network_args(p)
-    p.add_argument("--weights", help="the unpruned net as a model file (default: a fresh seeded initialisation)")
+    p.add_argument("--weights", help="the trained unpruned net as a model file, for methods that score its weights "
+                                     "(l1, fpgm; default: a fresh seeded initialisation)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeatable)")
     p.add_argument("--save", help="write the pruned net (architecture + weights) to this model file")
@@ -101,16 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_args(p)
     p.set_defaults(command=cmd_prune)
 
-    p = commands.add_parser("bench", help="time a hot path (a registered micro-benchmark)")
+
+def _bench_options(p: argparse.ArgumentParser) -> None:
+    from tasbench.bench import benchmarks  # loads the registered benchmarks, which import torch
+
     names = p.add_subparsers(required=True, metavar="benchmark")
     for bench in benchmarks().values():
         b = names.add_parser(bench.name, help=bench.summary)
         bench.add_arguments(b)
+        b.add_argument("--no-progress", action="store_true",
+                       help="accepted as by every long command (a benchmark draws no progress bar)")  # fmt: skip
         b.set_defaults(command=bench.run)
-
-    for module in (sweep, report, compare, regress):  # the runner's commands live in tasbench/commands/
-        module.register(commands)
-    return parser
 
 
 def _add_network_args(p: argparse.ArgumentParser) -> None:
@@ -120,13 +173,15 @@ def _add_network_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
+    from tasbench.data import DataConfig
+
     overrides.add_arguments(p, DataConfig)
     p.add_argument("--data-dir", help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
     p.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
 
 
 def _add_device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -139,6 +194,8 @@ def natural_dataset(arch: Arch) -> str:
 
 def check_fits(arch: Arch, dataset: str, source: str) -> None:
     """`dataset` is known and has the classes and image size of `arch` (named by `source` in the error)."""
+    from tasbench.data import DATASETS
+
     if dataset not in DATASETS:
         raise choice_error("dataset", dataset, list(DATASETS))
     num_classes, family, *_ = DATASETS[dataset]
@@ -149,6 +206,9 @@ def check_fits(arch: Arch, dataset: str, source: str) -> None:
 
 def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:
     """The network --network/--tas-config names (with --shortcut), for `dataset` or else the network's own."""
+    from tasbench.data import DATASETS
+    from tasbench.official_config import read_tas_config
+
     if args.tas_config and args.network:
         raise ConfigError("give --network or --tas-config, not both")
     if args.tas_config:
@@ -171,6 +231,9 @@ def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str
 def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tuple[Arch, nn.Module, str]:
     """The net given by --weights (a model file), or one built from --network/--tas-config with a seeded init,
     and the data set it is for (`dataset`, or the net's own)."""
+    from tasbench.checkpoint import load_model
+    from tasbench.resnet import seeded_resnet
+
     if args.weights:
         if args.network or args.tas_config:
             raise ConfigError("--weights already defines the network; drop --network/--tas-config")
@@ -182,14 +245,49 @@ def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tu
     return arch, seeded_resnet(arch, seed), dataset
 
 
-def cmd_flops(args: argparse.Namespace) -> dict:
+def cmd_flops(args: argparse.Namespace) -> dict | str:
+    from tasbench.flops import macs, params
+
     arch, dataset = named_arch(args, args.dataset)
-    return {"network": args.network or args.tas_config, "dataset": dataset, "shortcut": arch.shortcut,
-            "macs": macs(arch), "params": params(arch), "arch": arch.to_dict()}  # fmt: skip
+    full = full_width(arch)  # the net itself, unless --tas-config gave a pruned shape
+    counted = {"network": args.network or args.tas_config, "dataset": dataset, "shortcut": arch.shortcut,
+               "macs": macs(arch), "params": params(arch), "macs_unpruned": macs(full), "params_unpruned": params(full),
+               "flop_ratio": macs(arch) / macs(full), "arch": arch.to_dict()}  # fmt: skip
+    return counted if args.json else flops_summary(counted, None if arch == full else preset_of(arch) or "net")
+
+
+def flops_summary(counted: dict, pruned_from: str | None) -> str:
+    """`tas-bench flops` for people; for a pruned shape (`pruned_from`: the full net's name) each count's share::
+
+        C010-ResNet56.config: cifar10, official shortcut
+          MACs       59,858,440  (59.86 M)  47.6% of the unpruned resnet56 (125,747,850)
+          params        ...
+    """
+    lines = [f"{counted['network']}: {counted['dataset']}, {counted['shortcut']} shortcut"]
+    for key, label in (("macs", "MACs"), ("params", "params")):
+        value, full = counted[key], counted[f"{key}_unpruned"]
+        line = f"  {label:<7}{value:>15,}  ({value / 1e6:.2f} M)"
+        if pruned_from is not None:
+            line += f"  {value / full:.1%} of the unpruned {pruned_from} ({full:,})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    device = _device(args.device)
+    import torch
+
+    from tasbench.atomic import remove_stale_temporaries, write_json
+    from tasbench.checkpoint import load_model, save_model
+    from tasbench.code_identity import code_identity, code_packages
+    from tasbench.data import DataConfig, load_data
+    from tasbench.distill import DistillConfig, DistillLoss
+    from tasbench.flops import macs, params
+    from tasbench.locks import directory_lock
+    from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
+    from tasbench.seeds import derive_seed
+    from tasbench.train import TrainConfig, cross_entropy, train
+
+    device = parse_device(args.device)
     if not (args.network or args.tas_config or args.weights):
         args.network = "resnet20"
     data_cfg = overrides.from_namespace(DataConfig, args)
@@ -238,8 +336,21 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_prune(args: argparse.Namespace) -> dict:
-    device = _device(args.device)
+    from tasbench.atomic import write_text
+    from tasbench.checkpoint import save_model
+    from tasbench.data import DataConfig, load_data
+    from tasbench.flops import macs, params
+    from tasbench.official_config import format_tas_config
+    from tasbench.pruner import PruneRequest, get_pruner, pruner_names
+    from tasbench.seeds import derive_seed
+
+    device = parse_device(args.device)
     pruner = get_pruner(args.method)
+    if args.weights and not pruner.reads_weights:
+        raise ConfigError(f"--method {args.method} does not read --weights: it takes the unpruned net's shape only, "
+                          "and its pruned net starts from a fresh initialisation; give the shape with --network or "
+                          "--tas-config, and use the trained net as the retraining's teacher (tas-bench train "
+                          "--teacher)")  # fmt: skip
     options = overrides.parse_overrides(pruner.options, args.opt)
     if args.variant is not None:
         if "variant" not in [f.name for f in dataclasses.fields(options)]:
@@ -262,6 +373,10 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     request = PruneRequest(arch, model.to(device), ratio, data, args.seed, device, workdir=args.workdir,
                            progress=not args.no_progress)  # fmt: skip
     pruned = pruner.prune(request, options)
+    if pruner.reads_weights and not args.weights:  # said once it worked: bad input stays one line
+        net = args.network or args.tas_config
+        print(f"tas-bench: warning: --method {args.method} pruned a freshly initialised {net} (--seed {args.seed}), "
+              "not a trained net; give --weights MODEL.pt to prune a trained one", file=sys.stderr)  # fmt: skip
     if args.save:
         save_model(args.save, pruned.arch, pruned.model, method=args.method, ratio=args.ratio, info=pruned.info)
     if args.save_tas_config:
@@ -274,20 +389,6 @@ def cmd_prune(args: argparse.Namespace) -> dict:
         "arch": pruned.arch.to_dict(), "info": pruned.info,
         "saved": [path for path in (args.save, args.save_tas_config) if path],
     }  # fmt: skip
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {name!r}; allowed: auto, cpu, cuda, cuda:N")
-    return device
 
 
 if __name__ == "__main__":

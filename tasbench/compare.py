@@ -5,8 +5,9 @@
     >>> table = compare(ours, theirs, tolerance=0.5)
     >>> table[table["differs"]]                                   # rows whose accuracy differs by > 0.5 points
 
-Rows are matched on (dataset, network, method label, recipe, target ratio), after averaging over seeds on each side,
-so a W&B project holding other seeds of the same configuration still lines up. A row present on one side only is
+Rows are matched on (dataset, network, method label, recipe, target ratio, configuration), after averaging over
+seeds on each side, so a W&B project holding other seeds of the same configuration still lines up (a W&B run's
+configuration comes from the config it logged: configurations.py). A row present on one side only is
 reported as such (and counts as differing).
 """
 
@@ -18,11 +19,13 @@ from tasbench.errors import ConfigError
 from tasbench.report import KEYS, run_row, summary
 
 COMPARED = ("top1_mean", "drop_mean", "macs")
+LOGGED_BESIDE = ("hash", "label", "sweep")  # what wandb_log adds to the run's hashed config when it logs it
 
 
 def wandb_rows(runs: list[dict]) -> pd.DataFrame:
     """Table rows from W&B runs (`{"config", "summary", ...}`) that tas-bench logged; others are left out."""
-    rows = [run_row(r["summary"]) for r in runs if "teacher_hash" in r["summary"] and "top1" in r["summary"]]
+    rows = [run_row(r["summary"], {k: v for k, v in r["config"].items() if k not in LOGGED_BESIDE})
+            for r in runs if "teacher_hash" in r["summary"] and "top1" in r["summary"]]  # fmt: skip
     if not rows:
         raise ConfigError("the W&B runs given hold no finished tas-bench run (none has a final summary)")
     return pd.DataFrame(rows)

@@ -1,6 +1,6 @@
 """One run on several GPUs (or CPU processes) with torchrun: data-parallel retraining through DDP.
 
-    torchrun --nproc-per-node 4 -m tasbench.ddp benchmarks/cifar10.yaml --index 7 --data-dir ~/data --device cuda
+    torchrun --nproc-per-node 4 -m tasbench.ddp cifar10 --index 7 --data-dir ~/data             # a GPU per rank
     python -m torch.distributed.run --nproc-per-node 2 -m tasbench.ddp SPEC --index 0 --device cpu   # gloo, as tested
 
 Rank 0 first trains or reuses the teacher and prunes (single-process, as `run_one` does), then every rank retrains
@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from tasbench.device import parse_device
 from tasbench.errors import ConfigError
 
 
@@ -68,16 +69,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="runs")
     p.add_argument("--data-dir")
-    p.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (nccl, one GPU per rank: LOCAL_RANK)")
+    p.add_argument("--device", default="auto",
+                   help="auto (the default), cpu (gloo) or cuda (nccl; rank r uses cuda:LOCAL_RANK)")  # fmt: skip
     p.add_argument("--latency-batches", default="1,256")
     args = p.parse_args(argv)
     if "RANK" not in os.environ:
         print("tasbench.ddp: error: start it with torchrun (RANK/WORLD_SIZE are not set)", file=sys.stderr)
         return 2
-    cuda = args.device.startswith("cuda")
-    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        device = parse_device(args.device)
+        if device.type == "cuda":  # one GPU per rank: local rank r takes cuda:r
+            local = os.environ.get("LOCAL_RANK", "0")
+            try:
+                device = parse_device(f"cuda:{local}")
+            except ConfigError as e:
+                raise ConfigError(f"local rank {local} takes a GPU of its own: {e}; start at most one rank per GPU, "
+                                  "or use --device cpu") from None  # fmt: skip
+    except ConfigError as e:
+        print(f"tasbench.ddp: error: {e}", file=sys.stderr)
+        return 2
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}" if cuda else "cpu")
     try:
         runs = load_sweep(args.spec, args.set).runs
         if not 0 <= args.index < len(runs):

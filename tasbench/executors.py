@@ -35,10 +35,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from tasbench.cost import job_macs
 from tasbench.data import load_data
+from tasbench.device import parse_device
 from tasbench.errors import ConfigError, StorageError, choice_error
 from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
 from tasbench.failures import read_failure, record_failure, summary
@@ -135,7 +134,8 @@ def work(job: Job) -> str:
 def _teacher(job: Job) -> str:
     if (job.directory / "metrics.json").exists():
         return "found"
-    ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), torch.device(job.device), job.progress)
+    device = parse_device(job.device)  # here: a Ray task resolves "auto" (and checks "cuda:N") on its own node
+    ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device, job.progress)
     return "ran"
 
 
@@ -146,7 +146,7 @@ def _run(job: Job) -> str:
 
         tracker = WandbRun(job.wandb, job.cfg, job.root)
         on_epoch = tracker.on_epoch
-    metrics = run_one(job.cfg, job.root, device=torch.device(job.device), data_dir=job.data_dir, on_epoch=on_epoch,
+    metrics = run_one(job.cfg, job.root, device=parse_device(job.device), data_dir=job.data_dir, on_epoch=on_epoch,
                       latency_batches=job.latency_batches, wait=job.wait, progress=job.progress)  # fmt: skip
     if metrics is None:
         return "busy"

@@ -19,6 +19,7 @@
 
 metrics.json keeps everything that depends on the machine's speed under `timing` (and the software under
 `environment`); the rest is a pure function of the config and is bit-identical for a resumed run on CPU.
+`target_band` and `in_band` say whether the pruned net, by its exact MACs, met its method's FLOP band (`Pruner.band`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from tasbench.failures import clear_failure
 from tasbench.flops import macs, params
 from tasbench.locks import directory_lock
 from tasbench.presets import preset
-from tasbench.pruner import Pruned, PruneRequest, check_ratio, get_pruner
+from tasbench.pruner import Pruned, PruneRequest, band_record, check_ratio, get_pruner
 from tasbench.recipes import Recipe, retrain
 from tasbench.resnet import seeded_resnet
 from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
@@ -261,6 +262,8 @@ def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device,
         "macs": pruned_macs, "params": params(pruned.arch),
         "unpruned_macs": unpruned_macs, "unpruned_params": params(cfg.arch()),
         "flop_ratio": pruned_macs / unpruned_macs, "flop_reduction_pct": 100 * (1 - pruned_macs / unpruned_macs),
+        # a search can end outside its band: the report marks such a net instead of showing it at its target
+        **band_record(get_pruner(cfg.method), cfg.options, cfg.ratio, pruned_macs / unpruned_macs),
         "teacher_hash": cfg.teacher_directory(root).name, "teacher_sha256": teacher_sha256, "prune_info": pruned.info,
         "timing": {"teacher_seconds": teacher_seconds, "teacher_train_seconds": teacher_metrics["wall_seconds"],
                    "prune_seconds": prune_seconds, "retrain_seconds": result["train_seconds"],

@@ -44,6 +44,8 @@ from tasbench.cost import (
     student_macs,
     teacher_macs,
 )
+from tasbench.device import parse_device
+from tasbench.errors import ConfigError
 from tasbench.executors import jobs
 from tasbench.experiment import RunConfig
 from tasbench.failures import read_failure, summary
@@ -87,6 +89,15 @@ def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads
     return table, source
 
 
+def _timed_on(device: str) -> torch.device:
+    """The device the calibration times: the sweep's, or this machine's CPU where it has none of that kind (a Ray
+    sweep's nodes may have GPUs that the machine planning it lacks; the speed line names the device)."""
+    try:
+        return parse_device(device)
+    except ConfigError:
+        return torch.device("cpu")
+
+
 def _thinned(cfg: RunConfig, ratio: float) -> Arch:
     """A net of about `ratio` of the FLOPs, to time the retraining of a pruned net (MACs ~ width squared)."""
     return scale_widths(cfg.arch(), ratio**0.5)
@@ -121,7 +132,7 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
         if failure:
             lines.append(f"failed teacher (tried again): {job.directory}: {summary(failure)}")
     todo, teachers_todo = [job.cfg for job in run_jobs], [job.cfg for job in teacher_jobs]
-    table, source = rates(todo, root, torch.device(device), threads, workers) if calibrate and todo else ({}, "")
+    table, source = rates(todo, root, _timed_on(device), threads, workers) if calibrate and todo else ({}, "")
     lines += _costs(todo, teachers_todo, table, source, workers)
     lines.append("")
     for i, (cfg, state) in enumerate(zip(runs, states)):

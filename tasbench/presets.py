@@ -13,6 +13,23 @@ from collections.abc import Callable
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
 
+# Stem width of each family; stage s is 2**s times as wide (and a bottleneck's last conv 4x that), as in He et al.
+STEM_WIDTH = {"cifar": 16, "imagenet": 64}
+
+
+def full_widths(family: str, block: str, layers: tuple[int, ...]) -> tuple[int, ...]:
+    """`xchannels` of the unpruned ResNet: the image's 3 channels, the stem, then every block's convs.
+
+    >>> full_widths("cifar", "basic", (1, 1, 1))
+    (3, 16, 16, 16, 32, 32, 64, 64)
+    """
+    stem = STEM_WIDTH[family]
+    widths = [3, stem]
+    for stage, n in enumerate(layers):
+        planes = stem * 2**stage
+        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
+    return tuple(widths)
+
 
 def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "official") -> Arch:
     """The CIFAR ResNet of He et al. (2016): a 16-wide 3x3 stem, 3 stages of width 16/32/64 (x4 for bottleneck).
@@ -24,20 +41,21 @@ def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "official") 
     if (depth - 2) % (3 * per_block):
         raise ConfigError(f"CIFAR ResNet depth {depth} is not 6n+2 (basic) or 164 (bottleneck)")
     n = (depth - 2) // (3 * per_block)
-    widths = [3, 16]
-    for stage in range(3):
-        planes = 16 * 2**stage
-        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
-    return Arch("cifar", block, (n, n, n), (n, n, n), tuple(widths), num_classes, shortcut)
+    return Arch("cifar", block, (n, n, n), (n, n, n), full_widths("cifar", block, (n, n, n)), num_classes, shortcut)
 
 
 def imagenet_resnet(layers: tuple[int, ...], block: str, num_classes: int = 1000, shortcut: str = "official") -> Arch:
     """The ImageNet ResNet of torchvision: a 64-wide 7x7/2 stem + max-pool, 4 stages of width 64/128/256/512."""
-    widths = [3, 64]
-    for stage, n in enumerate(layers):
-        planes = 64 * 2**stage
-        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
-    return Arch("imagenet", block, tuple(layers), tuple(layers), tuple(widths), num_classes, shortcut)
+    return Arch("imagenet", block, tuple(layers), tuple(layers), full_widths("imagenet", block, layers), num_classes,
+                shortcut)  # fmt: skip
+
+
+def full_width(arch: Arch) -> Arch:
+    """The unpruned net `arch` was cut from: every block kept, every conv at full width (same classes, shortcut).
+
+    The official C010-ResNet56.config (59,858,440 MACs) gives resnet56() itself (125,747,850 MACs): 47.6% of it.
+    """
+    return arch.replace(xblocks=arch.layers, xchannels=full_widths(arch.family, arch.block, arch.layers))
 
 
 def resnet20(num_classes: int = 10, shortcut: str = "official") -> Arch:
@@ -77,6 +95,15 @@ PRESETS: dict[str, Callable[..., Arch]] = {
     "resnet18": resnet18,
     "resnet50": resnet50,
 }
+
+
+def preset_of(arch: Arch) -> str | None:
+    """The preset of `arch`'s family, block type and blocks per stage ("resnet56" for any pruned ResNet-56), or None."""
+    for name, make in PRESETS.items():
+        base = make()
+        if (base.family, base.block, base.layers) == (arch.family, arch.block, arch.layers):
+            return name
+    return None
 
 
 def preset(name: str, num_classes: int, family: str, shortcut: str = "official") -> Arch:

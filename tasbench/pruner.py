@@ -8,6 +8,10 @@ JSON-ready `info` dict. TAS, L1-norm, FPGM and uniform scaling all look like thi
     out = pruner.prune(PruneRequest(arch=resnet56(), model=build_resnet(resnet56()), ratio=0.5), pruner.options())
     macs(out.arch) / macs(resnet56())   # 0.4996..., within 1% of 0.5
 
+Each pruner also says which FLOP ratios count as "on target" (`band`), so a run records whether its built net is::
+
+    pruner.band(pruner.options(), 0.5)   # (0.495, 0.505): uniform, L1 and FPGM match the FLOPs within 1%
+
 Pruners register under the entry-point group `tas_bench.pruners` (see pyproject.toml), so the engine finds `tas`
 and `baselines` without importing them, and neither method package needs the other.
 """
@@ -28,12 +32,23 @@ from tasbench.errors import ConfigError, choice_error
 
 ENTRY_POINT_GROUP = "tas_bench.pruners"
 
+Band = tuple[float, float]  # (low, high): the FLOP ratios (pruned / unpruned MACs) a pruned net must land in
+
 
 def check_ratio(ratio: float) -> float:
     """A FLOP ratio (pruned / unpruned MACs) must lie in (0, 1]."""
     if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
         raise ConfigError(f"FLOP ratio {ratio!r} is outside (0, 1]; it is the pruned net's share of the unpruned FLOPs")
     return float(ratio)
+
+
+def relative_band(ratio: float, tolerance: float) -> Band:
+    """The band of a pruner that matches the FLOPs from both sides: `ratio` within a relative `tolerance`.
+
+    >>> relative_band(0.5, 0.01)   # uniform, FLOP-matched L1 and FPGM at their default tolerance
+    (0.495, 0.505)
+    """
+    return ratio * (1 - tolerance), ratio * (1 + tolerance)
 
 
 @dataclass
@@ -84,6 +99,11 @@ class Pruner:
     net Li et al. did not prune, a ratio below what the method reaches) without pruning anything, so a sweep
     names its bad runs before anything trains. It must be cheap: no training, well under a second.
     `budget(options, train_images, test_images)`: optional; the training the pruner does per run (None: none).
+    `band(options, ratio)`: the FLOP band a net pruned to `ratio` must land in, or None for a fixed shape that has
+    no FLOP target (L1's paper variants A/B); a pruner without it records no band.
+    `reads_weights`: the method scores the unpruned net's trained weights (L1, FPGM), so `prune` without --weights
+    says it prunes a fresh initialisation; False: it uses the net's shape only (TAS searches from a fresh
+    initialisation, as the official release does; uniform scaling builds a fresh net), so --weights is refused.
     """
 
     name: str
@@ -93,6 +113,24 @@ class Pruner:
     summary: str = ""
     check: Callable[[Arch, Any, float], None] | None = None
     budget: Callable[[Any, int, int], PruneBudget | None] | None = None
+    band: Callable[[Any, float], Band | None] | None = None
+    reads_weights: bool = False
+
+
+def band_record(pruner: Pruner, options: Any, ratio: float, flop_ratio: float) -> dict:
+    """A run's `target_band` and whether its net of `flop_ratio` (pruned / unpruned MACs) is `in_band`, for
+    metrics.json; both None for a fixed shape, and nothing when the pruner defines no band.
+
+    >>> band_record(get_pruner("tas"), SearchConfig(), 0.5, 0.516)    # flop_tolerance 0.05: one-sided, absolute
+    {'target_band': [0.45, 0.5], 'in_band': False}
+    """
+    if pruner.band is None:
+        return {}
+    band = pruner.band(options, ratio)
+    if band is None:
+        return {"target_band": None, "in_band": None}
+    low, high = band
+    return {"target_band": [low, high], "in_band": low <= flop_ratio <= high}
 
 
 def pruner_names() -> list[str]:

@@ -1,12 +1,15 @@
-"""Tables and plots from run directories, in the layout of the TAS paper's Tables 3 and 4, beside the paper's numbers.
+"""Tables from run directories, in the layout of the TAS paper's Tables 3 and 4, beside the paper's numbers.
 
-    >>> runs = collect("runs")                      # one row per finished run (metrics.json + params.json)
-    >>> table = summary(runs)                       # mean and std over seeds per (dataset, network, method, ratio)
-    >>> write_report(runs, read_paper("results/paper/paper-results.csv"), "results")
-    ['results/proxy.md', 'results/proxy.tex', 'results/proxy-resnet20.png']
+    >>> runs = collect(["runs"])                    # one row per finished run (metrics.json + params.json)
+    >>> table = summary(runs)                       # mean and std over the seeds of each configuration
+    >>> write_report(runs, read_paper(PACKAGED), "runs/report")           # from tasbench.paper_results
+    ['runs/report/proxy.md', 'runs/report/proxy.tex', 'runs/report/proxy-resnet20.png']
 
-Each table says what produced it (device, torch, seeds). The paper's rows keep their `source` column ("seed" rows
-were checked against the paper's summary, "recalled" ones were not); nothing in a table is typed by hand.
+A table row is one configuration (configurations.py): runs that differ in anything but the seed are never averaged
+together, and rows of one method that differ say in what (a `setting` column: `recipe.epochs=2`). Each row shows
+the FLOP ratio its nets reached beside the target, and marks (†) a row with a net outside its method's FLOP band
+and (‡) one whose runs come from more than one code version; footnotes under the table say which and why. The
+paper's rows keep their `source` and `note` (footnotes [1], [2]...); nothing in a table is typed by hand.
 """
 
 from __future__ import annotations
@@ -17,172 +20,224 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from tasbench.atomic import atomic_write, write_text
+from tasbench.atomic import write_text
+from tasbench.configurations import configuration, configuration_id, differences, teacher_configuration
 from tasbench.errors import ConfigError
+from tasbench.plots import count_text, method_styles, plot
 from tasbench.runs import path_component
 
-KEYS = ["dataset", "network", "label", "recipe", "ratio"]  # one table row per key; seeds are averaged
-PAPER_COLUMNS = ["dataset", "network", "method", "pruned_acc", "acc_drop", "flops", "flops_pruned_pct", "source"]
+KEYS = ["dataset", "network", "label", "recipe", "ratio", "config"]  # one table row per key; seeds are averaged
+OFF_BAND, MIXED_CODE = "†", "‡"
+LATEX = {"±": r"$\pm$", OFF_BAND: r"\dag{}", MIXED_CODE: r"\ddag{}"}
 
 
-def collect(root: str | Path) -> pd.DataFrame:
-    """One row per finished pruning run under `root` (teachers and unfinished runs are left out)."""
-    rows = []
-    for path in sorted(Path(root).glob("*/*/metrics.json")):
-        metrics = json.loads(path.read_text())
-        if "teacher_hash" in metrics:  # not a teacher's or a plain `tas-bench train` run
-            rows.append(run_row(metrics))
+def collect(roots: str | Path | list[str | Path]) -> pd.DataFrame:
+    """One row per finished pruning run under the results roots (teachers and unfinished runs are left out).
+
+    A run found under two roots (the same method and config hash) is refused: averaging it twice would count one
+    seed as two."""
+    roots = [Path(r) for r in dict.fromkeys(str(r) for r in ([roots] if isinstance(roots, (str, Path)) else roots))]
+    rows, found = [], {}
+    for root in roots:
+        if not root.is_dir():
+            raise ConfigError(f"results root {str(root)!r} " + ("is a file, not a directory" if root.exists() else
+                              "does not exist") + "; give the --out of `tas-bench sweep`")  # fmt: skip
+        for path in sorted(root.glob("*/*/metrics.json")):
+            metrics = _read_json(path)
+            if "teacher_hash" not in metrics:  # a teacher's or a plain `tas-bench train` run
+                continue
+            run = f"{path.parent.parent.name}/{path.parent.name}"
+            if run in found:
+                raise ConfigError(f"run {run} is under both {str(found[run])!r} and {str(root)!r}; give each run once")
+            found[run] = root
+            params = _read_json(path.with_name("params.json"))
+            if not isinstance(params.get("config"), dict):
+                raise ConfigError(f"{str(path.with_name('params.json'))!r} holds no 'config' object")
+            try:
+                rows.append(run_row(metrics, params["config"]))
+            except KeyError as e:
+                raise ConfigError(f"{str(path)!r} lacks {e.args[0]!r}; is it a tas-bench run's metrics.json?") from None
     if not rows:
-        raise ConfigError(f"no finished runs under {str(root)!r}; run `tas-bench sweep SPEC --out {root}` first")
+        where = ", ".join(repr(str(r)) for r in roots)
+        raise ConfigError(f"no finished runs under {where}; run `tas-bench sweep SPEC --out {roots[0]}` first")
     return pd.DataFrame(rows)
 
 
-def run_row(m: dict) -> dict:
-    """A table row from a run's metrics.json, or from the flat W&B summary that `wandb_log.summary_of` logs."""
-    env, timing = m.get("environment", m), m.get("timing", m)
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{str(path)!r} is missing (a finished run has params.json beside metrics.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{str(path)!r} is not readable JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{str(path)!r} holds a {type(value).__name__}, expected a JSON object")
+    return value
+
+
+def run_row(m: dict, config: dict) -> dict:
+    """A table row from a run's metrics.json and the hashed config of its params.json (or the flat W&B summary
+    that `wandb_log.summary_of` logs, and the config logged beside it)."""
+    env, timing, code = m.get("environment", m), m.get("timing", m), m.get("code") or {}
+    fields = configuration(config)
+    band = m.get("target_band")
     return {
         "dataset": m["dataset"], "network": m["network"], "label": m["label"], "method": m["method"],
-        "recipe": m["recipe"], "ratio": m["ratio"], "seed": m["seed"], "hash": m["hash"],
-        "unpruned_top1": m["unpruned_top1"], "top1": m["top1"], "top5": m["top5"], "acc_drop": m["acc_drop"],
-        "macs": m["macs"], "unpruned_macs": m["unpruned_macs"], "params": m["params"],
-        "flop_reduction_pct": m["flop_reduction_pct"], "device": env["device"], "torch": env["torch"],
-        "git_commit": env["git_commit"], "git_dirty": bool(env.get("git_dirty")),
-        "latency_ms_batch1": timing.get("latency_ms_batch1"),
+        "recipe": m["recipe"], "ratio": m["ratio"], "config": configuration_id(fields), "seed": m["seed"],
+        "hash": m["hash"], "fields": fields, "teacher_config": configuration_id(teacher_configuration(fields)),
+        "teacher_hash": m["teacher_hash"], "unpruned_top1": m["unpruned_top1"], "top1": m["top1"],
+        "top5": m["top5"], "acc_drop": m["acc_drop"], "macs": m["macs"], "unpruned_macs": m["unpruned_macs"],
+        "flop_ratio": m["macs"] / m["unpruned_macs"], "params": m["params"],
+        "flop_reduction_pct": m["flop_reduction_pct"],
+        # no `target_band` key: written before runs recorded their band; None: a fixed shape with no FLOP target
+        "band_recorded": "target_band" in m, "band_low": band[0] if band else None,
+        "band_high": band[1] if band else None, "in_band": m.get("in_band"),
+        "source_hash": code.get("source_hash"), "code_version": code.get("version"),
+        "device": env["device"], "torch": env["torch"], "git_commit": env["git_commit"],
+        "git_dirty": bool(env.get("git_dirty")), "latency_ms_batch1": timing.get("latency_ms_batch1"),
     }  # fmt: skip
 
 
-def read_paper(path: str | Path) -> pd.DataFrame:
-    """The paper's numbers, as shipped in results/paper/ (built from the reference CSV; see its README)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"paper results {str(path)!r} do not exist (the repository ships results/paper/)")
-    paper = pd.read_csv(path)
-    missing = [c for c in PAPER_COLUMNS if c not in paper.columns]
-    if missing:
-        raise ConfigError(f"paper results {str(path)!r} lack column {missing[0]!r}; expected {PAPER_COLUMNS}")
-    return paper
-
-
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std (over seeds) of accuracy, drop and FLOPs per (dataset, network, method label, recipe, ratio)."""
-    grouped = runs.groupby(KEYS, sort=False)
-    out = grouped.agg(
-        seeds=("seed", "nunique"),
+    """Mean and std (over seeds) of accuracy, drop and FLOPs per configuration, with its band and code checks."""
+    out = runs.groupby(KEYS, sort=False).agg(
+        seeds=("seed", "nunique"), runs=("seed", "size"),
         unpruned_mean=("unpruned_top1", "mean"), unpruned_std=("unpruned_top1", "std"),
         top1_mean=("top1", "mean"), top1_std=("top1", "std"),
         drop_mean=("acc_drop", "mean"), drop_std=("acc_drop", "std"),
-        macs=("macs", "mean"), flop_reduction_pct=("flop_reduction_pct", "mean"),
+        macs=("macs", "mean"), macs_std=("macs", "std"), unpruned_macs=("unpruned_macs", "mean"),
+        flop_ratio=("flop_ratio", "mean"), flop_reduction_pct=("flop_reduction_pct", "mean"),
+        off_band=("in_band", lambda s: int(s.isin([False]).sum())), band_recorded=("band_recorded", "all"),
+        band_low=("band_low", "first"), band_high=("band_high", "first"),
+        codes=("source_hash", _code_versions),
+        fields=("fields", "first"), teacher_config=("teacher_config", "first"),
     ).reset_index()  # fmt: skip
-    return out.fillna({c: 0.0 for c in ("unpruned_std", "top1_std", "drop_std")})  # one seed: no spread
+    return out.fillna({c: 0.0 for c in ("unpruned_std", "top1_std", "drop_std", "macs_std")})  # one seed: no spread
+
+
+def _code_versions(hashes: pd.Series) -> tuple[str | None, ...]:
+    """The distinct source hashes of a row's runs, None (not recorded) last."""
+    return tuple(sorted({None if pd.isna(h) else h for h in hashes}, key=lambda h: (h is None, h or "")))
+
+
+def with_settings(stats: pd.DataFrame) -> pd.DataFrame:
+    """`stats` with a `setting` column: per (dataset, network, label), the fields in which its rows differ."""
+    stats = stats.copy()
+    stats["setting"] = ""
+    for _, rows in stats.groupby(["dataset", "network", "label"], sort=False):
+        stats.loc[rows.index, "setting"] = differences(list(rows["fields"]))
+    return stats
 
 
 def _pm(mean: float, std: float) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def table_rows(ours: pd.DataFrame, paper: pd.DataFrame) -> list[dict]:
-    """Rows of one (dataset, network) table: ours (mean ± std), then the paper's, each with its source."""
-    rows = []
-    for r in ours.sort_values(["label", "recipe", "macs"]).itertuples():
-        rows.append({
-            "source": "ours", "method": r.label, "recipe": r.recipe, "target ratio": f"{r.ratio:g}",
-            "unpruned acc": _pm(r.unpruned_mean, r.unpruned_std), "pruned acc": _pm(r.top1_mean, r.top1_std),
-            "acc drop": _pm(r.drop_mean, r.drop_std), "FLOPs": f"{r.macs:.2e}",
-            "FLOPs pruned %": f"{r.flop_reduction_pct:.1f}", "seeds": r.seeds,
-        })  # fmt: skip
-    for r in paper.itertuples():
-        unpruned = r.pruned_acc + r.acc_drop if pd.notna(r.acc_drop) else float("nan")
-        rows.append({
-            "source": f"paper ({r.source})", "method": r.method, "recipe": "", "target ratio": "",
-            "unpruned acc": _num(unpruned), "pruned acc": _num(r.pruned_acc), "acc drop": _num(r.acc_drop),
-            "FLOPs": f"{r.flops:.2e}", "FLOPs pruned %": _num(r.flops_pruned_pct, 1), "seeds": "",
-        })  # fmt: skip
-    return rows
-
-
 def _num(value: float, digits: int = 2) -> str:
     return "" if pd.isna(value) else f"{value:.{digits}f}"
 
 
+def _row_name(r) -> str:
+    return f"{r.label} ({r.recipe}) at {r.ratio:g}" + (f", {r.setting}" if r.setting else "")
+
+
+def table(ours: pd.DataFrame, paper: pd.DataFrame) -> tuple[list[dict], list[str]]:
+    """Rows of one (dataset, network) table, ours (mean ± std) then the paper's, and the footnotes under it."""
+    rows, notes, unrecorded = [], [], []
+    show_setting = bool(ours["setting"].any())
+    for r in ours.sort_values(["label", "setting", "recipe", "macs"]).itertuples():
+        fixed = r.band_recorded and pd.isna(r.band_low)  # the method's fixed shape: no FLOP target, no band
+        achieved = f"{r.flop_ratio:.3f}"
+        if r.off_band:
+            achieved += f" {OFF_BAND}"
+            notes.append(f"{OFF_BAND} {_row_name(r)}: {r.off_band} of {r.runs} runs outside the method's FLOP band "
+                         f"[{r.band_low:.3f}, {r.band_high:.3f}] (pruned / unpruned MACs)")  # fmt: skip
+        if not r.band_recorded:
+            unrecorded.append(_row_name(r))
+        seeds = str(r.seeds)
+        if len(r.codes) > 1:
+            seeds += f" {MIXED_CODE}"
+            codes = ", ".join(c or "not recorded" for c in r.codes)
+            notes.append(f"{MIXED_CODE} {_row_name(r)}: runs from {len(r.codes)} code versions (source {codes})")
+        rows.append({
+            "source": "ours", "method": r.label, **({"setting": r.setting} if show_setting else {}),
+            "recipe": r.recipe, "target": "fixed shape" if fixed else f"{r.ratio:g}", "achieved": achieved,
+            "unpruned acc": _pm(r.unpruned_mean, r.unpruned_std), "pruned acc": _pm(r.top1_mean, r.top1_std),
+            "acc drop": _pm(r.drop_mean, r.drop_std), "FLOPs": f"{r.macs:.2e}",
+            "FLOPs pruned %": f"{r.flop_reduction_pct:.1f}", "seeds": seeds,
+        })  # fmt: skip
+    if unrecorded:
+        notes.append(f"FLOP band not recorded (runs from before tas-bench recorded it): {'; '.join(unrecorded)}")
+    numbered = 0
+    for r in paper.itertuples():
+        source = f"paper ({r.source})"
+        if r.note:
+            numbered += 1
+            source += f" [{numbered}]"
+            notes.append(f"[{numbered}] {r.method}, {r.source}: {r.note}")
+        unpruned = r.pruned_acc + r.acc_drop  # NaN where either is unknown
+        rows.append({
+            "source": source, "method": r.method, **({"setting": ""} if show_setting else {}), "recipe": "",
+            "target": "", "achieved": _num(1 - r.flops_pruned_pct / 100, 3), "unpruned acc": _num(unpruned),
+            "pruned acc": _num(r.pruned_acc), "acc drop": _num(r.acc_drop), "FLOPs": f"{r.flops:.2e}",
+            "FLOPs pruned %": _num(r.flops_pruned_pct, 1), "seeds": "",
+        })  # fmt: skip
+    return rows, notes
+
+
 def provenance(runs: pd.DataFrame) -> str:
-    """What produced a table: hardware, torch, commits and seeds (airbench's header habit)."""
+    """What produced a table: hardware, torch, commits, code versions and seeds (airbench's header habit)."""
     devices = ", ".join(sorted(set(runs["device"])))
     torches = ", ".join(sorted(set(runs["torch"])))
     # "+dirty": the run's working tree had uncommitted changes, so the commit alone does not pin its code.
     pairs = zip(runs["git_commit"], runs["git_dirty"])
     commits = ", ".join(sorted({f"{c[:10]}{'+dirty' if d else ''}" for c, d in pairs if c}))
+    recorded = runs[runs["source_hash"].notna()]
+    codes = sorted({f"{h} ({v})" if v else h for h, v in zip(recorded["source_hash"], recorded["code_version"])})
+    if len(recorded) < len(runs):
+        codes.append(f"not recorded for {count_text([len(runs) - len(recorded)], 'run')}" if codes else "not recorded")
     seeds = sorted(set(runs["seed"]))
-    return (f"{len(runs)} runs on {devices}; torch {torches}; commit {commits}; seeds {seeds} "
-            f"(mean ± std over seeds; std is the sample std, 0 for one seed)")  # fmt: skip
+    return (f"{len(runs)} runs on {devices}; torch {torches}; commit {commits}; code {', '.join(codes)}; "
+            f"seeds {seeds} (mean ± std over seeds; std is the sample std, 0 for one seed)")  # fmt: skip
+
+
+def latex_text(text: str) -> str:
+    """`text` as LaTeX body text: its special characters escaped, the table's marks as LaTeX symbols."""
+    out = "".join("\\" + c if c in "&%$#_{}" else {"~": r"\~{}", "^": r"\^{}", "\\": r"\textbackslash{}"}.get(c, c)
+                  for c in text)  # fmt: skip
+    for char, latex in LATEX.items():
+        out = out.replace(char, latex)
+    return out
 
 
 def render(runs: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> tuple[str, str]:
-    """(Markdown, LaTeX) of every network's table for `dataset`."""
+    """(Markdown, LaTeX) of every network's table for `dataset`, each with its footnotes."""
     mine = runs[runs["dataset"] == dataset]
-    stats = summary(mine)
-    md = [f"# {dataset}: pruned accuracy vs FLOPs", "", provenance(mine), ""]
+    stats = with_settings(summary(mine))
+    md = [f"# {dataset}: pruned accuracy vs FLOPs", "", provenance(mine), "",
+          "target and achieved: FLOP ratio (pruned / unpruned MACs); achieved is the mean over seeds (for the "
+          "paper's rows: 1 - its FLOPs pruned %).", ""]  # fmt: skip
     tex = [f"% {dataset}: {provenance(mine)}"]
     for network in stats["network"].unique():
-        rows = table_rows(stats[stats["network"] == network],
-                          paper[(paper["dataset"] == dataset) & (paper["network"] == network)])  # fmt: skip
+        rows, notes = table(stats[stats["network"] == network],
+                            paper[(paper["dataset"] == dataset) & (paper["network"] == network)])  # fmt: skip
         # disable_numparse: the cells are already formatted ("6.20e+07"); tabulate would re-format them.
         md += [f"## {network}", "", tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True), ""]
+        md += [f"- {n}" for n in notes] + ([""] if notes else [])
         latex = tabulate(rows, headers="keys", tablefmt="latex_booktabs", disable_numparse=True)
-        tex += [f"% {network}", latex.replace("±", r"$\pm$"), ""]
+        for char, symbol in LATEX.items():
+            latex = latex.replace(char, symbol)
+        tex += [f"% {network}", latex]
+        if notes:
+            tex += [r"\begin{flushleft}\footnotesize", *(latex_text(n) + r" \\" for n in notes), r"\end{flushleft}"]
+        tex.append("")
     return "\n".join(md), "\n".join(tex)
-
-
-def plot(runs: pd.DataFrame, paper: pd.DataFrame, dataset: str, network: str, path: str | Path) -> None:
-    """Accuracy vs FLOPs: one line per method (error bars: std over seeds), the Pareto front of the means marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    stats = summary(runs[(runs["dataset"] == dataset) & (runs["network"] == network)])
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
-    for (label, recipe), group in stats.groupby(["label", "recipe"], sort=True):
-        group = group.sort_values("macs")
-        ax.errorbar(group["macs"] / 1e6, group["top1_mean"], yerr=group["top1_std"], marker="o", capsize=3,
-                    label=f"{label} ({recipe})")  # fmt: skip
-    ax.axhline(stats["unpruned_mean"].mean(), color="gray", linewidth=0.8, linestyle=":", label="unpruned (mean)")
-    front = pareto_front(stats)
-    ax.plot(front["macs"] / 1e6, front["top1_mean"], color="black", linestyle="--", linewidth=1, drawstyle="steps-post",
-            label="Pareto front")  # fmt: skip
-    ax.scatter(front["macs"] / 1e6, front["top1_mean"], s=90, facecolors="none", edgecolors="black", zorder=3)
-    theirs = paper[(paper["dataset"] == dataset) & (paper["network"] == network)]
-    for r in theirs.itertuples():
-        ax.scatter(r.flops / 1e6, r.pruned_acc, marker="x", color="black", zorder=3)
-        ax.annotate(f"paper: {r.method}", (r.flops / 1e6, r.pruned_acc), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")  # fmt: skip
-    ax.set_xlabel("MFLOPs (multiply-accumulates)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"{dataset} {network}: {int(stats['seeds'].max())} seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    atomic_write(path, tmp.read_bytes())
-    tmp.unlink()
-
-
-def pareto_front(stats: pd.DataFrame) -> pd.DataFrame:
-    """The rows no other row beats: none has both fewer (or equal) FLOPs and higher mean accuracy."""
-    ordered = stats.sort_values(["macs", "top1_mean"], ascending=[True, False])
-    keep, best = [], float("-inf")
-    for i, row in ordered.iterrows():
-        if row["top1_mean"] > best:
-            keep.append(i)
-            best = row["top1_mean"]
-    return ordered.loc[keep]
 
 
 def write_report(runs: pd.DataFrame, paper: pd.DataFrame, out: str | Path) -> list[str]:
     """Write `<dataset>.md`, `<dataset>.tex` and `<dataset>-<network>.png` under `out`; returns the paths."""
     out = Path(out)
+    styles = method_styles(list(runs["label"].unique()), list(paper["method"].unique()))  # the same in every plot
     written = []
     for dataset in sorted(runs["dataset"].unique()):
         md, tex = render(runs, paper, dataset)
@@ -192,6 +247,8 @@ def write_report(runs: pd.DataFrame, paper: pd.DataFrame, out: str | Path) -> li
             written.append(str(path))
         for network in sorted(runs[runs["dataset"] == dataset]["network"].unique()):
             path = out / f"{dataset}-{path_component(network, 'network')}.png"
-            plot(runs, paper, dataset, network, path)
+            mine = runs[(runs["dataset"] == dataset) & (runs["network"] == network)]
+            theirs = paper[(paper["dataset"] == dataset) & (paper["network"] == network)]
+            plot(mine, with_settings(summary(mine)), theirs, styles, f"{dataset} {network}", path)
             written.append(str(path))
     return written

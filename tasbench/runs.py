@@ -20,13 +20,13 @@ import io
 import json
 import platform
 import re
-import subprocess
 from pathlib import Path
 
 import torch
 
 from tasbench.atomic import write_text
 from tasbench.errors import ConfigError
+from tasbench.installation import git
 
 
 def canonical_json(config: dict) -> str:
@@ -96,13 +96,5 @@ def _cpu_name() -> str:
 def git_state() -> tuple[str | None, bool | None]:
     """(commit, whether tracked files differ from it) of the checkout this package runs from; (None, None) without
     git or outside a checkout (an installed wheel). Asked once per process."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return _git("rev-parse", "HEAD"), None if status is None else bool(status)
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "HEAD"), None if status is None else bool(status)

@@ -8,6 +8,7 @@
       - {method: uniform, label: Uniform}
       - {method: l1, label: "L1 (B)", options: {variant: B}, ratios: [0.62]}   # its own ratios
     ratios: [0.7, 0.5]                          # target FLOPs as a share of the unpruned net, in (0, 1]
+    # or per network: ratios: {resnet20: [0.550], resnet56: [0.473]}   (each network at its own targets)
     seeds: [0, 1]
     recipes: [{name: finetune, epochs: 10}]     # Recipe fields (recipes.py)
 
@@ -16,7 +17,7 @@ Runs are the product methods x networks x ratios x recipes x seeds; a method ent
 Any field can be overridden with a dotted path and a YAML value, e.g. `--set seeds=[0,1,2] --set teacher.epochs=2
 --set methods.0.options.tolerance=0.02`.
 
-    >>> sweep = load_sweep("benchmarks/proxy.yaml", ["seeds=[0]"])
+    >>> sweep = load_sweep("proxy", ["seeds=[0]"])   # the shipped benchmarks/proxy.yaml, from any directory
     >>> len(sweep.runs), sweep.runs[0].method, sweep.runs[0].recipe.name   # 3 ratios x 2 recipes x 1 seed
     (6, 'uniform', 'kd')
 
@@ -38,6 +39,7 @@ from tasbench.arch import Arch
 from tasbench.data import DataConfig
 from tasbench.errors import ConfigError
 from tasbench.experiment import RunConfig
+from tasbench.installation import spec_path
 from tasbench.pruner import check_ratio, get_pruner
 from tasbench.recipes import Recipe
 from tasbench.train import TrainConfig
@@ -53,12 +55,10 @@ class Sweep:
 
 
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
-    """Read, override and validate the spec at `path`, then expand it into runs."""
-    path = Path(path)
+    """Read, override and validate the spec at `path` (or the shipped spec so named: "proxy"), then expand it."""
+    path = spec_path(path)
     if path.is_dir():
         raise ConfigError(f"sweep spec {str(path)!r} is a directory, not a YAML file")
-    if not path.is_file():
-        raise ConfigError(f"sweep spec {str(path)!r} does not exist")
     try:
         spec = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -120,7 +120,7 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
     teacher = build(TrainConfig, teacher, "teacher")
     seeds = _list(spec, "seeds", int, default=[0])
     shared = _axes(spec, "", {"networks": None, "ratios": [], "recipes": [{}], "shortcut": "official"})
-    runs = []
+    runs, networks_run = [], set()
     for i, entry in enumerate(_list(spec, "methods", dict)):
         where = f"methods[{i}]"
         unknown = sorted(set(entry) - set(METHOD_KEYS))
@@ -137,14 +137,18 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
             raise ConfigError(f"missing key 'networks' (at the top or in {where})")
         if not axes["ratios"]:
             raise ConfigError(f"{where} ({pruner.name}) has no ratios: give 'ratios' at the top or in the method")
+        if "ratios" in entry:
+            _check_ratio_keys(axes["ratios"], axes["networks"], f"{where}.ratios")
+        networks_run |= set(axes["networks"])
         for network in axes["networks"]:
-            for ratio in axes["ratios"]:
+            for ratio in _ratios_of(axes["ratios"], network, where):
                 for recipe in axes["recipes"]:
                     for seed in seeds:
                         run = RunConfig(data, network, pruner.name, options, ratio, seed, recipe,
                                         dataclasses.replace(teacher, seed=seed), axes["shortcut"], label)  # fmt: skip
                         run.arch()  # an unknown network, or one for other data, fails here with its name
                         runs.append(run)
+    _check_ratio_keys(shared["ratios"], sorted(networks_run), "ratios")
     return Sweep(name, runs)
 
 
@@ -152,8 +156,8 @@ def invalid_runs(runs: list[RunConfig]) -> dict[int, str]:
     """The runs whose method options cannot work on their net, by index, with why (each pruner's `check` hook:
     an L1 variant of a net Li et al. did not prune, a ratio below what the method reaches). Nothing trains.
 
-        >>> invalid_runs(load_sweep("benchmarks/proxy.yaml", ["methods.2.options={variant: A}"]).runs)
-        {12: "L1 variant 'A' is defined for the full resnet56 and resnet110 only ...", 13: "..."}
+        >>> invalid_runs(load_sweep("benchmarks/proxy.yaml", ["methods.3.options={variant: A}"]).runs)
+        {14: "L1 variant 'A' is defined for the full resnet56 and resnet110 only ...", 15: "..."}
     """
     verdicts = {i: _verdict(cfg.method, cfg.options, cfg.arch(), cfg.ratio) for i, cfg in enumerate(runs)}
     return {i: why for i, why in verdicts.items() if why}
@@ -188,14 +192,46 @@ def _axes(spec: dict, where: str, defaults: dict) -> dict:
     if top or "networks" in spec:
         out["networks"] = _list(spec, "networks", str, default=defaults["networks"], where=where)
     if top or "ratios" in spec:
-        ratios = _list(spec, "ratios", (int, float), default=defaults["ratios"], where=where)
-        out["ratios"] = [_ratio(r, f"{where}ratios[{i}]") for i, r in enumerate(ratios)]
+        out["ratios"] = _read_ratios(spec, where, defaults["ratios"])
     if top or "recipes" in spec:
         recipes = _list(spec, "recipes", dict, default=defaults["recipes"], where=where)
         out["recipes"] = [build(Recipe, r, f"{where}recipes[{i}]") for i, r in enumerate(recipes)]
     if top or "shortcut" in spec:
         out["shortcut"] = str(spec.get("shortcut", defaults["shortcut"]))
     return out
+
+
+def _read_ratios(spec: dict, where: str, default: list) -> list[float] | dict[str, list[float]]:
+    """`ratios`: one list for every network, or a mapping network -> list (the reproduce specs give each network
+    the ratio of its released TAS shape)."""
+    value = spec.get("ratios", default)
+    if not isinstance(value, dict):
+        ratios = _list(spec, "ratios", (int, float), default=default, where=where)
+        return [_ratio(r, f"{where}ratios[{i}]") for i, r in enumerate(ratios)]
+    if not value:
+        raise ConfigError(f"{where + 'ratios'!r} is empty, so the sweep has no runs")
+    out = {}
+    for network in value:
+        ratios = _list(value, network, (int, float), where=f"{where}ratios.")
+        out[str(network)] = [_ratio(r, f"{where}ratios.{network}[{i}]") for i, r in enumerate(ratios)]
+    return out
+
+
+def _check_ratio_keys(ratios: list[float] | dict[str, list[float]], networks: list[str], where: str) -> None:
+    """A per-network `ratios` mapping names only networks that are run: a typo must not pass unnoticed."""
+    unknown = sorted(set(ratios) - set(networks)) if isinstance(ratios, dict) else []
+    if unknown:
+        raise ConfigError(f"{where!r} names network {unknown[0]!r}, which is not run here; networks: "
+                          f"{', '.join(networks)}")  # fmt: skip
+
+
+def _ratios_of(ratios: list[float] | dict[str, list[float]], network: str, where: str) -> list[float]:
+    if not isinstance(ratios, dict):
+        return ratios
+    if network not in ratios:
+        raise ConfigError(f"{where} runs {network!r}, but the per-network 'ratios' name only "
+                          f"{', '.join(ratios)}; give its ratios there or in the method")  # fmt: skip
+    return ratios[network]
 
 
 def build(cls: type, values: object, where: str):

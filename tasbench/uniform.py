@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from tasbench.arch import Arch, block_specs
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
-from tasbench.pruner import Pruned, Pruner, PruneRequest
+from tasbench.pruner import Pruned, Pruner, PruneRequest, relative_band
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -58,7 +58,7 @@ def fit_flops(
     """
     full = macs(arch)
     target = ratio * full
-    low, high = target * (1 - tolerance), target * (1 + tolerance)
+    low, high = (full * bound for bound in relative_band(ratio, tolerance))
     smallest = macs(shape_at(0.0))
     if smallest > high:
         raise ConfigError(f"FLOP ratio {ratio} is below what {method} reaches (smallest net: {smallest / full:.4f})")
@@ -107,4 +107,5 @@ PRUNER = Pruner(
     needs_data=False,
     summary="every width times one factor, found by bisection on the exact FLOPs",
     check=check_uniform,
+    band=lambda options, ratio: relative_band(ratio, options.tolerance),
 )

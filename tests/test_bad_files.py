@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_report import fake_run
 
 from tasbench import cifar
 from tasbench.checkpoint import save_model
@@ -118,6 +119,21 @@ def under_a_file(d):
     return d / "plain-file" / "runs"
 
 
+PAPER_HEADER = "dataset,network,method,pruned_acc,acc_drop,flops,flops_pruned_pct,source,note\n"
+
+
+def results_root(damage=None):
+    """A results root with one finished run (`run` is its directory), then `damage(run)` applied."""
+
+    def make(d):
+        run = fake_run(d / "runs", "Uniform", 0.5, 0, 91.0, 62_000_000)
+        if damage is not None:
+            damage(run)
+        return d / "runs"
+
+    return make
+
+
 def edit(**changes):
     def apply(ckpt):
         for key, value in changes.items():
@@ -136,7 +152,9 @@ def drop_state(ckpt):
 SWEEP = ["sweep", "{f}", "--dry-run"]
 CONFIG = ["flops", "--tas-config", "{f}"]
 CIFAR10 = ["train", "--dataset", "cifar10", "--data-dir", "{f}", "--epochs", "1"]
-WEIGHTS = ["prune", "--method", "uniform", "--ratio", "0.5", "--weights", "{f}"]
+WEIGHTS = ["prune", "--method", "l1", "--ratio", "0.5", "--weights", "{f}"]
+PAPER = ["report", "--paper", "{f}"]  # read before any run, so no --runs is needed
+REPORT = ["report", "--runs", "{f}", "--paper", "none"]
 
 BAD_FILES = [
     # sweep specs
@@ -151,7 +169,7 @@ BAD_FILES = [
     (SWEEP, text(SPEC.replace("[0.5]", "[-0.5]"), "s.yaml"), "ratios[0]: FLOP ratio -0.5 is outside (0, 1]"),
     (SWEEP, text(SPEC.replace("[0.5]", "[.nan]"), "s.yaml"), "ratios[0]: FLOP ratio nan is outside (0, 1]"),
     (SWEEP, text(SPEC.replace("uniform", "../../tmp/x"), "s.yaml"),
-     "unknown pruning method '../../tmp/x'; allowed: fpgm, l1, tas, uniform"),
+     "unknown pruning method '../../tmp/x'; allowed: fpgm, l1, "),  # whatever else is registered
     (SWEEP, text(SPEC + "shortcut: option-c\n", "s.yaml"), "unknown shortcut 'option-c'; allowed: official, zero-pad"),
     (SWEEP, text(SPEC + "data: {dataset: cifar10, subset: -3}\n", "s.yaml"), "data: subset must be >= 0, got -3"),
     (SWEEP, text("!!python/object/apply:os.system [touch pwned]\n", "s.yaml"),
@@ -210,6 +228,25 @@ BAD_FILES = [
     (WEIGHTS, model_file(drop_state), "model file '{f}': 'state_dict' is NoneType, expected a dict of tensors"),
     (["train", "--teacher", "{f}", "--epochs", "1"], malicious_model,
      "checkpoint '{f}' is not a plain tensor checkpoint; refusing to unpickle it"),
+    # the paper's numbers and results roots that `report` reads
+    (PAPER, text(PAPER_HEADER.replace(",note", ""), "p.csv"), "paper results '{f}' lack column 'note'; expected ["),
+    (PAPER, text(PAPER_HEADER + "cifar10,resnet20,TAS,92.88,0.00,lots,45.0,recalled,\n", "p.csv"),
+     "paper results '{f}', line 2: flops 'lots' is not a number"),
+    (PAPER, text(PAPER_HEADER + "cifar10,resnet20,TAS,92.88,0.00,,45.0,recalled,\n", "p.csv"),
+     "paper results '{f}', line 2: no flops (every paper row needs its FLOPs)"),
+    (PAPER, raw(b"\xff\xfe\x00", "p.csv"), "paper results '{f}' are not a readable CSV file ('utf-8' codec can't"),
+    (PAPER, text("", "p.csv"), "paper results '{f}' are not a readable CSV file (No columns to parse from file)"),
+    (PAPER, directory, "paper results '{f}' is a directory; give the CSV file (or --paper none)"),
+    (REPORT, results_root(lambda run: (run / "metrics.json").write_text("{")),
+     "metrics.json' is not readable JSON (Expecting property name enclosed in double quotes"),
+    (REPORT, results_root(lambda run: (run / "params.json").unlink()),
+     "params.json' is missing (a finished run has params.json beside metrics.json)"),
+    (REPORT, results_root(lambda run: (run / "params.json").write_text("[1, 2]")),
+     "params.json' holds a list, expected a JSON object"),
+    (REPORT, results_root(lambda run: (run / "metrics.json").write_text('{"teacher_hash": "t", "dataset": "x"}')),
+     "metrics.json' lacks 'network'; is it a tas-bench run's metrics.json?"),
+    (REPORT, lambda d: under_a_file(d).parent, "results root '{f}' is a file, not a directory"),
+    (REPORT, directory, "no finished runs under '{f}'; run `tas-bench sweep SPEC --out {f}` first"),
     # results roots that cannot be written (an unwritable --out is not a bad file, but has one clear line too)
     (["prune", "--method", "uniform", "--network", "resnet20", "--ratio", "0.5", "--save", "{f}/m.pt"],
      under_a_file, "cannot write '{f}': Not a directory (ENOTDIR); nothing was half-written"),

@@ -11,8 +11,10 @@ import torch
 
 from tasbench import cifar
 from tasbench.checkpoint import load_model, save_model
+from tasbench.cli import main
 from tasbench.code_identity import code_identity
 from tasbench.flops import macs
+from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
 
@@ -22,20 +24,22 @@ from helpers import run_cli as run
 
 
 def test_flops_of_a_preset(capsys):
-    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar10")
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar10", "--json")
     assert code == 0 and (out["macs"], out["params"]) == (125_747_850, 855_770)
-    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--shortcut", "zero-pad")
+    assert (out["macs_unpruned"], out["params_unpruned"], out["flop_ratio"]) == (125_747_850, 855_770, 1.0)
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--shortcut", "zero-pad", "--json")
     assert out["macs"] == 125_485_706 and out["dataset"] == "cifar10"
-    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar100")
+    code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar100", "--json")
     assert out["macs"] == 125_747_850 + 64 * 90 + 90  # 90 more classes: their classifier weights and biases
-    code, out, _ = run(capsys, "flops", "--network", "resnet50")
+    code, out, _ = run(capsys, "flops", "--network", "resnet50", "--json")
     assert out["dataset"] == "imagenet" and out["macs"] == 4_089_185_256
 
 
 def test_flops_of_a_released_shape(capsys):
     path = OFFICIAL_CONFIGS[[p.stem for p in OFFICIAL_CONFIGS].index("C100-ResNet56")]
-    code, out, _ = run(capsys, "flops", "--tas-config", str(path))
+    code, out, _ = run(capsys, "flops", "--tas-config", str(path), "--json")
     assert code == 0 and out["dataset"] == "cifar100" and (out["macs"], out["params"]) == (61_233_936, 471_169)
+    assert out["macs_unpruned"] == 125_747_850 + 64 * 90 + 90 and out["flop_ratio"] == 61_233_936 / 125_753_700
 
 
 def test_prune_uniform(capsys, tmp_path):
@@ -49,23 +53,25 @@ def test_prune_uniform(capsys, tmp_path):
     code, again, _ = run(capsys, "prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0.5",
                          "--save-tas-config", str(tmp_path / "p.config"))  # fmt: skip
     assert again["arch"] == out["arch"]
-    code, counted, _ = run(capsys, "flops", "--tas-config", str(tmp_path / "p.config"))
+    code, counted, _ = run(capsys, "flops", "--tas-config", str(tmp_path / "p.config"), "--json")
     assert counted["macs"] == out["macs"] and counted["arch"] == out["arch"]
 
 
 def test_prune_trained_weights(capsys, tmp_path):
     full = PRESETS["resnet20"]()
     save_model(tmp_path / "full.pt", full, build_resnet(full))
-    code, out, _ = run(capsys, "prune", "--method", "uniform", "--weights", str(tmp_path / "full.pt"), "--ratio",
-                       "0.3", "--opt", "tolerance=0.005")  # fmt: skip
-    assert code == 0 and out["options"] == {"tolerance": 0.005}
+    code, out, err = run(capsys, "prune", "--method", "l1", "--weights", str(tmp_path / "full.pt"), "--ratio",
+                         "0.3", "--opt", "tolerance=0.005")  # fmt: skip
+    assert code == 0 and out["options"] == {"variant": "", "scope": "internal", "tolerance": 0.005} and err == ""
     assert abs(out["macs"] / (0.3 * macs(full)) - 1) <= 0.005
 
 
 def test_prune_l1_variant_b(capsys, tmp_path):
-    code, out, _ = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
-                       "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
+    code, out, err = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
+                         "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
     assert code == 0 and out["ratio"] is None and out["options"]["variant"] == "B"
+    assert err == ("tas-bench: warning: --method l1 pruned a freshly initialised resnet56 (--seed 0), not a trained "
+                   "net; give --weights MODEL.pt to prune a trained one\n")  # fmt: skip
     assert (out["macs"], out["macs_unpruned"]) == (90_907_274, 125_485_706)  # Li et al.: 9.09E7, -27.6%
     arch, _ = load_model(tmp_path / "b.pt")
     assert macs(arch) == out["macs"] and len(out["info"]["kept"]["stages.0.0.convs.0"]) == 6
@@ -75,18 +81,38 @@ def test_prune_l1_variant_b(capsys, tmp_path):
 def test_prune_baselines_from_trained_weights(capsys, tmp_path, method):
     full = PRESETS["resnet20"]()
     save_model(tmp_path / "full.pt", full, build_resnet(full))
-    code, out, _ = run(capsys, "prune", "--method", method, "--weights", str(tmp_path / "full.pt"), "--ratio", "0.4",
-                       "--save", str(tmp_path / "p.pt"))  # fmt: skip
-    assert code == 0 and abs(out["macs"] / (0.4 * macs(full)) - 1) <= 0.01
+    code, out, err = run(capsys, "prune", "--method", method, "--weights", str(tmp_path / "full.pt"), "--ratio",
+                         "0.4", "--save", str(tmp_path / "p.pt"))  # fmt: skip
+    assert code == 0 and abs(out["macs"] / (0.4 * macs(full)) - 1) <= 0.01 and err == ""  # no fresh-init warning
     assert out["info"]["inherits_weights"] is True and load_model(tmp_path / "p.pt")[0].to_dict() == out["arch"]
 
 
 def test_prune_fpgm_soft_trains_on_the_named_data(capsys):
-    code, out, _ = run(capsys, "prune", "--method", "fpgm", "--network", "resnet20", "--ratio", "0.5", "--dataset",
-                       "proxy", "--proxy-train", "128", "--proxy-test", "64", "--opt", "mode=soft", "--opt",
-                       "epochs=1", "--opt", "batch_size=64", "--device", "cpu")  # fmt: skip
+    code, out, err = run(capsys, "prune", "--method", "fpgm", "--network", "resnet20", "--ratio", "0.5", "--dataset",
+                         "proxy", "--proxy-train", "128", "--proxy-test", "64", "--opt", "mode=soft", "--opt",
+                         "epochs=1", "--opt", "batch_size=64", "--device", "cpu")  # fmt: skip
     assert code == 0 and out["info"]["mode"] == "soft" and out["info"]["soft_training"]["epochs"] == 1
     assert abs(out["flop_ratio"] / 0.5 - 1) <= 0.01
+    assert err.count("\n") == 1 and "warning: --method fpgm pruned a freshly initialised resnet20 (--seed 0)" in err
+
+
+def test_flops_prints_a_summary_and_json_on_request(capsys):
+    path = OFFICIAL_CONFIGS[[p.stem for p in OFFICIAL_CONFIGS].index("C010-ResNet56")]
+    assert main(["flops", "--tas-config", str(path)]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: cifar10, official shortcut\n"
+        "  MACs        59,858,440  (59.86 M)  47.6% of the unpruned resnet56 (125,747,850)\n"
+        "  params         449,499  (0.45 M)  52.5% of the unpruned resnet56 (855,770)\n"
+    )
+    assert main(["flops", "--network", "resnet56", "--shortcut", "zero-pad"]) == 0
+    assert capsys.readouterr().out == ("resnet56: cifar10, zero-pad shortcut\n"
+                                       "  MACs       125,485,706  (125.49 M)\n"
+                                       "  params         853,018  (0.85 M)\n")  # fmt: skip
+    assert main(["flops", "--tas-config", str(path), "--json"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assert counted["arch"] == read_tas_config(path).to_dict() and counted["macs"] == 59_858_440
+    assert list(counted) == ["network", "dataset", "shortcut", "macs", "params", "macs_unpruned", "params_unpruned",
+                             "flop_ratio", "arch"]  # fmt: skip
 
 
 @pytest.fixture
@@ -141,7 +167,7 @@ BAD_INPUT = [
     (["prune", "--method", "magic", "--network", "resnet56", "--ratio", "0.5"], "unknown pruning method 'magic'"),
     (["prune", "--method", "uniform", "--network", "resnet56", "--ratio", "0.5", "--opt", "tol=1"],
      "unknown UniformOptions key 'tol'; allowed: tolerance"),
-    (["prune", "--method", "uniform", "--weights", "/no/model.pt", "--ratio", "0.5"],
+    (["prune", "--method", "l1", "--weights", "/no/model.pt", "--ratio", "0.5"],
      "checkpoint '/no/model.pt' does not exist"),
     (["prune", "--method", "l1", "--network", "resnet56", "--variant", "C"], "unknown L1 variant 'C'; allowed: A, B"),
     (["prune", "--method", "fpgm", "--network", "resnet56", "--variant", "A"],
@@ -185,9 +211,32 @@ BAD_INPUT = [
     (["sweep", "{proxy_spec}", "--rerun-stale=yes"], "argument --rerun-stale: ignored explicit argument 'yes'"),
     (["sweep", "{proxy_spec}", "--fail-fast", "--set", "methods=[{{method: l1, options: {{variant: A}}}}]"],
      "l1 resnet20 ratio=0.7: L1 variant 'A' is defined for the full resnet56 and resnet110 only"),
-    (["report", "--runs", "/no/runs"], "no finished runs under '/no/runs'"),
+    (["report", "--runs", "/no/runs"], "results root '/no/runs' does not exist; give the --out of `tas-bench sweep`"),
+    (["report", "--runs", "/no/runs", "--paper", "/no/such.csv"],
+     "paper results '/no/such.csv' do not exist (tas-bench ships paper-results.csv; --paper none leaves the paper's "
+     "rows out)"),
     (["compare", "--wandb-dir", "/no/such"], "W&B directory '/no/such' does not exist"),
     (["compare"], "one of the arguments --wandb-dir --project is required"),
+    # the device, the weights a method does not read, shipped specs by name, the flags every long command takes
+    (["sweep", "{proxy_spec}", "--device", "bogus"], "unknown device 'bogus'; allowed: auto, cpu, cuda, cuda:N"),
+    (["prune", "--method", "uniform", "--network", "resnet20", "--ratio", "0.5", "--device", "gpu"],
+     "unknown device 'gpu'; allowed: auto, cpu, cuda, cuda:N"),
+    (["bench", "search-step", "--device", "cuda:x"], "unknown device 'cuda:x'; allowed: auto, cpu, cuda, cuda:N"),
+    (["prune", "--method", "tas", "--weights", "/no/model.pt", "--ratio", "0.5"],
+     "--method tas does not read --weights: it takes the unpruned net's shape only, and its pruned net starts from a "
+     "fresh initialisation; give the shape with --network or --tas-config, and use the trained net as the "
+     "retraining's teacher (tas-bench train --teacher)"),
+    (["prune", "--method", "uniform", "--weights", "/no/model.pt", "--ratio", "0.5"],
+     "--method uniform does not read --weights"),
+    (["sweep", "cifar1"], "sweep spec 'cifar1' does not exist; give a path to a YAML file or a shipped spec: cifar10, "
+                          "cifar100, imagenet, proxy, regression"),
+    (["regress", "--spec", "nosuch"], "sweep spec 'nosuch' does not exist; give a path to a YAML file or a shipped"),
+    (["flops", "--network", "resnet20", "--json=yes"], "argument --json: ignored explicit argument 'yes'"),
+    (["train", "--no-progress=yes"], "argument --no-progress: ignored explicit argument 'yes'"),
+    (["regress", "--no-progress", "--spread-seeds", "1,x", "--update", "--expected", "/no/dir/r.json"],
+     "--spread-seeds must be comma-separated ints, got '1,x'"),
+    (["bench", "search-step", "--no-progress", "--steps", "0"], "--steps must be >= 1, got 0"),
+    (["bench", "search-stop"], "argument benchmark: invalid choice: 'search-stop' (choose from"),
 ]  # fmt: skip
 
 
@@ -240,7 +289,7 @@ def test_teacher_prune_and_distil_end_to_end(capsys, tmp_path):
     out = ["--out", str(tmp_path), "--no-progress"]
     _, teacher, _ = run(capsys, "train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "1", *out)
     teacher_file = teacher["run_dir"] + "/model.pt"
-    code, pruned, _ = run(capsys, "prune", "--method", "uniform", "--weights", teacher_file, "--ratio", "0.5",
+    code, pruned, _ = run(capsys, "prune", "--method", "l1", "--weights", teacher_file, "--ratio", "0.5",
                           "--save", str(tmp_path / "half.pt"))  # fmt: skip
     assert code == 0
     code, student, _ = run(capsys, "train", "--weights", str(tmp_path / "half.pt"), "--teacher", teacher_file,
@@ -278,5 +327,5 @@ def test_weights_for_another_dataset_are_named(capsys, tmp_path):
     save_model(tmp_path / "c100.pt", arch, build_resnet(arch))
     code, _, err = run(capsys, "train", "--weights", str(tmp_path / "c100.pt"), "--out", str(tmp_path))
     assert code == 2 and "is a 100-class cifar network, not one for dataset 'proxy'" in err
-    code, out, _ = run(capsys, "prune", "--method", "uniform", "--weights", str(tmp_path / "c100.pt"), "--ratio", "0.5")
+    code, out, _ = run(capsys, "prune", "--method", "l1", "--weights", str(tmp_path / "c100.pt"), "--ratio", "0.5")
     assert code == 0 and out["macs_unpruned"] == macs(arch)

@@ -39,6 +39,7 @@ def test_a_sweep_writes_one_directory_per_run_and_shares_its_teacher(tmp_path):
         assert params["seed"] == cfg.seed and params["environment"]["torch"] == torch.__version__
         assert metrics["teacher_hash"] == teacher.name and metrics["unpruned_macs"] == 40_813_194
         assert abs(metrics["flop_ratio"] - cfg.ratio) <= 0.01 * cfg.ratio
+        assert metrics["target_band"] == [cfg.ratio * 0.99, cfg.ratio * 1.01] and metrics["in_band"] is True
         assert metrics["flop_reduction_pct"] == 100 * (1 - metrics["flop_ratio"])
         assert metrics["acc_drop"] == metrics["unpruned_top1"] - metrics["top1"]
         assert set(metrics["timing"]) >= {"teacher_seconds", "prune_seconds", "retrain_seconds", "eval_seconds",

@@ -112,14 +112,16 @@ def test_update_then_check_passes_and_a_changed_result_fails(tmp_path, capsys):
                                          {"method": "tas", "label": "TAS", "options": {"epochs": 1}}])  # fmt: skip
     expected = tmp_path / "regression.json"
     common = ["--spec", str(spec), "--expected", str(expected), "--workers", "1", "--threads", "1"]
-    code, result, _ = run_cli(capsys, "regress", "--update", "--spread-seeds", "1", *common)
+    code, result, err = run_cli(capsys, "regress", "--update", "--spread-seeds", "1", *common)
     assert code == 0 and result["runs"] == 4 and result["spread"]["dof"] == 4
+    assert "0 runs already done, 8 to run, 2 teachers to train" in err  # the executor's progress lines
     content = json.loads(expected.read_text())
     assert sorted(content["runs"]) == ["TAS r0.3 s0", "TAS r0.5 s0", "Uniform r0.3 s0", "Uniform r0.5 s0"]
 
-    code, result, err = run_cli(capsys, "regress", *common)
+    code, result, err = run_cli(capsys, "regress", *common, "--no-progress")
     assert code == 0 and result["passed"] and result["failed"] == [], err
     assert "all 27 values match" in err  # 4 runs x 6 values + 3 means
+    assert "runs already done" not in err  # --no-progress: none of them
 
     run = content["runs"]["TAS r0.5 s0"]
     run["macs"] += 1

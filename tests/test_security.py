@@ -35,12 +35,12 @@ def test_names_read_from_results_files_cannot_place_a_report_elsewhere(capsys, t
     """A tampered metrics.json (network '../../escaped') must not make `tas-bench report` write outside --out."""
     from test_report import fake_run
 
-    fake_run(tmp_path / "runs", "Uniform", 0.5, 0, 90.0, 60_000_000, network="../../escaped")
+    run = fake_run(tmp_path / "runs", "Uniform", 0.5, 0, 90.0, 60_000_000, network="../../escaped")
     out = tmp_path / "deep" / "er" / "results"
     assert_one_line_error(capsys, ["report", "--runs", str(tmp_path / "runs"), "--out", str(out)],
                           "network '../../escaped' cannot name a file or directory")  # fmt: skip
     assert not list(tmp_path.rglob("*escaped*"))
-    assert json.loads((tmp_path / "runs" / "uniform" / "Uniform0.50" / "metrics.json").read_text())["top1"] == 90.0
+    assert json.loads((run / "metrics.json").read_text())["top1"] == 90.0
 
 
 # (pattern, why it is forbidden); a line may opt out with a comment naming the reason, none does today.

@@ -22,7 +22,7 @@ def test_search_derive_export_and_distil(capsys, tmp_path):
     out = ["--out", str(tmp_path / "runs"), "--no-progress"]
     _, teacher, _ = run(capsys, "train", "--network", "resnet20", *PROXY, "--epochs", "1", "--batch-size", "64", *out)
     teacher_file = teacher["run_dir"] + "/model.pt"
-    code, pruned, _ = run(capsys, "prune", "--method", "tas", "--weights", teacher_file, "--ratio", "0.5", *PROXY,
+    code, pruned, _ = run(capsys, "prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", *PROXY,
                           *QUICK, "--save", str(tmp_path / "tas.pt"), "--save-tas-config", str(tmp_path / "tas.config"),
                           "--workdir", str(tmp_path / "search"), "--no-progress")  # fmt: skip
     assert code == 0

@@ -7,7 +7,7 @@ from tasbench.arch import block_specs
 from tasbench.errors import ConfigError
 from tasbench.flops import count_macs, macs
 from tasbench.presets import PRESETS
-from tasbench.pruner import PruneRequest, get_pruner, pruner_names
+from tasbench.pruner import Pruner, PruneRequest, band_record, get_pruner, pruner_names
 from tasbench.resnet import build_resnet
 from tasbench.uniform import UniformOptions, scale_widths, uniform_arch
 
@@ -79,3 +79,35 @@ def test_every_registered_pruner_loads():
     for name in pruner_names():
         pruner = get_pruner(name)
         assert pruner.name == name and pruner.options() is not None
+
+
+# Each registered pruner's FLOP band at ratio 0.5 with default options: relative +-1% for the FLOP-matching
+# pruners, [ratio - 0.05, ratio] for TAS. A new pruner must say its band here.
+BANDS = {"uniform": (0.495, 0.505), "l1": (0.495, 0.505), "fpgm": (0.495, 0.505), "tas": (0.45, 0.5),
+         "released": (0.549, 0.551)}  # fmt: skip
+NO_DATA = {"tas": {"search": "random"}}  # the learned search needs data; the random one draws a net in its band
+TARGET = {"released": 0.55}  # a released shape runs at its own ratio (C010-ResNet20: 0.5499)
+
+
+@pytest.mark.parametrize("name", pruner_names())
+def test_every_pruner_names_its_flop_band_and_its_net_lies_inside(name):
+    pruner = get_pruner(name)
+    options = pruner.options(**NO_DATA.get(name, {}))
+    target = TARGET.get(name, 0.5)
+    assert pruner.band(options, target) == pytest.approx(BANDS[name])
+    full = PRESETS["resnet20"]()
+    out = pruner.prune(PruneRequest(full, build_resnet(full), target, seed=1), options)
+    ratio = macs(out.arch) / macs(full)
+    record = band_record(pruner, options, target, ratio)
+    assert record["target_band"] == pytest.approx(list(BANDS[name])) and record["in_band"] is True
+    low, high = pruner.band(options, target)
+    assert band_record(pruner, options, target, low - 1e-9)["in_band"] is False
+    assert band_record(pruner, options, target, high + 1e-9)["in_band"] is False
+
+
+def test_a_fixed_shape_has_no_band_and_a_pruner_without_the_hook_records_none():
+    l1 = get_pruner("l1")
+    assert band_record(l1, l1.options(variant="B"), 1.0, 0.7244) == {"target_band": None, "in_band": None}
+    assert band_record(get_pruner("tas"), get_pruner("tas").options(), 0.7, 0.516)["in_band"] is False
+    silent = Pruner("silent", get_pruner("uniform").prune, UniformOptions)
+    assert band_record(silent, UniformOptions(), 0.5, 0.5) == {}

@@ -2,4 +2,6 @@
 
 Each module has `register(subparsers)`, which adds its parser and sets `command` to a handler that takes the parsed
 arguments and returns one JSON-ready dict (or raises `ConfigError` for bad input), like the commands in `cli.py`.
+`tas-bench --help` registers them all, so a module imports torch, pandas or wandb inside its handler, never at its
+top (tests/test_cli_start.py checks `--help` and each command's `--help` in a fresh interpreter).
 """

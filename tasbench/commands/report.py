@@ -1,27 +1,32 @@
 """`tas-bench report`: gather finished runs into paper-layout tables (Markdown, LaTeX) and accuracy-vs-FLOPs plots.
 
-    tas-bench report                                   # runs/ -> results/<dataset>.md, .tex, <dataset>-<net>.png
-    tas-bench report --runs /shared/runs --out results --paper results/paper/paper-results.csv
+    tas-bench report                                   # runs/ -> runs/report/<dataset>.md, .tex, <dataset>-<net>.png
+    tas-bench report --runs /shared/runs --runs runs --out results --paper none
 """
 
 from __future__ import annotations
 
 import argparse
-
-DEFAULT_PAPER = "results/paper/paper-results.csv"
+from pathlib import Path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("report", help="tables and plots from finished runs, beside the paper's numbers")
-    p.add_argument("--runs", default="runs", help="results root the sweeps wrote (default: runs)")
-    p.add_argument("--out", default="results", help="where tables and plots go (default: results)")
-    p.add_argument("--paper", default=DEFAULT_PAPER, help=f"the paper's numbers (default: {DEFAULT_PAPER})")
+    p.add_argument("--runs", action="append",
+                   help="a results root the sweeps wrote; repeat it to report several together (default: runs)")
+    p.add_argument("--out", help="where tables and plots go (default: <first --runs>/report)")
+    p.add_argument("--paper", help="the paper's numbers, a CSV with the columns of the one tas-bench ships "
+                                   "(default: tasbench/paper/paper-results.csv), or 'none' for no paper rows")
     p.set_defaults(command=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> dict:
-    from tasbench.report import collect, read_paper, write_report  # pandas/matplotlib: only when reporting
+    # pandas/matplotlib: imported only when reporting
+    from tasbench.paper_results import PACKAGED, read_paper
+    from tasbench.report import collect, write_report
 
-    paper = read_paper(args.paper)
-    runs = collect(args.runs)
-    return {"runs": len(runs), "written": write_report(runs, paper, args.out)}
+    roots = args.runs or ["runs"]
+    paper = read_paper(None if args.paper == "none" else args.paper or PACKAGED)
+    runs = collect(roots)
+    out = args.out or Path(roots[0]) / "report"
+    return {"runs": len(runs), "written": write_report(runs, paper, out)}

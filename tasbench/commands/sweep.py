@@ -2,7 +2,7 @@
 
     tas-bench sweep benchmarks/proxy.yaml                          # sequential, here
     tas-bench sweep benchmarks/proxy.yaml --workers 2 --set seeds=[0]
-    tas-bench sweep benchmarks/cifar10.yaml --data-dir ~/data --executor ray --address auto
+    tas-bench sweep cifar10 --data-dir ~/data --executor ray --address auto --gpus-per-run 1   # a GPU per run
     tas-bench sweep benchmarks/cifar10.yaml --data-dir ~/data --dry-run   # the plan, nothing runs
     tas-bench sweep benchmarks/proxy.yaml --rerun-stale            # recompute runs computed by other code
 
@@ -18,13 +18,8 @@ import os
 import signal
 import sys
 
-import torch
-
-from tasbench.data import load_data
+from tasbench.device import DEVICE_HELP, check_device_name, parse_device
 from tasbench.errors import ConfigError
-from tasbench.executors import EXECUTORS, Executor, RunsFailed, WorkerDied, execute
-from tasbench.plan import describe
-from tasbench.sweep import check_runs, invalid_runs, load_sweep
 from tasbench.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
 
 KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs", "flop_reduction_pct")
@@ -40,18 +35,18 @@ class Interrupted(KeyboardInterrupt):
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sweep", help="run a sweep spec (benchmarks/*.yaml): teachers, pruning, retraining")
-    p.add_argument("spec", help="a sweep spec, e.g. benchmarks/proxy.yaml")
+    p.add_argument("spec", help="a sweep spec: a YAML file, or a shipped one by name (cifar10, proxy, ...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec field by dotted path, value in YAML: seeds=[0,1], teacher.epochs=2")
     p.add_argument("--out", default="runs", help="results root (default: runs)")
     p.add_argument("--data-dir", help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
-    p.add_argument("--executor", default="local", help=f"one of: {', '.join(EXECUTORS)} (default: local)")
+    p.add_argument("--executor", default="local", help="local or ray (default: local)")
     p.add_argument("--workers", type=int, default=1, help="parallel runs: local processes or Ray tasks")
     p.add_argument("--threads", type=int, default=0, help="torch threads per worker (default: cores / workers)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--gpus-per-run", type=float, default=0, help="Ray only: GPUs each run reserves")
     p.add_argument("--latency-batches", default="1,256", help="batch sizes timed for latency (default: 1,256)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and "
                         "stop")  # fmt: skip
@@ -81,6 +76,17 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 
 
 def _sweep(args: argparse.Namespace) -> dict:
+    import torch  # here, not at the top: `tas-bench --help` and `sweep --help` start without torch
+
+    from tasbench.data import load_data
+    from tasbench.executors import Executor, RunsFailed, WorkerDied, execute
+    from tasbench.plan import describe
+    from tasbench.sweep import check_runs, invalid_runs, load_sweep
+
+    if args.executor == "ray":  # each Ray task resolves the device on its own node
+        check_device_name(args.device)
+    else:
+        parse_device(args.device)
     sweep = load_sweep(args.spec, args.set)
     try:
         latency_batches = tuple(int(b) for b in args.latency_batches.split(","))
