@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from tasbench.cost import job_macs
 from tasbench.data import load_data
 from tasbench.device import parse_device
@@ -118,10 +120,13 @@ def work(job: Job) -> str:
     """Do one job in this process, what every executor calls; says what happened: "ran" (here), "found" (finished
     by another process, or before), "busy" (another process holds the run, and `job.wait` is False) or "failed"
     (recorded in the run's error.json; only with `job.fail_fast` False, else the error is raised)."""
+    # Here: a Ray task resolves "auto" (and checks "cuda:N") on its own node. A device this machine lacks fails
+    # every job alike, before anything is written: not a failure of this run.
+    device = parse_device(job.device)
     try:
         if job.rerun and not _make_room(job):
             return "busy"
-        return _teacher(job) if job.stage == "teacher" else _run(job)
+        return _teacher(job, device) if job.stage == "teacher" else _run(job, device)
     except StorageError:  # the results root itself is full or read-only: every later run would fail the same way
         raise
     except Exception as e:
@@ -131,22 +136,21 @@ def work(job: Job) -> str:
         return "failed"
 
 
-def _teacher(job: Job) -> str:
+def _teacher(job: Job, device: torch.device) -> str:
     if (job.directory / "metrics.json").exists():
         return "found"
-    device = parse_device(job.device)  # here: a Ray task resolves "auto" (and checks "cuda:N") on its own node
     ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device, job.progress)
     return "ran"
 
 
-def _run(job: Job) -> str:
+def _run(job: Job, device: torch.device) -> str:
     on_epoch = tracker = None
     if job.wandb is not None and not (job.directory / "metrics.json").exists():
         from tasbench.wandb_log import WandbRun
 
         tracker = WandbRun(job.wandb, job.cfg, job.root)
         on_epoch = tracker.on_epoch
-    metrics = run_one(job.cfg, job.root, device=parse_device(job.device), data_dir=job.data_dir, on_epoch=on_epoch,
+    metrics = run_one(job.cfg, job.root, device=device, data_dir=job.data_dir, on_epoch=on_epoch,
                       latency_batches=job.latency_batches, wait=job.wait, progress=job.progress)  # fmt: skip
     if metrics is None:
         return "busy"

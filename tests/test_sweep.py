@@ -112,13 +112,12 @@ def test_the_plan_shows_each_runs_budget(tmp_path):
     from tasbench.cost import makespan, teacher_macs
     from tasbench.plan import budget
 
-    cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml",
-                       ["methods.0.options={epochs: 600, batch_size: 256}", "methods.3.options={mode: soft}"]).runs
-    tas, fpgm = cifar[0], next(cfg for cfg in cifar if cfg.method == "fpgm")
-    assert budget(tas) == ("teacher 300 ep (batch 256) | prune: search 600 ep x 97 steps (batch 256/half) | "
-                           "retrain: kd 300 ep (batch 256)")  # 25,000 images per half // 256  # fmt: skip
-    assert budget(fpgm) == ("teacher 300 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | "
-                            "retrain: kd 300 ep (batch 256)")  # fmt: skip
+    cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml", ["methods.4.options={mode: soft}"])
+    tas, fpgm = (next(cfg for cfg in cifar.runs if cfg.method == method) for method in ("tas", "fpgm"))
+    assert budget(tas) == ("teacher 305 ep (batch 256) | prune: search 600 ep x 97 steps (batch 256/half) | "
+                           "retrain: kd 305 ep (batch 256)")  # 25,000 images per half // 256  # fmt: skip
+    assert budget(fpgm) == ("teacher 305 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | "
+                            "retrain: kd 305 ep (batch 256)")  # fmt: skip
     scratch_b = load_sweep(write_spec(tmp_path, ratios=[0.5], recipes=[{"name": "scratch-b", "epochs": 3}])).runs[0]
     assert budget(scratch_b) == "teacher 1 ep (batch 32) | prune: one-shot | retrain: scratch-b 6 ep (batch 128)"
     assert teacher_macs(scratch_b) == 1 * 40_813_194 * (3 * 64 + 32)  # 1 epoch of 64 training and 32 test images
