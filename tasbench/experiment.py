@@ -125,8 +125,9 @@ def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: to
             finish_superseding(out)
             arch = cfg.arch()
             model = seeded_resnet(arch, derive_seed(cfg.teacher.seed, "init"))  # as cmd_train seeds it
-            if not ((out / "checkpoint.pt").exists() and (out / "params.json").exists()):  # a resumed one keeps its
-                write_json(out / "params.json", {"hash": config_hash(config), "config": config,  # start's code record
+            # A resumed teacher keeps the params.json it started with: its code record says which code began it.
+            if not ((out / "checkpoint.pt").exists() and (out / "params.json").exists()):
+                write_json(out / "params.json", {"hash": config_hash(config), "config": config,
                                                  "code": code_identity(code_packages(None))})  # fmt: skip
             began = time.perf_counter()
             result = train(model, data, cfg.teacher, device=device, checkpoint_path=out / "checkpoint.pt",
