@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasbench.arch import Arch
+from tasbench.arch import Arch, unpruned_xchannels
 from tasbench.errors import ConfigError, choice_error
 
 
@@ -24,20 +24,14 @@ def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "official") 
     if (depth - 2) % (3 * per_block):
         raise ConfigError(f"CIFAR ResNet depth {depth} is not 6n+2 (basic) or 164 (bottleneck)")
     n = (depth - 2) // (3 * per_block)
-    widths = [3, 16]
-    for stage in range(3):
-        planes = 16 * 2**stage
-        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
-    return Arch("cifar", block, (n, n, n), (n, n, n), tuple(widths), num_classes, shortcut)
+    layers = (n, n, n)
+    return Arch("cifar", block, layers, layers, unpruned_xchannels("cifar", block, layers), num_classes, shortcut)
 
 
 def imagenet_resnet(layers: tuple[int, ...], block: str, num_classes: int = 1000, shortcut: str = "official") -> Arch:
     """The ImageNet ResNet of torchvision: a 64-wide 7x7/2 stem + max-pool, 4 stages of width 64/128/256/512."""
-    widths = [3, 64]
-    for stage, n in enumerate(layers):
-        planes = 64 * 2**stage
-        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
-    return Arch("imagenet", block, tuple(layers), tuple(layers), tuple(widths), num_classes, shortcut)
+    layers = tuple(layers)
+    return Arch("imagenet", block, layers, layers, unpruned_xchannels("imagenet", block, layers), num_classes, shortcut)
 
 
 def resnet20(num_classes: int = 10, shortcut: str = "official") -> Arch:
