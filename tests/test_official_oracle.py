@@ -16,7 +16,8 @@ import torch
 
 from tas.flop_loss import FLOP_COUNTS, ExpectedFlops
 from tas.search_model import SearchResNet
-from tas.search_space import search_space
+from tas.search_space import choices, search_space
+from tasbench.errors import ConfigError
 from tasbench.flops import count_macs, count_params, macs, params
 from tasbench.official_config import read_tas_config
 from tasbench.presets import cifar_resnet
@@ -99,16 +100,9 @@ def test_search_flops_and_derived_shape(name, index, count):
         assert expected > case["official_expected_macs"] * (1.5 if NETS[name]["block"] == "ResNetBottleneck" else 0.99)
 
 
-def candidate_indices(arch):
-    """The width candidate of every conv row and the depth candidate of every stage that `arch` picks, in the search
-    space of its unpruned net; None if a width or depth is not a candidate (the pre-defined CIFAR100-FIX-R32)."""
-    space = search_space(cifar_resnet(2 + sum(arch.layers) * arch.convs_per_block, arch.num_classes))
-    try:
-        widths = [c.index(x) for c, x in zip(space.widths, arch.xchannels[1:])]
-        depths = [c.index(x) for c, x in zip(space.depths, arch.xblocks)]
-    except ValueError:
-        return None
-    return space, torch.tensor(widths), torch.tensor(depths)
+def space_of(arch):
+    """The search space of the unpruned CIFAR net that `arch` prunes."""
+    return search_space(cifar_resnet(2 + sum(arch.layers) * arch.convs_per_block, arch.num_classes))
 
 
 @pytest.mark.parametrize("path", [p for p in OFFICIAL_CONFIGS + COMPARE_CONFIGS if "ImageNet" not in p.stem],
@@ -117,12 +111,13 @@ def test_released_estimates_are_the_official_current_flops(path):
     """Each released CIFAR file's `estimated_FLOP` is the release's current FLOPs of its shape (`get_flop`), which
     `flop_count=official` reproduces to the file's last digit, depth-pruned shapes included."""
     arch = read_tas_config(path)
-    found = candidate_indices(arch)
-    if found is None:
-        assert path.stem == "CIFAR100-FIX-R32"  # 50 channels is not a candidate of a 64-wide conv
+    space = space_of(arch)
+    if path.stem == "CIFAR100-FIX-R32":  # pre-defined widths: 50 channels is not a candidate of a 64-wide conv
+        with pytest.raises(ConfigError, match="not in the TAS search space"):
+            choices(space, arch)
         return
-    space, widths, depths = found
-    current = ExpectedFlops(space, "official").current(widths, depths).item()
+    widths, depths = choices(space, arch)
+    current = ExpectedFlops(space, "official").current(torch.tensor(widths), torch.tensor(depths)).item()
     text = json.loads(path.read_text())["estimated_FLOP"][1]  # MFLOPs, e.g. "57.52595"
     precision = 0.5 * 10 ** -len(text.split(".")[1]) * 1e6  # C100-ResNet32 stores only "42.47"
     assert abs(current - float(text) * 1e6) <= max(precision, 0.5)

@@ -13,7 +13,7 @@ from tas.reference_forward import official_forward
 from tas.search import SearchConfig, run_search, tau_at
 from tas.search_data import SPLITS, num_search_steps, search_batches, split_halves
 from tas.search_model import SearchResNet
-from tas.search_space import search_space
+from tas.search_space import choices, search_space
 from tasbench.data import DataConfig, ImageData, TensorSplit, load_data
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
@@ -153,8 +153,7 @@ def test_history_records_the_release_count_and_the_built_count(searches):
     differ = 0
     for row in (r for result in searches.values() for r in result.history):
         arch = tiny_arch().replace(xchannels=tuple(row["arch"]["xchannels"]), xblocks=tuple(row["arch"]["xblocks"]))
-        widths = torch.tensor([c.index(x) for c, x in zip(space.widths, arch.xchannels[1:])])
-        depths = torch.tensor([c.index(x) for c, x in zip(space.depths, arch.xblocks)])
+        widths, depths = (torch.tensor(i) for i in choices(space, arch))
         assert row["current_flop_ratio"] == official.current(widths, depths).item() / full
         assert row["flop_ratio"] == macs(arch) / full
         differ += row["current_flop_ratio"] != row["flop_ratio"]

@@ -11,7 +11,7 @@ from tas.channel_interp import align, align_matrix, cwi
 from tas.flop_loss import ExpectedFlops, flop_loss
 from tas.gumbel import sample_top_k
 from tas.search_model import SearchResNet
-from tas.search_space import depth_candidates, derive, search_space, smallest_ratio, width_candidates
+from tas.search_space import choices, depth_candidates, derive, search_space, smallest_ratio, width_candidates
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import count_macs, macs
@@ -141,6 +141,7 @@ def test_one_hot_expected_flops_equal_the_engine_count(name):
         d = [rng.randrange(len(c)) for c in space.depths]
         value = flops(one_hot(w, space.max_width_candidates), one_hot(d, space.max_depth_candidates))
         assert value.item() == flops.current(torch.tensor(w), torch.tensor(d)).item() == macs(derive(space, w, d))
+        assert choices(space, derive(space, w, d)) == (w, d)
 
 
 def test_expected_flops_are_the_exact_expectation_of_the_engine_count():
