@@ -58,8 +58,7 @@ def split_halves(data: ImageData, split: str, split_seed: int, seed: int) -> tup
         half = len(order) // 2
         weight_index, arch_index = order[:half], order[half:]
     if len(weight_index) == 0 or len(arch_index) == 0:
-        raise ConfigError(f"the search needs training images for both halves, got {len(labels)} image(s)"
-                          + (" with no class holding 2; use split=random" if split == "official" else ""))  # fmt: skip
+        raise ConfigError(f"the search needs at least 2 training images (one per half), got {len(labels)}")
     return (dataclasses.replace(data, train=data.train.take(weight_index.sort().values)),
             dataclasses.replace(data, train=data.train.take(arch_index.sort().values)))  # fmt: skip
 

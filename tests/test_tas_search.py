@@ -199,6 +199,11 @@ def test_the_official_split_is_stratified_and_fixed_by_its_own_seed():
     assert not torch.equal(split_halves(data, "official", 112, seed=0)[0].train.images, weights.train.images)
     random_half = split_halves(data, "random", 111, seed=0)[0].train.images
     assert not torch.equal(split_halves(data, "random", 111, seed=5)[0].train.images, random_half)
+    two_classes_of_one = numbered_data(2)  # the odd images alternate, so 2 images always make two halves
+    assert [len(h.train) for h in split_halves(two_classes_of_one, "official", 111, seed=0)] == [1, 1]
+    for split in SPLITS:
+        with pytest.raises(ConfigError, match="the search needs at least 2 training images .*got 1"):
+            split_halves(numbered_data(1), split, 111, seed=0)
 
 
 def test_official_batches_keep_the_partial_batch_and_draw_architecture_images_with_replacement():
