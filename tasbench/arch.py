@@ -21,12 +21,15 @@ projection has a BatchNorm follows the release's three builders (`projection_has
   stride-1 one (only ResNet-164's first block, 16 -> 64 channels, has one);
 - CIFAR, any other shape (`InferCifarResNet`, which builds every pruned or derived shape): no BN after a strided
   projection; after a stride-1 projection, a BN in a basic block and none in a bottleneck block;
-- ImageNet (`InferImagenetResNet`, and torchvision's ResNets, whose parameter counts ours equal): a BN after every
-  projection.
+- ImageNet: a BN after every projection, as the release's `InferImagenetResNet` and torchvision's conv + BN
+  downsample (which strides its 1x1 conv instead of pooling first: the same parameters and MACs).
 
 The two CIFAR builders differ only for a bottleneck's stride-1 projection, so `Arch` alone decides: a CIFAR `Arch`
 with every block kept at its unpruned width (`is_unpruned`) is the release's `CifarResNet`, any other its
-`InferCifarResNet`. ResNet-56 has 855,578 parameters, ResNet-164 1,703,386, as the release's nets.
+`InferCifarResNet` (or `InferWidthCifarResNet`, whose rules are the same). The one shape both could build, the
+unpruned one, is taken as `CifarResNet`: the release would build a searched full-width ResNet-164 with one BN (128
+parameters) less. ResNet-56 has 855,578 parameters, ResNet-164 1,703,386, as the release's nets; every inferred net of
+`tests/data/tas_official_oracle.json` has the release's count too.
 """
 
 from __future__ import annotations
