@@ -48,8 +48,8 @@ SELECT = ("last", "in-band")  # random: no learning, a random net of the space a
 @dataclass(frozen=True)
 class SearchConfig:
     """A search recipe. Defaults follow the paper where it and the released code disagree (tau: linear 10 -> 0.1;
-    the code's cosine 5 -> 0.1 is `tau_schedule=cosine tau_max=5`); the budget is the proxy's (official: 600 epochs,
-    batch 256)."""
+    the code's cosine 5 -> 0.1 is `tau_schedule=cosine tau_max=5`), and the code where the paper is silent (the FLOP
+    count, the data split); the budget is the proxy's (official: 600 epochs, batch 256)."""
 
     epochs: int = 10
     batch_size: int = 64  # per half: each step sees one weight batch and one architecture batch

@@ -162,6 +162,7 @@ def block_specs(arch: Arch) -> list[BlockSpec]:
     start = 2  # xchannels[0] is the image, xchannels[1] the stem
     kernels = BLOCK_KERNELS[arch.block]
     n = len(kernels)
+    has_bn = {stride: projection_has_bn(arch, stride) for stride in (1, 2)}  # decided once per Arch
     for stage, (full, kept) in enumerate(zip(arch.layers, arch.xblocks)):
         for index in range(kept):
             first = start + index * n
@@ -172,7 +173,7 @@ def block_specs(arch: Arch) -> list[BlockSpec]:
                 shortcut = "identity"
             else:
                 shortcut = "zero-pad" if arch.shortcut == "zero-pad" else "projection"
-            bn = shortcut == "projection" and projection_has_bn(arch, stride)
+            bn = shortcut == "projection" and has_bn[stride]
             specs.append(BlockSpec(stage, index, in_width, widths, kernels, strides, first, shortcut, bn))
             in_width = widths[-1]
         start += full * n
