@@ -17,12 +17,13 @@ one of two ways (`SearchConfig.flop_count`):
   included, the next stage reading the width of the last *kept* block, classifier bias included), the current FLOPs
   `macs(derive(...))` of the argmax net, to the MAC.
 
-Why the release's figures differ from the built net's: its estimate leaves out what its inferred nets add
-(mismatch projections, which a bottleneck block almost always gets) and reads stage boundaries at full depth. On the
-70 logit settings of `tests/data/tas_official_oracle.json` the exact expectation is 0.993-1.161x the release's on
-the basic-block ResNets (3-5% above for near-uniform logits) and 1.58-2.05x on ResNet-164; the release's current
-FLOPs lie between 2.5% of the full FLOPs below and 1.1% above the built net's count. With `official` the search
-steers the release's figures, as the paper's runs did; the net derived from given logits is the same either way.
+Why the release's figures differ from the built net's: its estimate leaves out what its inferred nets add (mismatch
+projections, which a bottleneck block almost always gets) and reads stage boundaries at full depth. On the 70 logit
+settings of `tests/data/tas_official_oracle.json` the exact expectation is 0.993-1.161x the release's on the
+basic-block ResNets (3-5% above for near-uniform logits) and 1.58-2.05x on ResNet-164, whose width logits' gradients
+then have a cosine of only 0.55-0.80 with the release's; the release's current FLOPs lie between 2.5% of the full
+FLOPs below and 1.1% above the built net's count. With `official` the search steers the release's figures, as the
+paper's runs did; the net derived from given logits is the same either way.
 
     >>> space = search_space(resnet20())
     >>> flops = ExpectedFlops(space, "exact")
