@@ -96,7 +96,9 @@ def layer_slots(arch: Arch) -> dict[str, tuple[int | None, int | None]]:
             out[f"{name}.convs.{i}"], out[f"{name}.bns.{i}"] = (slot, prev), (slot, slot)
             prev = slot
         if spec.shortcut == "projection":
-            out[f"{name}.shortcut.conv"], out[f"{name}.shortcut.bn"] = (prev, in_slot), (prev, prev)
+            out[f"{name}.shortcut.conv"] = (prev, in_slot)
+        if spec.shortcut_bn:
+            out[f"{name}.shortcut.bn"] = (prev, prev)
         in_slot = prev
     out["fc"] = (None, in_slot)
     return out
@@ -125,7 +127,12 @@ def pruned_arch(arch: Arch, keep: Keep) -> Arch:
 
 
 def slice_resnet(model: nn.Module, arch: Arch, keep: Keep) -> tuple[Arch, nn.Module]:
-    """Build the smaller net `pruned_arch(arch, keep)` and copy the kept weights and BN statistics of `model` in."""
+    """Build the smaller net `pruned_arch(arch, keep)` and copy the kept weights and BN statistics of `model` in.
+
+    One module has nowhere to go: the BN of the unpruned ResNet-164's stride-1 projection, which the release's pruned
+    nets do not have (`tasbench.arch.projection_has_bn`). It is dropped, so there the sliced net differs from the
+    zeroed one by that BN's affine map.
+    """
     new_arch = pruned_arch(arch, keep)
     if [s.shortcut for s in block_specs(new_arch)] != [s.shortcut for s in block_specs(arch)]:
         # A residual chain split (an identity would need a projection), or a bottleneck's stem and first chain cut
@@ -140,7 +147,7 @@ def slice_resnet(model: nn.Module, arch: Arch, keep: Keep) -> tuple[Arch, nn.Mod
         return torch.tensor(keep.get(slot, range(width)) if slot is not None else range(width), device=device)
 
     with torch.no_grad():
-        for name, (out_slot, in_slot) in layer_slots(arch).items():
+        for name, (out_slot, in_slot) in layer_slots(new_arch).items():
             src, dst = old_modules[name], new_modules[name]
             if isinstance(src, nn.BatchNorm2d):
                 rows = index(out_slot, src.num_features)

@@ -1,11 +1,12 @@
 """The TAS search loop (paper Alg. 1; official `exps/algos/search-shape.py`): weights and architecture in turn.
 
-The training split is halved: one half trains the weights, the other the architecture. Each step is one SGD step on
-the weights (cross-entropy on a weight-half batch), then one Adam step on the width and depth logits
-(cross-entropy on an architecture-half batch + lambda * FLOP loss). tau is annealed once per epoch. An atomic
-checkpoint after every epoch holds everything a resumed search needs (weights, logits, both optimizers, the Gumbel
-generator, the epoch, the log), and the data order is a pure function of (seed, epoch), so a resumed search ends
-exactly where an uninterrupted one does.
+The training split is halved (`search_data.py`: class-stratified and fixed by `split_seed`, as the release): one
+half trains the weights, the other the architecture. Each step is one SGD step on the weights (cross-entropy on a
+weight-half batch), then one Adam step on the width and depth logits (cross-entropy on an architecture-half batch +
+lambda * FLOP loss, its FLOPs counted as `flop_count` says: the release's figures by default, see `flop_loss.py`).
+tau is annealed once per epoch. An atomic checkpoint after every epoch holds everything a resumed search needs
+(weights, logits, both optimizers, the Gumbel generator, the epoch, the log), and the data order is a pure function
+of (seed, epoch), so a resumed search ends exactly where an uninterrupted one does.
 
     >>> result = run_search(resnet20(), load_data(DataConfig("proxy")), SearchConfig(epochs=10), ratio=0.5)
     >>> result.arch.xblocks, macs(result.arch) / macs(resnet20())   # inside the band [0.45, 0.50]
@@ -25,16 +26,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tas.channel_interp import ALIGN_MODES
-from tas.flop_loss import flop_loss
+from tas.flop_loss import FLOP_COUNTS, flop_loss
+from tas.search_data import SPLITS, num_search_steps, search_batches, split_halves
 from tas.search_model import SEARCHED, SearchResNet
 from tas.search_space import SearchSpace, check_reachable, search_space
 from tasbench.arch import Arch
 from tasbench.atomic import save_torch
 from tasbench.checkpoint import load_checkpoint
-from tasbench.data import ImageData, num_train_batches, train_batches
+from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import macs
-from tasbench.seeds import derive_seed, generator
+from tasbench.seeds import derive_seed
 from tasbench.train import lr_at
 
 TAU_SCHEDULES = ("linear", "cosine")
@@ -46,8 +48,8 @@ SELECT = ("last", "in-band")  # random: no learning, a random net of the space a
 @dataclass(frozen=True)
 class SearchConfig:
     """A search recipe. Defaults follow the paper where it and the released code disagree (tau: linear 10 -> 0.1;
-    the code's cosine 5 -> 0.1 is `tau_schedule=cosine tau_max=5`); the budget is the proxy's (official: 600 epochs,
-    batch 256)."""
+    the code's cosine 5 -> 0.1 is `tau_schedule=cosine tau_max=5`), and the code where the paper is silent (the FLOP
+    count, the data split); the budget is the proxy's (official: 600 epochs, batch 256)."""
 
     epochs: int = 10
     batch_size: int = 64  # per half: each step sees one weight batch and one architecture batch
@@ -67,13 +69,22 @@ class SearchConfig:
     flop_weight: float = 2.0  # lambda of paper Eq. 8
     flop_tolerance: float = 0.05  # of the unpruned FLOPs: the band is [ratio - tolerance, ratio]
     shapes: str = "auto"  # dynamic on CPU, static (no host sync) on GPU
-    # Which argmax net to keep: the last epoch's (paper and code), or the last epoch-end one inside the FLOP band
-    # (falls back to the last): a short search oscillates around the band, a benchmark compares at equal FLOPs.
+    # Which argmax net to keep: the last epoch's (paper and code), or the last epoch-end one whose built net is
+    # inside the FLOP band (falls back to the last): a short search oscillates around the band, a benchmark compares
+    # at equal FLOPs.
     select: str = "last"
+    # How the FLOP loss counts: "official" = the release's expected and current FLOPs, "exact" = the engine's count
+    # (its exact expectation, and the built net's MACs); see `flop_loss.py`.
+    flop_count: str = "official"
+    # The weight/architecture halves: "official" = class-stratified, fixed by split_seed, architecture images drawn
+    # with replacement, last partial batch kept; "random" = halves from the run's seed, partial batches dropped.
+    split: str = "official"
+    split_seed: int = 111  # the release's split seed; independent of the run's seed
 
     def __post_init__(self) -> None:
         for name, allowed in (("tau_schedule", TAU_SCHEDULES), ("align", ALIGN_MODES), ("search", SEARCH_MODES),
-                              ("shapes", SHAPES), ("select", SELECT)):  # fmt: skip
+                              ("shapes", SHAPES), ("select", SELECT), ("flop_count", FLOP_COUNTS),
+                              ("split", SPLITS)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise choice_error(name, getattr(self, name), allowed)
         checks = [
@@ -110,18 +121,8 @@ def build_search_model(space: SearchSpace, cfg: SearchConfig, seed: int, device:
     static = cfg.shapes == "static" or (cfg.shapes == "auto" and device.type == "cuda")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "tas-search-init"))
-        model = SearchResNet(space, cfg.k, cfg.align, cfg.search, static_shapes=static)
+        model = SearchResNet(space, cfg.k, cfg.align, cfg.search, static_shapes=static, flop_count=cfg.flop_count)
     return model.to(device, memory_format=torch.channels_last)
-
-
-def split_halves(data: ImageData, seed: int) -> tuple[ImageData, ImageData]:
-    """The training split in two random halves: one trains the weights, the other the architecture."""
-    order = torch.randperm(len(data.train), generator=generator(seed, "tas-split"))
-    half = len(order) // 2
-    if half == 0:
-        raise ConfigError(f"the search needs at least 2 training images, got {len(data.train)}")
-    return (dataclasses.replace(data, train=data.train.take(order[:half].sort().values)),
-            dataclasses.replace(data, train=data.train.take(order[half:].sort().values)))  # fmt: skip
 
 
 def run_search(
@@ -142,7 +143,8 @@ def run_search(
     full = macs(arch)
     target, tolerance = ratio * full, cfg.flop_tolerance * full
     model = build_search_model(space, cfg, seed, device)
-    weight_half, arch_half = (half.to(device) for half in split_halves(data, seed))
+    halves = split_halves(data, cfg.split, cfg.split_seed, seed)
+    weight_half, arch_half = (half.to(device) for half in halves)
     w_opt, a_opt = make_optimizers(model, cfg)
     gumbel = torch.Generator(device=device).manual_seed(derive_seed(seed, "tas-gumbel"))
     run_config = {"search": dataclasses.asdict(cfg), "arch": arch.to_dict(), "ratio": ratio, "seed": seed}
@@ -159,7 +161,7 @@ def run_search(
         gumbel.set_state(state["gumbel"])
         start, history = state["epoch"], state["history"]
 
-    steps = min(num_train_batches(weight_half, cfg.batch_size), num_train_batches(arch_half, cfg.batch_size))
+    steps = num_search_steps(weight_half, arch_half, cfg.batch_size, cfg.split)
     total = cfg.epochs * steps
     bar = tqdm(total=total, initial=start * steps, unit="step", desc=f"TAS search {ratio:g}", disable=not progress,
                dynamic_ncols=True)  # fmt: skip
@@ -168,11 +170,8 @@ def run_search(
         tau = tau_at(epoch, cfg)
         began = time.perf_counter()
         sums = torch.zeros(5, device=device)  # weight loss, weight correct, arch loss, arch correct, images
-        batches = zip(train_batches(weight_half, cfg.batch_size, derive_seed(seed, "tas-w"), epoch, device),
-                      train_batches(arch_half, cfg.batch_size, derive_seed(seed, "tas-a"), epoch, device))  # fmt: skip
+        batches = search_batches(weight_half, arch_half, cfg.batch_size, cfg.split, seed, epoch, device)
         for step, ((w_images, w_labels), (a_images, a_labels)) in enumerate(batches):
-            if step == steps:
-                break
             for group in w_opt.param_groups:
                 group["lr"] = lr_at(epoch * steps + step, total, 0, cfg.lr)
             sums += search_step(model, w_opt, a_opt, (w_images, w_labels), (a_images, a_labels), tau, gumbel,
@@ -199,9 +198,11 @@ def run_search(
     final = macs(derived) / full
     info = {
         "target_ratio": ratio,
-        "flop_ratio": final,
+        "flop_ratio": final,  # the built net's exact MACs / the unpruned net's
         "in_band": ratio - cfg.flop_tolerance <= final <= ratio,
         "selected_epoch": selected,
+        "flop_count": cfg.flop_count,  # how the two figures below (and the FLOP loss) counted
+        "current_flop_ratio": history[selected - 1]["current_flop_ratio"],
         "expected_flop_ratio": model.expected_flops().item() / full,
         "width_probs": [[round(p, 6) for p in row[: len(c)]] for row, c in zip(width_probs.tolist(), space.widths)],
         "depth_probs": [[round(p, 6) for p in row[: len(d)]] for row, d in zip(depth_probs.tolist(), space.depths)],
@@ -284,8 +285,9 @@ def _epoch_row(epoch: int, tau: float, sums: torch.Tensor, model: SearchResNet, 
         "weight_top1": 100 * s[1] / seen,
         "arch_loss": s[2] / seen,
         "arch_top1": 100 * s[3] / seen,
-        "expected_flop_ratio": model.expected_flops().item() / full,
-        "flop_ratio": macs(derived) / full,
+        "expected_flop_ratio": model.expected_flops().item() / full,  # both counted the `flop_count` way
+        "current_flop_ratio": model.argmax_flops().item() / full,
+        "flop_ratio": macs(derived) / full,  # the built net's exact count
         "arch": {"xchannels": list(derived.xchannels), "xblocks": list(derived.xblocks)},
         "seconds": seconds,
     }

@@ -4,7 +4,7 @@ One forward pass (paper Sec. 3.2, official `SearchCifarResNet` / `SearchShapeCif
 - every conv (the stem included) draws K distinct widths from the Gumbel-softmax of its width logits; the conv runs
   once at the widest of them, each width gets its own BatchNorm, CWI grows the narrower outputs to the widest, and
   the outputs are summed with the Gumbel weights;
-- a projection shortcut follows the choice of its block's last conv (its own BNs, the same picks);
+- a projection shortcut follows the choice of its block's last conv (its own per-width BNs, the same picks);
 - every block runs; at the end of a stage the outputs after each candidate depth are grown to a common width with CWI
   and mixed with the depth Gumbel-softmax.
 
@@ -18,7 +18,7 @@ Two ways to hold the variable widths, with the same math:
     >>> model = SearchResNet(search_space(resnet20()), k=2)
     >>> logits = model(torch.randn(8, 3, 32, 32), tau=10.0, generator=torch.Generator().manual_seed(0))
     >>> logits.shape, float(model.expected_flops()) / macs(resnet20())   # near-uniform probabilities at the start
-    (torch.Size([8, 10]), 0.274...)
+    (torch.Size([8, 10]), 0.265...)       # the release's count (flop_count="exact": 0.274...)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tas.channel_interp import ALIGN_MODES, align, align_matrix
-from tas.flop_loss import ExpectedFlops
+from tas.flop_loss import ExpectedFlops, one_hot
 from tas.gumbel import gumbel_softmax, sample_top_k
 from tas.search_space import SearchSpace, derive
 from tasbench.arch import STEM, Arch, block_specs
@@ -145,7 +145,7 @@ class SearchResNet(nn.Module):
     """The search network for `space`: weights, width logits [rows, N] and depth logits [stages, D]."""
 
     def __init__(self, space: SearchSpace, k: int = 2, align_mode: str = "cwi", searched: str = "width+depth",
-                 static_shapes: bool = False):  # fmt: skip
+                 static_shapes: bool = False, flop_count: str = "official"):  # fmt: skip
         super().__init__()
         if align_mode not in ALIGN_MODES:
             raise choice_error("alignment", align_mode, ALIGN_MODES)
@@ -169,6 +169,10 @@ class SearchResNet(nn.Module):
                      zip(ins, spec.widths, spec.kernels, spec.strides, rows)]  # fmt: skip
             projection = None
             if spec.shortcut == "projection":
+                # Per-width BNs on every projection, the strided ones included: the release builds its strided
+                # `downsample` with `has_bn=False`, but `ConvBNReLU.search_forward` normalises with `self.BNs`
+                # whatever `has_bn` says (only `basic_forward`, unused while searching, reads it). The nets built
+                # from the search (`tasbench.resnet`) have no BN there, as the release's inferred nets.
                 projection = SearchConv(spec.in_width, spec.out_width, 1, spec.stride, space.widths[rows[-1]],
                                         pool=spec.stride == 2)  # fmt: skip
             blocks.append(SearchBlock(convs, projection, rows[0]))
@@ -190,7 +194,7 @@ class SearchResNet(nn.Module):
         self.register_buffer("width_real", width_real, persistent=False)
         self.register_buffer("width_values", width_values, persistent=False)
         self.register_buffer("depth_real", depth_real, persistent=False)
-        self.flops = ExpectedFlops(space)
+        self.flops = ExpectedFlops(space, flop_count)
         _initialise(self)
 
     # ---- the architecture distribution ------------------------------------------------------------------------
@@ -208,7 +212,7 @@ class SearchResNet(nn.Module):
 
     def _full(self, real: torch.Tensor) -> torch.Tensor:
         """One-hot on each row's last real candidate: the full width, or the full depth."""
-        return _one_hot(real.sum(1) - 1, real.shape[1]).to(self.width_logits.dtype)
+        return one_hot(real.sum(1) - 1, real.shape[1]).to(self.width_logits.dtype)
 
     def probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Plain softmax probabilities of widths and depths; a dimension that is not searched stays at full."""
@@ -223,12 +227,13 @@ class SearchResNet(nn.Module):
         return width.argmax(1), depth.argmax(1)
 
     def expected_flops(self) -> torch.Tensor:
+        """The expected MACs the FLOP loss differentiates, counted the `flop_count` way (see `tas.flop_loss`)."""
         return self.flops(*self.probabilities())
 
     def argmax_flops(self) -> torch.Tensor:
-        """MACs of the net `derive()` would return, computed on the device (equal to `macs(self.derive())`)."""
-        width, depth = self.argmax_index()
-        return self.flops(_one_hot(width, self.width_real.shape[1]), _one_hot(depth, self.depth_real.shape[1]))
+        """MACs of the net `derive()` would return, counted the `flop_count` way, on the device (with "exact",
+        `macs(self.derive())`; with "official", the release's `get_flop("genotype")`)."""
+        return self.flops.current(*self.argmax_index())
 
     def derive(self) -> Arch:
         """The pruned architecture: the argmax width of every conv and the argmax depth of every stage."""
@@ -304,11 +309,6 @@ def _rows(table: torch.Tensor, pick: Pick, width: int) -> torch.Tensor:
     if isinstance(pick.widest, int):
         return torch.stack([table[i, :width] for i in pick.index.tolist()])
     return table.index_select(0, pick.index)[:, :width]
-
-
-def _one_hot(index: torch.Tensor, n: int) -> torch.Tensor:
-    """F.one_hot without its range check, which reads the indices back to the host."""
-    return (index.view(-1, 1) == torch.arange(n, device=index.device)).long()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -89,6 +89,22 @@ def derive(space: SearchSpace, width_index: list[int], depth_index: list[int]) -
     return space.arch.replace(xchannels=xchannels, xblocks=xblocks)
 
 
+def choices(space: SearchSpace, arch: Arch) -> tuple[list[int], list[int]]:
+    """The inverse of `derive`: the candidate index of every width row and every stage that give `arch` (a shape of
+    this space, dropped blocks' widths included, as the release's `.config` files keep them).
+
+    >>> choices(space, derive(space, w, d)) == (w, d)
+    True
+    """
+    try:
+        width_index = [c.index(x) for c, x in zip(space.widths, arch.xchannels[1:], strict=True)]
+        depth_index = [c.index(x) for c, x in zip(space.depths, arch.xblocks, strict=True)]
+    except ValueError:
+        raise ConfigError(f"the shape is not in the TAS search space of {list(space.arch.layers)} blocks: a width or a "
+                          f"depth is not a candidate") from None  # fmt: skip
+    return width_index, depth_index
+
+
 def smallest_arch(space: SearchSpace, search: str = "width+depth") -> Arch:
     """The cheapest net the search can reach: narrowest widths and shallowest stages, for the dimensions searched
     ("width+depth" and "random" both, "width" widths only (full depth), "depth" depths only (full width))."""

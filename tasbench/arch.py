@@ -12,6 +12,24 @@ Example, CIFAR ResNet-20 at full width (3 stages of 3 basic blocks, 2 convs each
          num_classes=10)
 
 has 1 + 1 + 9 * 2 = 20 `xchannels` entries and 40,813,194 MACs (see `flops.py`).
+
+Shortcuts. `zero-pad` is He et al.'s option A (CIFAR only). `official` builds the networks of the TAS release: a
+block whose shape changes gets a 1x1 projection, preceded by a 2x2 average pool when the block strides. Whether that
+projection has a BatchNorm follows the release's three builders (`projection_has_bn`):
+
+- CIFAR, unpruned (`CifarResNet`): no BN after a strided projection (its `Downsample` is pool + conv), a BN after a
+  stride-1 one (only ResNet-164's first block, 16 -> 64 channels, has one);
+- CIFAR, any other shape (`InferCifarResNet`, which builds every pruned or derived shape): no BN after a strided
+  projection; after a stride-1 projection, a BN in a basic block and none in a bottleneck block;
+- ImageNet: a BN after every projection, as the release's `InferImagenetResNet` and torchvision's conv + BN
+  downsample (which strides its 1x1 conv instead of pooling first: the same parameters and MACs).
+
+The two CIFAR builders differ only for a bottleneck's stride-1 projection, so `Arch` alone decides: a CIFAR `Arch`
+with every block kept at its unpruned width (`is_unpruned`) is the release's `CifarResNet`, any other its
+`InferCifarResNet` (or `InferWidthCifarResNet`, whose rules are the same). The one shape both could build, the
+unpruned one, is taken as `CifarResNet`: the release would build a searched full-width ResNet-164 with one BN (128
+parameters) less. ResNet-56 has 855,578 parameters, ResNet-164 1,703,386, as the release's nets; every inferred net of
+`tests/data/tas_official_oracle.json` has the release's count too.
 """
 
 from __future__ import annotations
@@ -85,12 +103,37 @@ class Arch:
         return dataclasses.replace(self, **changes)
 
 
+def unpruned_xchannels(family: str, block: str, layers: tuple[int, ...]) -> tuple[int, ...]:
+    """`xchannels` of the unpruned ResNet: a 16-wide (CIFAR) or 64-wide (ImageNet) stem, stage s at 2^s times that,
+    a bottleneck's last conv 4x wider. CIFAR basic, layers (3, 3, 3): (3, 16, 16, 16, ..., 64, 64)."""
+    stem = 16 if family == "cifar" else 64
+    widths = [3, stem]
+    for stage, n in enumerate(layers):
+        planes = stem * 2**stage
+        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
+    return tuple(widths)
+
+
+def is_unpruned(arch: Arch) -> bool:
+    """Every block kept at its unpruned width (a preset such as `resnet56()`, whatever its classes or shortcut)."""
+    return arch.xblocks == arch.layers and arch.xchannels == unpruned_xchannels(arch.family, arch.block, arch.layers)
+
+
+def projection_has_bn(arch: Arch, stride: int) -> bool:
+    """Whether a projection shortcut of `arch` with this stride has a BatchNorm, as in the TAS release (see above)."""
+    if arch.family == "imagenet":
+        return True
+    if stride == 2:
+        return False
+    return arch.block == "basic" or is_unpruned(arch)
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """One kept residual block: where its widths sit in `xchannels`, its input width, kernels and strides.
 
     For ResNet-20's first block of stage 2: stage=1, index=0, in_width=16, widths=(32, 32), kernels=(3, 3),
-    strides=(2, 1), first_conv=8 (its convs are `xchannels[8:10]`), shortcut="projection".
+    strides=(2, 1), first_conv=8 (its convs are `xchannels[8:10]`), shortcut="projection", shortcut_bn=False.
     """
 
     stage: int
@@ -101,6 +144,7 @@ class BlockSpec:
     strides: tuple[int, ...]
     first_conv: int
     shortcut: str  # "identity" | "projection" | "zero-pad"
+    shortcut_bn: bool = False  # a projection followed by a BatchNorm (`projection_has_bn`)
 
     @property
     def out_width(self) -> int:
@@ -118,6 +162,7 @@ def block_specs(arch: Arch) -> list[BlockSpec]:
     start = 2  # xchannels[0] is the image, xchannels[1] the stem
     kernels = BLOCK_KERNELS[arch.block]
     n = len(kernels)
+    has_bn = {stride: projection_has_bn(arch, stride) for stride in (1, 2)}  # decided once per Arch
     for stage, (full, kept) in enumerate(zip(arch.layers, arch.xblocks)):
         for index in range(kept):
             first = start + index * n
@@ -128,7 +173,8 @@ def block_specs(arch: Arch) -> list[BlockSpec]:
                 shortcut = "identity"
             else:
                 shortcut = "zero-pad" if arch.shortcut == "zero-pad" else "projection"
-            specs.append(BlockSpec(stage, index, in_width, widths, kernels, strides, first, shortcut))
+            bn = shortcut == "projection" and has_bn[stride]
+            specs.append(BlockSpec(stage, index, in_width, widths, kernels, strides, first, shortcut, bn))
             in_width = widths[-1]
         start += full * n
     return specs

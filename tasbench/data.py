@@ -225,27 +225,44 @@ def crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) ->
     return padded[batch, channel, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]
 
 
-def num_train_batches(data: ImageData, batch_size: int) -> int:
-    return max(1, len(data.train) // batch_size)
+def num_train_batches(data: ImageData, batch_size: int, drop_last: bool = True) -> int:
+    """Batches per epoch: 50,000 images at batch 256 make 195 (drop_last) or 196 (the last one of 80 images kept)."""
+    return _num_batches(len(data.train), batch_size, drop_last)
+
+
+def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return max(1, n // batch_size) if drop_last else -(-n // batch_size)
 
 
 def train_batches(
-    data: ImageData, batch_size: int, seed: int, epoch: int, device: torch.device
+    data: ImageData,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    device: torch.device,
+    drop_last: bool = True,
+    draws: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled, augmented, normalised training batches; a pure function of (data, seed, epoch).
 
-    The last partial batch is dropped so every step sees `batch_size` images (BN statistics stay comparable).
+    By default the last partial batch is dropped so every step sees `batch_size` images (BN statistics stay
+    comparable). With `draws`, the epoch is `draws` images drawn uniformly with replacement instead of a permutation
+    (the architecture batches of the TAS release), cut into batches the same way.
     """
     split = data.train
     norm = normalizer(data, device)
     if isinstance(split, FolderSplit):
-        loader = _folder_loader(split, batch_size, shuffle=True, seed=derive_seed(seed, "train-batches", epoch))
+        loader = _folder_loader(split, batch_size, shuffle=True, seed=derive_seed(seed, "train-batches", epoch),
+                                drop_last=drop_last, draws=draws)  # fmt: skip
         for images, labels in loader:
             yield norm(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         return
     generator = torch.Generator(device=split.images.device).manual_seed(derive_seed(seed, "train-batches", epoch))
-    order = torch.randperm(len(split), generator=generator, device=split.images.device)
-    for step in range(num_train_batches(data, batch_size)):
+    if draws:
+        order = torch.randint(len(split), (draws,), generator=generator, device=split.images.device)
+    else:
+        order = torch.randperm(len(split), generator=generator, device=split.images.device)
+    for step in range(_num_batches(len(order), batch_size, drop_last)):
         index = order[step * batch_size : (step + 1) * batch_size]
         images = crop_flip(split.images[index], generator)
         yield norm(images.to(device)), split.labels[index].to(device)
@@ -266,14 +283,21 @@ def eval_batches(
         yield norm(images.to(device)), part.labels[start : start + batch_size].to(device)
 
 
-def _folder_loader(split: FolderSplit, batch_size: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
+def _folder_loader(split: FolderSplit, batch_size: int, shuffle: bool, seed: int, drop_last: bool | None = None,
+                   draws: int = 0) -> torch.utils.data.DataLoader:  # fmt: skip
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if draws:
+        sampler = torch.utils.data.RandomSampler(split.dataset, replacement=True, num_samples=draws,
+                                                 generator=generator)  # fmt: skip
     return torch.utils.data.DataLoader(
         split.dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        drop_last=shuffle if drop_last is None else drop_last,
         num_workers=split.workers,
         pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
         persistent_workers=False,
     )

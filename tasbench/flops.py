@@ -66,7 +66,7 @@ def params(arch: Arch) -> int:
             total += k * k * c_in * c_out + 2 * c_out
             c_in = c_out
         if spec.shortcut == "projection":
-            total += spec.in_width * spec.out_width + 2 * spec.out_width
+            total += spec.in_width * spec.out_width + (2 * spec.out_width if spec.shortcut_bn else 0)
     return total + specs[-1].out_width * arch.num_classes + arch.num_classes
 
 

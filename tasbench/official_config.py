@@ -1,10 +1,15 @@
-"""Read and write the official TAS `.config` format (the 12 pruned shapes the paper authors released).
+"""Read and write the official TAS `.config` format (the pruned shapes the paper authors released).
 
 The format is JSON whose values are `[type, value]` pairs with the value as a string or list of strings
 (`lib/config_utils/configure_utils.py` in the release)::
 
     "xchannels" : ["int", ["3", "16", "6", "4", ...]],
     "xblocks"   : ["int", ["3", "3", "3"]],
+
+Two kinds: `super_type: infer-shape` (widths and `xblocks`, built by the release's `InferCifarResNet`) and
+`infer-width` (widths only, every block kept: `InferWidthCifarResNet`, e.g. the pre-defined, random and TAS shapes
+of the paper's CIFAR-100 ResNet-32 ablation in `official_configs/compares/`). Both import into an `Arch`;
+`format_tas_config` writes either (infer-width only for a shape that keeps every block).
 
 `read_tas_config("C010-ResNet20.config")` gives an `Arch` with layers=(3, 3, 3), xblocks=(3, 3, 3) and
 22,444,482 MACs: its `estimated_FLOP` of 22.444472 M (the search model's estimate) plus the 10 classifier biases,
@@ -22,6 +27,7 @@ from tasbench.flops import macs
 
 _CIFAR_MODULES = {"ResNetBasicblock": "basic", "ResNetBottleneck": "bottleneck"}
 _IMAGENET_BLOCKS = {"BasicBlock": "basic", "Bottleneck": "bottleneck"}
+SUPER_TYPES = ("infer-shape", "infer-width")
 
 
 def read_tas_config(path: str | Path) -> Arch:
@@ -55,7 +61,12 @@ def parse_tas_config(text: str) -> Arch:
         raise ConfigError(f"arch {raw['arch'][1]!r} is not supported; allowed: resnet")
     num_classes = _field(raw, "class_num", int)
     xchannels = _field(raw, "xchannels", list)
-    xblocks = _field(raw, "xblocks", list)
+    super_type = _field(raw, "super_type", str) if "super_type" in raw else "infer-shape"
+    if super_type not in SUPER_TYPES:
+        raise ConfigError(f"unknown super_type {super_type!r}; allowed: {', '.join(SUPER_TYPES)}")
+    if super_type == "infer-width" and "xblocks" in raw:
+        raise ConfigError("an infer-width config keeps every block and has no 'xblocks'; use super_type infer-shape")
+    xblocks = _field(raw, "xblocks", list) if super_type == "infer-shape" else None
     if dataset == "cifar":
         depth = _field(raw, "depth", int)
         module = _field(raw, "module", str)
@@ -77,22 +88,33 @@ def parse_tas_config(text: str) -> Arch:
         layers = _field(raw, "layers", list)
     else:
         raise ConfigError(f"unknown dataset {dataset!r}; allowed: cifar, imagenet")
-    return Arch(dataset, block, tuple(layers), tuple(xblocks), tuple(xchannels), num_classes)
+    return Arch(dataset, block, tuple(layers), tuple(layers if xblocks is None else xblocks), tuple(xchannels),
+                num_classes)  # fmt: skip
 
 
-def format_tas_config(arch: Arch, estimated_flop: float | None = None) -> str:
-    """The official text for `arch`; `estimated_FLOP` defaults to the engine's exact count, in MFLOPs."""
+def format_tas_config(arch: Arch, estimated_flop: float | None = None, super_type: str = "infer-shape") -> str:
+    """The official text for `arch`, laid out as the release's files of that `super_type`; `estimated_FLOP` defaults
+    to the engine's exact count, in MFLOPs. An infer-width file (no `xblocks`) needs a shape that keeps every block.
+    """
     if arch.shortcut != "official":
         raise ConfigError(f"the TAS .config format implies the official shortcut, not {arch.shortcut!r}")
+    if super_type not in SUPER_TYPES:
+        raise ConfigError(f"unknown super_type {super_type!r}; allowed: {', '.join(SUPER_TYPES)}")
+    if super_type == "infer-width" and arch.xblocks != arch.layers:
+        raise ConfigError(f"an infer-width config keeps every block; this shape keeps xblocks={list(arch.xblocks)} of "
+                          f"layers={list(arch.layers)} (use super_type infer-shape)")  # fmt: skip
     mflop = macs(arch) / 1e6 if estimated_flop is None else estimated_flop
+    xchannels = ("xchannels", "int", [str(c) for c in arch.xchannels])
+    xblocks = [("search_mode", "str", "shape"), ("xblocks", "int", [str(b) for b in arch.xblocks])]
+    if super_type == "infer-width":
+        xblocks = []
     if arch.family == "cifar":
         depth = 2 + sum(arch.layers) * arch.convs_per_block
         module = {v: k for k, v in _CIFAR_MODULES.items()}[arch.block]
         fields = [
             ("dataset", "str", "cifar"), ("arch", "str", "resnet"), ("depth", "int", str(depth)),
-            ("module", "str", module), ("super_type", "str", "infer-shape"), ("zero_init_residual", "bool", "0"),
-            ("class_num", "int", str(arch.num_classes)), ("search_mode", "str", "shape"),
-            ("xchannels", "int", [str(c) for c in arch.xchannels]), ("xblocks", "int", [str(b) for b in arch.xblocks]),
+            ("module", "str", module), ("super_type", "str", super_type), ("zero_init_residual", "bool", "0"),
+            ("class_num", "int", str(arch.num_classes)), *xblocks[:1], xchannels, *xblocks[1:],
             ("estimated_FLOP", "float", repr(round(mflop, 6))),
         ]  # fmt: skip
     else:
@@ -101,8 +123,7 @@ def format_tas_config(arch: Arch, estimated_flop: float | None = None) -> str:
             ("dataset", "str", "imagenet"), ("arch", "str", "resnet"), ("block_name", "str", name),
             ("layers", "int", [str(n) for n in arch.layers]), ("deep_stem", "bool", "0"),
             ("zero_init_residual", "bool", "1"), ("class_num", "int", str(arch.num_classes)),
-            ("search_mode", "str", "shape"), ("xchannels", "int", [str(c) for c in arch.xchannels]),
-            ("xblocks", "int", [str(b) for b in arch.xblocks]), ("super_type", "str", "infer-shape"),
+            *xblocks[:1], xchannels, *xblocks[1:], ("super_type", "str", super_type),
             ("estimated_FLOP", "float", repr(round(mflop, 6))),
         ]  # fmt: skip
     lines = [f"  {json.dumps(k):<20} : [{json.dumps(t):<7} , {json.dumps(v)}]" for k, t, v in fields]

@@ -10,25 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasbench.arch import Arch
+from tasbench.arch import Arch, unpruned_xchannels
 from tasbench.errors import ConfigError, choice_error
-
-# Stem width of each family; stage s is 2**s times as wide (and a bottleneck's last conv 4x that), as in He et al.
-STEM_WIDTH = {"cifar": 16, "imagenet": 64}
-
-
-def full_widths(family: str, block: str, layers: tuple[int, ...]) -> tuple[int, ...]:
-    """`xchannels` of the unpruned ResNet: the image's 3 channels, the stem, then every block's convs.
-
-    >>> full_widths("cifar", "basic", (1, 1, 1))
-    (3, 16, 16, 16, 32, 32, 64, 64)
-    """
-    stem = STEM_WIDTH[family]
-    widths = [3, stem]
-    for stage, n in enumerate(layers):
-        planes = stem * 2**stage
-        widths += ([planes, planes, 4 * planes] if block == "bottleneck" else [planes, planes]) * n
-    return tuple(widths)
 
 
 def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "official") -> Arch:
@@ -41,13 +24,14 @@ def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "official") 
     if (depth - 2) % (3 * per_block):
         raise ConfigError(f"CIFAR ResNet depth {depth} is not 6n+2 (basic) or 164 (bottleneck)")
     n = (depth - 2) // (3 * per_block)
-    return Arch("cifar", block, (n, n, n), (n, n, n), full_widths("cifar", block, (n, n, n)), num_classes, shortcut)
+    layers = (n, n, n)
+    return Arch("cifar", block, layers, layers, unpruned_xchannels("cifar", block, layers), num_classes, shortcut)
 
 
 def imagenet_resnet(layers: tuple[int, ...], block: str, num_classes: int = 1000, shortcut: str = "official") -> Arch:
     """The ImageNet ResNet of torchvision: a 64-wide 7x7/2 stem + max-pool, 4 stages of width 64/128/256/512."""
-    return Arch("imagenet", block, tuple(layers), tuple(layers), full_widths("imagenet", block, layers), num_classes,
-                shortcut)  # fmt: skip
+    layers = tuple(layers)
+    return Arch("imagenet", block, layers, layers, unpruned_xchannels("imagenet", block, layers), num_classes, shortcut)
 
 
 def full_width(arch: Arch) -> Arch:
@@ -55,7 +39,7 @@ def full_width(arch: Arch) -> Arch:
 
     The official C010-ResNet56.config (59,858,440 MACs) gives resnet56() itself (125,747,850 MACs): 47.6% of it.
     """
-    return arch.replace(xblocks=arch.layers, xchannels=full_widths(arch.family, arch.block, arch.layers))
+    return arch.replace(xblocks=arch.layers, xchannels=unpruned_xchannels(arch.family, arch.block, arch.layers))
 
 
 def resnet20(num_classes: int = 10, shortcut: str = "official") -> Arch:

@@ -5,7 +5,8 @@
     torch.Size([2, 10])
 
 Module names are stable and meaningful to pruners: `stem.conv`, `stages.{s}.{b}.convs.{i}` / `.bns.{i}`,
-`stages.{s}.{b}.shortcut.conv` / `.bn`, `fc`. `flops.layer_macs(arch)` uses the same names.
+`stages.{s}.{b}.shortcut.conv` (and `.bn` where the projection has one), `fc`. `flops.layer_macs(arch)` uses the
+same names.
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from tasbench.batch_norm import BatchNorm2d
 
 
 class Projection(nn.Module):
-    """Official TAS shortcut: 2x2 avg-pool when the block strides, then 1x1 conv + BN.
+    """Official TAS shortcut: 2x2 avg-pool when the block strides, then a 1x1 conv, then a BN where the release has
+    one (`arch.projection_has_bn`: none after a strided CIFAR projection).
 
     The official code puts the stride in the pooling rather than the 1x1 conv (`ConvBNReLU(..., has_avg=True)` in
-    `InferCifarResNet.py`), which costs 0.26 MMACs more than option A on ResNet-56 but sees every input pixel.
+    `InferCifarResNet.py`, `Downsample` in `CifarResNet.py`), which costs 0.26 MMACs more than option A on ResNet-56
+    but sees every input pixel.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, bn: bool):
         super().__init__()
         self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
         self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
-        self.bn = BatchNorm2d(c_out)
+        self.bn = BatchNorm2d(c_out) if bn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(self.pool(x)))
+        out = self.conv(self.pool(x))
+        return out if self.bn is None else self.bn(out)
 
 
 class ZeroPad(nn.Module):
@@ -57,8 +61,12 @@ class Block(nn.Module):
             for c_in, c_out, k, s in zip(ins, spec.widths, spec.kernels, spec.strides)
         )
         self.bns = nn.ModuleList(BatchNorm2d(c) for c in spec.widths)
-        shortcuts = {"identity": lambda *_: nn.Identity(), "projection": Projection, "zero-pad": ZeroPad}
-        self.shortcut = shortcuts[spec.shortcut](spec.in_width, spec.out_width, spec.stride)
+        if spec.shortcut == "projection":
+            self.shortcut = Projection(spec.in_width, spec.out_width, spec.stride, spec.shortcut_bn)
+        elif spec.shortcut == "zero-pad":
+            self.shortcut = ZeroPad(spec.in_width, spec.out_width, spec.stride)
+        else:
+            self.shortcut = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x

@@ -10,6 +10,8 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 OFFICIAL_CONFIGS = sorted((Path(__file__).parents[1] / "tasbench" / "official_configs").glob("*.config"))
+# The shapes of the paper's CIFAR-10 ResNet-56/110 and CIFAR-100 ResNet-32 rows and ablation (infer-width files too).
+COMPARE_CONFIGS = sorted((Path(__file__).parents[1] / "tasbench" / "official_configs" / "compares").glob("*.config"))
 
 
 @pytest.fixture

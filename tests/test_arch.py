@@ -11,12 +11,12 @@ from tasbench.official_config import format_tas_config, parse_tas_config, read_t
 from tasbench.presets import PRESETS, preset
 from tasbench.resnet import build_resnet
 
-from conftest import OFFICIAL_CONFIGS
+from conftest import COMPARE_CONFIGS, OFFICIAL_CONFIGS
 
 R20 = PRESETS["resnet20"]()
 
 
-@pytest.mark.parametrize("path", OFFICIAL_CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", OFFICIAL_CONFIGS + COMPARE_CONFIGS, ids=lambda p: p.stem)
 def test_released_shape_builds_runs_and_trains(path):
     arch = read_tas_config(path)
     model = build_resnet(arch)
@@ -27,15 +27,31 @@ def test_released_shape_builds_runs_and_trains(path):
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("path", OFFICIAL_CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", OFFICIAL_CONFIGS + COMPARE_CONFIGS, ids=lambda p: p.stem)
 def test_official_format_round_trip(path):
+    """Every released file imports, exports back as the same text (its super_type and estimate given), and an
+    infer-width shape also exports as infer-shape with every block kept: both read back as the same Arch."""
     arch = read_tas_config(path)
     assert parse_tas_config(format_tas_config(arch)) == arch
     assert Arch.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
     original = path.read_text()
-    estimate = float(json.loads(original)["estimated_FLOP"][1])
+    raw = json.loads(original)
+    estimate, super_type = float(raw["estimated_FLOP"][1]), raw["super_type"][1]
+    assert ("xblocks" in raw) == (super_type == "infer-shape")
+    if super_type == "infer-width":
+        assert arch.xblocks == arch.layers
+        assert parse_tas_config(format_tas_config(arch, super_type="infer-width")) == arch
     if path.stem != "C100-ResNet32":  # the one release file without a "search_mode" line
-        assert format_tas_config(arch, estimate).rstrip() == original.rstrip()
+        assert format_tas_config(arch, estimate, super_type).rstrip() == original.rstrip()
+
+
+def test_infer_width_needs_every_block():
+    arch = read_tas_config(COMPARE_CONFIGS[[p.stem for p in COMPARE_CONFIGS].index("CIFAR100-TAS-R32")])
+    assert arch.layers == arch.xblocks == (5, 5, 5)
+    with pytest.raises(ConfigError, match=r"an infer-width config keeps every block; this shape keeps xblocks=\[5, 3"):
+        format_tas_config(arch.replace(xblocks=(5, 3, 5)), super_type="infer-width")
+    with pytest.raises(ConfigError, match="unknown super_type 'infer-depth'; allowed: infer-shape, infer-width"):
+        format_tas_config(arch, super_type="infer-depth")
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -133,6 +149,9 @@ BAD_CONFIGS = [
     (_config_text(module=["str", "ResNetWide"]), "unknown module 'ResNetWide'"),
     (_config_text(dataset=["str", "mnist"]), "unknown dataset 'mnist'; allowed: cifar, imagenet"),
     (_config_text(xblocks=["int", ["3", "3"]]), "a cifar ResNet has 3 stages"),
+    (_config_text(xblocks=None), "missing field 'xblocks'"),
+    (_config_text(super_type=["str", "infer-depth"]), "unknown super_type 'infer-depth'; allowed: infer-shape"),
+    (_config_text(super_type=["str", "infer-width"]), "an infer-width config keeps every block and has no 'xblocks'"),
     (_config_text(xchannels=["int", ["3", "16"]]), "xchannels has 2 entries"),
     (_config_text(xchannels=["int", "16"]), "field 'xchannels' must be a non-empty list of integers"),
     (_config_text(class_num=7), "field 'class_num' must be a \\[type, value\\] pair"),

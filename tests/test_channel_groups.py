@@ -15,7 +15,7 @@ from baselines.channel_groups import (
 )
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
-from tasbench.flops import count_macs, macs
+from tasbench.flops import count_macs, count_params, macs, params
 from tasbench.official_config import read_tas_config
 from tasbench.presets import resnet20, resnet164
 from tasbench.resnet import seeded_resnet
@@ -136,3 +136,16 @@ def test_a_split_residual_group_is_refused():
     arch = tiny_arch()
     with pytest.raises(ConfigError, match="a residual group was split"):
         slice_resnet(seeded_resnet(arch, 0), arch, {1: [0, 1, 2]})
+
+
+def test_slicing_the_unpruned_resnet164_drops_the_bn_its_pruned_nets_lack():
+    # The release's unpruned ResNet-164 has a BN after its one stride-1 projection (16 -> 64), its pruned nets none.
+    arch = resnet164()
+    model = seeded_resnet(arch, 0)
+    groups = channel_groups(arch)
+    keep = keep_from_groups(groups, [list(g.channels[: len(g.channels) // 2 if g.internal else None]) for g in groups])
+    new_arch, small = slice_resnet(model, arch, keep)
+    old, new = dict(model.named_modules()), dict(small.named_modules())
+    assert "stages.0.0.shortcut.bn" in old and "stages.0.0.shortcut.bn" not in new
+    assert torch.equal(new["stages.0.0.shortcut.conv"].weight, old["stages.0.0.shortcut.conv"].weight)
+    assert count_params(small) == params(new_arch) and new_arch.xchannels[1] == 16

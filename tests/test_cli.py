@@ -18,15 +18,15 @@ from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
 
-from conftest import OFFICIAL_CONFIGS
+from conftest import COMPARE_CONFIGS, OFFICIAL_CONFIGS
 from helpers import assert_one_line_error
 from helpers import run_cli as run
 
 
 def test_flops_of_a_preset(capsys):
     code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar10", "--json")
-    assert code == 0 and (out["macs"], out["params"]) == (125_747_850, 855_770)
-    assert (out["macs_unpruned"], out["params_unpruned"], out["flop_ratio"]) == (125_747_850, 855_770, 1.0)
+    assert code == 0 and (out["macs"], out["params"]) == (125_747_850, 855_578)  # the release's ResNet-56
+    assert (out["macs_unpruned"], out["params_unpruned"], out["flop_ratio"]) == (125_747_850, 855_578, 1.0)
     code, out, _ = run(capsys, "flops", "--network", "resnet56", "--shortcut", "zero-pad", "--json")
     assert out["macs"] == 125_485_706 and out["dataset"] == "cifar10"
     code, out, _ = run(capsys, "flops", "--network", "resnet56", "--dataset", "cifar100", "--json")
@@ -38,15 +38,35 @@ def test_flops_of_a_preset(capsys):
 def test_flops_of_a_released_shape(capsys):
     path = OFFICIAL_CONFIGS[[p.stem for p in OFFICIAL_CONFIGS].index("C100-ResNet56")]
     code, out, _ = run(capsys, "flops", "--tas-config", str(path), "--json")
-    assert code == 0 and out["dataset"] == "cifar100" and (out["macs"], out["params"]) == (61_233_936, 471_169)
+    assert code == 0 and out["dataset"] == "cifar100" and (out["macs"], out["params"]) == (61_233_936, 470_977)
     assert out["macs_unpruned"] == 125_747_850 + 64 * 90 + 90 and out["flop_ratio"] == 61_233_936 / 125_753_700
+
+
+# `tas-bench flops --tas-config` on every file of official_configs/compares/: (dataset, MACs, params, MFLOPs).
+COMPARES = {
+    "CIFAR010-TAS-R110": ("cifar10", 119_259_268, 795_864, 119.26),
+    "CIFAR010-TAS-R56": ("cifar10", 59_451_400, 441_494, 59.45),  # the paper's CIFAR-10 ResNet-56 row
+    "CIFAR100-FIX-R32": ("cifar100", 41_095_916, 288_773, 41.10),
+    "CIFAR100-RAND-R32": ("cifar100", 42_909_096, 336_406, 42.91),
+    "CIFAR100-TAS-R110": ("cifar100", 119_578_384, 843_653, 119.58),
+    "CIFAR100-TAS-R32": ("cifar100", 42_493_284, 427_362, 42.49),
+    "CIFAR100-TAS-R56": ("cifar100", 61_233_936, 470_977, 61.23),
+}
+
+
+@pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=lambda p: p.stem)
+def test_flops_of_the_compared_shapes(capsys, path):
+    code, out, _ = run(capsys, "flops", "--tas-config", str(path), "--json")
+    dataset, n_macs, n_params, mflops = COMPARES[path.stem]
+    assert code == 0 and (out["dataset"], out["macs"], out["params"]) == (dataset, n_macs, n_params)
+    assert round(out["macs"] / 1e6, 2) == mflops
 
 
 def test_prune_uniform(capsys, tmp_path):
     code, out, _ = run(capsys, "prune", "--method", "uniform", "--network", "resnet56", "--dataset", "cifar10",
                        "--ratio", "0.5", "--save", str(tmp_path / "p.pt"))  # fmt: skip
     assert code == 0
-    assert (out["macs_unpruned"], out["params_unpruned"]) == (125_747_850, 855_770)
+    assert (out["macs_unpruned"], out["params_unpruned"]) == (125_747_850, 855_578)
     assert abs(out["macs"] / out["macs_unpruned"] - 0.5) <= 0.005 and out["params"] < out["params_unpruned"]
     arch, model = load_model(tmp_path / "p.pt")
     assert arch.to_dict() == out["arch"] and macs(arch) == out["macs"]

@@ -173,6 +173,8 @@ def test_epoch_batches_depend_only_on_seed_and_epoch(cifar10_dir):
     again = list(train_batches(data, 16, seed=3, epoch=1, device=cpu))
     other = list(train_batches(data, 16, seed=3, epoch=2, device=cpu))
     assert len(first) == 3  # 50 images, batches of 16, the partial batch dropped
+    kept = list(train_batches(data, 16, seed=3, epoch=1, device=cpu, drop_last=False))
+    assert [len(y) for _, y in kept] == [16, 16, 16, 2] and all(torch.equal(a[0], b[0]) for a, b in zip(first, kept))
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
     assert not torch.equal(first[0][0], other[0][0])
     assert first[0][0].is_contiguous(memory_format=torch.channels_last)
@@ -201,6 +203,9 @@ def test_imagenet_folder_layout(tmp_path):
     cpu = torch.device("cpu")
     images, labels = next(train_batches(data, 4, seed=0, epoch=0, device=cpu))
     assert images.shape == (4, 3, 224, 224) and images.dtype == torch.float32 and set(labels.tolist()) <= {0, 1}
+    # The TAS search's architecture batches: 11 draws with replacement from 8 images, the partial batch kept.
+    drawn = list(train_batches(data, 4, seed=0, epoch=0, device=cpu, drop_last=False, draws=11))
+    assert [len(y) for _, y in drawn] == [4, 4, 3]
     from tasbench.data import eval_batches
 
     batches = list(eval_batches(data, 3, cpu))

@@ -11,19 +11,21 @@ from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
 
-from conftest import OFFICIAL_CONFIGS
+from conftest import COMPARE_CONFIGS, OFFICIAL_CONFIGS
 
 CIFAR = [n for n, f in PRESETS.items() if f().family == "cifar"]
 SHAPES = [(n, "official") for n in PRESETS] + [(n, "zero-pad") for n in CIFAR]
 
 # Exact counts of the unpruned nets (10 / 1000 classes). Cross-checked three ways below: the hook counter, PyTorch's
-# FlopCounterMode, and the paper's rounded figures; ResNet-20 is also derived by hand in its own test.
+# FlopCounterMode, and the paper's rounded figures; ResNet-20 is also derived by hand in its own test. The official
+# CIFAR rows are the TAS release's own counts too (`test_official_oracle.py`: its nets have no BN after a strided
+# projection), the ImageNet rows torchvision's.
 EXACT = {
-    ("resnet20", "official"): (40_813_194, 272_474),
-    ("resnet32", "official"): (69_124_746, 466_906),
-    ("resnet56", "official"): (125_747_850, 855_770),
-    ("resnet110", "official"): (253_149_834, 1_730_714),
-    ("resnet164", "official"): (247_646_730, 1_704_154),
+    ("resnet20", "official"): (40_813_194, 272_282),
+    ("resnet32", "official"): (69_124_746, 466_714),
+    ("resnet56", "official"): (125_747_850, 855_578),
+    ("resnet110", "official"): (253_149_834, 1_730_522),
+    ("resnet164", "official"): (247_646_730, 1_703_386),
     ("resnet20", "zero-pad"): (40_551_050, 269_722),
     ("resnet32", "zero-pad"): (68_862_602, 464_154),
     ("resnet56", "zero-pad"): (125_485_706, 853_018),
@@ -40,25 +42,37 @@ PAPER_MFLOPS = {
 }  # fmt: skip
 # The 12 released shapes: exact MACs and params of the net they build.
 EXACT_CONFIGS = {
-    "C010-ResNet20": (22_444_482, 228_322),
-    "C010-ResNet32": (34_945_354, 320_731),
-    "C010-ResNet56": (59_858_440, 449_499),
-    "C010-ResNet110": (119_259_268, 796_056),
-    "C010-ResNet164": (178_071_234, 1_281_737),
-    "C100-ResNet20": (22_433_892, 241_429),
-    "C100-ResNet32": (42_468_708, 427_522),
-    "C100-ResNet56": (61_233_936, 471_169),
-    "C100-ResNet110": (119_578_384, 843_845),
-    "C100-ResNet164": (171_143_892, 1_328_106),
+    "C010-ResNet20": (22_444_482, 228_130),
+    "C010-ResNet32": (34_945_354, 320_539),
+    "C010-ResNet56": (59_858_440, 449_307),
+    "C010-ResNet110": (119_259_268, 795_864),
+    "C010-ResNet164": (178_071_234, 1_277_931),
+    "C100-ResNet20": (22_433_892, 241_237),
+    "C100-ResNet32": (42_468_708, 427_330),
+    "C100-ResNet56": (61_233_936, 470_977),
+    "C100-ResNet110": (119_578_384, 843_653),
+    "C100-ResNet164": (171_143_892, 1_325_258),
     "ImageNet-ResNet18V1": (1_210_758_120, 11_275_098),
     "ImageNet-ResNet50V1": (2_309_249_169, 18_624_362),
+}
+# The 7 shapes of `official_configs/compares/`: the paper's CIFAR-10 ResNet-56 row counts 59.45M (the main release's
+# C010-ResNet56 59.86M); the TAS-R110 and CIFAR100-TAS-R56 files are the main release's shapes again; FIX, RAND and
+# TAS-R32 are the pre-defined, random and searched widths of the CIFAR-100 ResNet-32 ablation (infer-width files).
+EXACT_COMPARES = {
+    "CIFAR010-TAS-R110": (119_259_268, 795_864),
+    "CIFAR010-TAS-R56": (59_451_400, 441_494),
+    "CIFAR100-FIX-R32": (41_095_916, 288_773),
+    "CIFAR100-RAND-R32": (42_909_096, 336_406),
+    "CIFAR100-TAS-R110": (119_578_384, 843_653),
+    "CIFAR100-TAS-R32": (42_493_284, 427_362),
+    "CIFAR100-TAS-R56": (61_233_936, 470_977),
 }
 
 
 def _all_archs():
     for name, shortcut in SHAPES:
         yield pytest.param(PRESETS[name](shortcut=shortcut), id=f"{name}-{shortcut}")
-    for path in OFFICIAL_CONFIGS:
+    for path in OFFICIAL_CONFIGS + COMPARE_CONFIGS:
         yield pytest.param(read_tas_config(path), id=path.stem)
 
 
@@ -97,10 +111,10 @@ def test_exact_counts_of_presets(name, shortcut):
         assert round(macs(arch) / 1e6, 2) == PAPER_MFLOPS[(name, shortcut)]
 
 
-@pytest.mark.parametrize("path", OFFICIAL_CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", OFFICIAL_CONFIGS + COMPARE_CONFIGS, ids=lambda p: p.stem)
 def test_exact_counts_of_released_shapes(path):
     arch = read_tas_config(path)
-    assert (macs(arch), params(arch)) == EXACT_CONFIGS[path.stem]
+    assert (macs(arch), params(arch)) == {**EXACT_CONFIGS, **EXACT_COMPARES}[path.stem]
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHS)
@@ -128,7 +142,7 @@ def test_imagenet_presets_match_torchvision(name):
 def test_released_cifar_shapes_match_their_estimate_plus_classifier_bias():
     # For the released shapes that keep every block, the official search estimate (`estimated_FLOP`) equals our
     # exact count minus the classifier biases, which the official estimate leaves out.
-    for path in OFFICIAL_CONFIGS:
+    for path in OFFICIAL_CONFIGS + COMPARE_CONFIGS:
         arch = read_tas_config(path)
         if arch.xblocks != arch.layers or arch.family != "cifar":
             continue

@@ -11,7 +11,7 @@ from tas.channel_interp import align, align_matrix, cwi
 from tas.flop_loss import ExpectedFlops, flop_loss
 from tas.gumbel import sample_top_k
 from tas.search_model import SearchResNet
-from tas.search_space import depth_candidates, derive, search_space, smallest_ratio, width_candidates
+from tas.search_space import choices, depth_candidates, derive, search_space, smallest_ratio, width_candidates
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import count_macs, macs
@@ -131,21 +131,24 @@ def one_hot(index: list[int], n: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_one_hot_expected_flops_equal_the_engine_count(name):
+    """flop_count=exact: for one-hot probabilities, the expected and current FLOPs are the built net's MACs (the
+    official count is checked against the release's own figures in `test_official_oracle.py`)."""
     space = search_space(PRESETS[name]())
-    flops = ExpectedFlops(space)
+    flops = ExpectedFlops(space, "exact")
     rng = random.Random(name)
     for _ in range(10):
         w = [rng.randrange(len(c)) for c in space.widths]
         d = [rng.randrange(len(c)) for c in space.depths]
         value = flops(one_hot(w, space.max_width_candidates), one_hot(d, space.max_depth_candidates))
-        assert value.item() == macs(derive(space, w, d))
+        assert value.item() == flops.current(torch.tensor(w), torch.tensor(d)).item() == macs(derive(space, w, d))
+        assert choices(space, derive(space, w, d)) == (w, d)
 
 
 def test_expected_flops_are_the_exact_expectation_of_the_engine_count():
     """Enumerate every net of a small space (2 live candidates per conv, 2 depths per stage) and average macs()."""
     arch = Arch("cifar", "basic", (2, 1, 1), (2, 1, 1), (3, 8, 8, 8, 8, 8, 16, 16, 32, 32), 10)
     space = search_space(arch)
-    flops = ExpectedFlops(space)
+    flops = ExpectedFlops(space, "exact")
     g = torch.Generator().manual_seed(0)
     live = [(1, len(c) - 1) for c in space.widths]  # two candidates per row carry all the probability
     wp = torch.zeros(space.rows, space.max_width_candidates, dtype=torch.float64)
@@ -173,9 +176,10 @@ def test_flop_loss_grows_shrinks_or_rests():
 
 
 def test_hand_set_logits_derive_the_arch_the_engine_builds_and_counts():
-    """Logits favouring known widths and depths: derived Arch, its counted MACs and the search's FLOPs all agree."""
+    """Logits favouring known widths and depths: derived Arch, its counted MACs and the search's FLOPs (counted
+    exactly) all agree; the release's count of the same net differs by what it leaves out, worked out by hand."""
     space = search_space(resnet20())
-    model = SearchResNet(space)
+    model = SearchResNet(space, flop_count="exact")
     widths = [2, 0, 7, 3, 7, 5, 7, 1, 6, 2, 6, 4, 6, 0, 5, 3, 5, 7, 5]  # candidate index per conv row
     depths = [2, 0, 1]  # 3, 1 and 2 blocks
     with torch.no_grad():
@@ -188,3 +192,10 @@ def test_hand_set_logits_derive_the_arch_the_engine_builds_and_counts():
     assert counted == macs(arch)
     assert model.argmax_flops().item() == counted
     assert model.expected_flops().item() == pytest.approx(counted, rel=1e-12)  # softmax(60 vs 0) is 1 - 7e-26
+    official = SearchResNet(space, flop_count="official")
+    official.load_state_dict(model.state_dict())
+    # The release's count of the same net: no classifier bias (10 MACs), and its expected FLOPs leave out the one
+    # projection a width mismatch creates (stage 1's first block maps the stem's 8 channels to 16, at 32 x 32). The
+    # dropped blocks end with the widths the kept ones end with (16, 28, 51), so the stage boundaries agree here.
+    assert official.argmax_flops().item() == counted - 10
+    assert official.expected_flops().item() == pytest.approx(counted - 10 - 8 * 16 * 32 * 32, rel=1e-12)

@@ -151,7 +151,8 @@ def test_distillation_trains_the_student_towards_the_teacher(learned):
     before = distance_to_teacher()
     result = train(student, data, TrainConfig(epochs=8, batch_size=32, lr=0.05), device=CPU,
                    loss_fn=DistillLoss(teacher, DistillConfig(alpha=0.9, temperature=4.0)), progress=False)  # fmt: skip
-    assert distance_to_teacher() < 0.1 * before
+    # From 10.9 to 2.2 here; the same student trained on cross-entropy alone ends at 5.4 (measured once).
+    assert distance_to_teacher() < 0.25 * before
     assert result["top1"] > 40  # chance is 10%
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in frozen.items())  # the teacher did not move
 
