@@ -122,7 +122,7 @@ def test_flops_prints_a_summary_and_json_on_request(capsys):
     assert capsys.readouterr().out == (
         f"{path}: cifar10, official shortcut\n"
         "  MACs        59,858,440  (59.86 M)  47.6% of the unpruned resnet56 (125,747,850)\n"
-        "  params         449,499  (0.45 M)  52.5% of the unpruned resnet56 (855,770)\n"
+        "  params         449,307  (0.45 M)  52.5% of the unpruned resnet56 (855,578)\n"
     )
     assert main(["flops", "--network", "resnet56", "--shortcut", "zero-pad"]) == 0
     assert capsys.readouterr().out == ("resnet56: cifar10, zero-pad shortcut\n"
