@@ -5,8 +5,9 @@ process (see `test_hot_paths.reference_seconds`), so pytest-benchmark's own tabl
 `--benchmark-compare` all work on ratios, which survive a busy or a different machine far better than seconds.
 The seconds are kept in each benchmark's `extra_info` and in the summary printed at the end.
 
-    nox -s bench            # run, then compare medians with benchmarks/baseline.json (fails beyond the tolerance)
-    nox -s bench_update     # rewrite benchmarks/baseline.json (on an idle machine; commit it)
+    nox -s bench            # run, then compare medians with benchmarks/baselines/<cpu model>.json (fails beyond
+                            # the tolerance)
+    nox -s bench_update     # rewrite that file (on an idle machine; commit it)
 
 A baseline that is missing, of another format, or lacking one of the collected benchmarks stops the run with a
 message saying how to regenerate it: never a crash, never a silent pass.

@@ -3,7 +3,8 @@
 These machines are noisy, so every benchmark also times a fixed reference workload (a chain of 256x256 fp32
 matmuls) right before itself, in the same process and with the same thread count, and reports its timings as
 multiples of the reference's median: pytest-benchmark's table, JSON and `--benchmark-compare` (against
-benchmarks/baseline.json, in `nox -s bench`) all see ratios. Seconds stay in `extra_info` and the summary table.
+benchmarks/baselines/<cpu model>.json, in `nox -s bench`) all see ratios. Seconds stay in `extra_info` and the
+summary table.
 """
 
 from __future__ import annotations
