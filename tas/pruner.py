@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tas.random_search import random_arch
 from tas.search import SearchConfig, run_search
+from tas.search_data import epoch_size
 from tas.search_space import check_reachable, search_space
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
@@ -51,14 +52,13 @@ SEARCH_PASS_COST = 1.5
 
 
 def search_budget(options: SearchConfig, train_images: int, test_images: int) -> PruneBudget | None:
-    """The search's steps: the training split is halved (`split_halves`), and each step is one weight batch and one
-    architecture batch, both forward and backward through the search net."""
+    """The search's steps: the training split is halved (`search_data.split_halves`), and each step is one weight
+    batch and one architecture batch, both forward and backward through the search net."""
     if options.search == "random":
         return None
-    half = train_images // 2
-    steps = min(max(1, half // options.batch_size), max(1, (train_images - half) // options.batch_size))
+    steps, images = epoch_size(train_images, options.batch_size, options.split)
     return PruneBudget(f"search {options.epochs} ep x {steps} steps (batch {options.batch_size}/half)",
-                       options.epochs * steps * 2 * options.batch_size, pass_cost=SEARCH_PASS_COST)  # fmt: skip
+                       options.epochs * images, pass_cost=SEARCH_PASS_COST)  # fmt: skip
 
 
 def tas_band(options: SearchConfig, ratio: float) -> Band:

@@ -70,6 +70,22 @@ def num_search_steps(weight_half: ImageData, arch_half: ImageData, batch_size: i
     return min(num_train_batches(weight_half, batch_size), num_train_batches(arch_half, batch_size))
 
 
+def epoch_size(train_images: int, batch_size: int, split: str) -> tuple[int, int]:
+    """(steps, images through the search net) of one epoch on `train_images` training images, known before the
+    halves are drawn (the dry run's estimate): official halves differ by at most one image and keep the partial
+    batch, each weight image paired with one architecture image; random halves run full batch pairs only.
+
+    >>> epoch_size(50_000, 256, "official"), epoch_size(50_000, 256, "random")
+    ((98, 50000), (97, 49664))
+    """
+    if split == "official":
+        weight = (train_images + 1) // 2
+        return -(-weight // batch_size), 2 * weight
+    weight, arch = train_images // 2, train_images - train_images // 2
+    steps = min(max(1, weight // batch_size), max(1, arch // batch_size))
+    return steps, steps * (min(batch_size, weight) + min(batch_size, arch))  # a half smaller than a batch: one batch
+
+
 def search_batches(weight_half: ImageData, arch_half: ImageData, batch_size: int, split: str, seed: int, epoch: int,
                    device: torch.device) -> Iterator[tuple[Batch, Batch]]:  # fmt: skip
     """Epoch `epoch`'s (weight batch, architecture batch) pairs, augmented and normalised, on `device`."""

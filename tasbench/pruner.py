@@ -79,8 +79,8 @@ class Pruned:
 class PruneBudget:
     """What a pruner trains before it decides, for the dry run's plan and cost estimate.
 
-    TAS on CIFAR-10 at the official budget: `PruneBudget("search 600 ep x 97 steps (batch 256/half)",
-    train_images=600 * 97 * 2 * 256, pass_cost=1.5)` (a weight step and an architecture step per search step).
+    TAS on CIFAR-10 at the official budget: `PruneBudget("search 600 ep x 98 steps (batch 256/half)",
+    train_images=600 * 2 * 25_000, pass_cost=1.5)` (every weight-half image and as many architecture draws).
     """
 
     label: str

@@ -114,8 +114,8 @@ def test_the_plan_shows_each_runs_budget(tmp_path):
 
     cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml", ["methods.4.options={mode: soft}"])
     tas, fpgm = (next(cfg for cfg in cifar.runs if cfg.method == method) for method in ("tas", "fpgm"))
-    assert budget(tas) == ("teacher 305 ep (batch 256) | prune: search 600 ep x 97 steps (batch 256/half) | "
-                           "retrain: kd 305 ep (batch 256)")  # 25,000 images per half // 256  # fmt: skip
+    assert budget(tas) == ("teacher 305 ep (batch 256) | prune: search 600 ep x 98 steps (batch 256/half) | "
+                           "retrain: kd 305 ep (batch 256)")  # 25,000 per half / 256, last batch kept  # fmt: skip
     assert budget(fpgm) == ("teacher 305 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | "
                             "retrain: kd 305 ep (batch 256)")  # fmt: skip
     scratch_b = load_sweep(write_spec(tmp_path, ratios=[0.5], recipes=[{"name": "scratch-b", "epochs": 3}])).runs[0]

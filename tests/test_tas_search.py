@@ -11,7 +11,7 @@ from tas.flop_loss import ExpectedFlops
 from tas.random_search import random_arch
 from tas.reference_forward import official_forward
 from tas.search import SearchConfig, run_search, tau_at
-from tas.search_data import SPLITS, num_search_steps, search_batches, split_halves
+from tas.search_data import SPLITS, epoch_size, num_search_steps, search_batches, split_halves
 from tas.search_model import SearchResNet
 from tas.search_space import choices, search_space
 from tasbench.data import DataConfig, ImageData, TensorSplit, load_data
@@ -222,6 +222,15 @@ def test_official_batches_keep_the_partial_batch_and_draw_architecture_images_wi
     random = list(search_batches(weights, arch, 16, "random", seed=3, epoch=1, device=cpu))
     assert [(len(w[1]), len(a[1])) for w, a in random] == [(16, 16)] * 3  # partial batches dropped
     assert len({i for _, a in random for i in numbers(a[0])}) == 48  # a permutation: no repeats
+
+
+@pytest.mark.parametrize("n", [2, 50, 101, 103, 512])
+@pytest.mark.parametrize("split", SPLITS)
+def test_the_dry_run_counts_the_epoch_the_search_runs(n, split):
+    """`epoch_size` (the plan's budget, before any split is drawn) equals what the drawn halves run."""
+    weights, arch = split_halves(numbered_data(n), split, 111, seed=0)
+    batches = list(search_batches(weights, arch, 16, split, seed=0, epoch=0, device=torch.device("cpu")))
+    assert epoch_size(n, 16, split) == (len(batches), sum(len(w[1]) + len(a[1]) for w, a in batches))
 
 
 def test_resumed_search_equals_an_uninterrupted_one(proxy, tmp_path, monkeypatch):
