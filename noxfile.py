@@ -51,7 +51,10 @@ BASELINES = Path("benchmarks/baselines")
 
 
 def cpu_model() -> str:
-    """This machine's CPU model, as /proc/cpuinfo names it ("AMD EPYC", "Intel(R) Xeon(R) Processor")."""
+    """This machine's CPU model, as /proc/cpuinfo names it ("AMD EPYC", "Intel(R) Xeon(R) Processor").
+
+    The same reading as `tasbench.runs`' device name, repeated: nox's own interpreter need not have tas-bench.
+    """
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
