@@ -20,9 +20,10 @@ import torch.nn.functional as F
 
 from tas.reference_forward import official_forward
 from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers, search_step
-from tas.search_space import search_space
+from tas.search_space import WIDTH_RATIOS, search_space
 from tasbench.arch import IMAGE_SIZE
 from tasbench.bench import Benchmark, peak_memory_mib, time_interleaved
+from tasbench.bounds import MAX_BATCH, MAX_THREADS, int_flag
 from tasbench.device import DEVICE_HELP, parse_device
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
@@ -32,20 +33,18 @@ from tasbench.resnet import build_resnet
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", default="resnet20", help=f"one of: {', '.join(PRESETS)} (default: resnet20)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per half-step (default: 64)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps (default: 10)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: 2)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
-    p.add_argument("--k", type=int, default=2, help="widths sampled per conv (default: 2; 0 = all)")
+    p.add_argument("--batch-size", type=int_flag(1, MAX_BATCH), default=64, help="images per half-step (default: 64)")
+    p.add_argument("--steps", type=int_flag(1, 100_000), default=10, help="timed steps (default: 10)")
+    p.add_argument("--warmup", type=int_flag(0, 100_000), default=2, help="untimed steps first (default: 2)")
+    p.add_argument("--threads", type=int_flag(1, MAX_THREADS), default=2, help="torch CPU threads (default: 2)")
+    p.add_argument("--k", type=int_flag(0, len(WIDTH_RATIOS)), default=2,
+                   help="widths sampled per conv (default: 2; 0 = all)")
     p.add_argument("--shapes", default="auto", help=f"one of: {', '.join(SHAPES)} (default: auto)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--official", action="store_true", help="also time the official formulation (slow)")
 
 
 def run(args: argparse.Namespace) -> dict:
-    for name in ("batch_size", "steps", "threads"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     device = parse_device(args.device)
     torch.set_num_threads(args.threads)
     family = PRESETS[args.network]().family if args.network in PRESETS else "cifar"

@@ -29,10 +29,11 @@ from tas.channel_interp import ALIGN_MODES
 from tas.flop_loss import FLOP_COUNTS, flop_loss
 from tas.search_data import SPLITS, num_search_steps, search_batches, split_halves
 from tas.search_model import SEARCHED, SearchResNet
-from tas.search_space import SearchSpace, check_reachable, search_space
+from tas.search_space import WIDTH_RATIOS, SearchSpace, check_reachable, search_space
 from tasbench.arch import Arch
 from tasbench.atomic import save_torch
-from tasbench.checkpoint import load_checkpoint
+from tasbench.bounds import MAX_BATCH, MAX_EPOCHS, MAX_SEED, check_fields
+from tasbench.checkpoint import load_checkpoint, require
 from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flops import macs
@@ -87,19 +88,22 @@ class SearchConfig:
                               ("split", SPLITS)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise choice_error(name, getattr(self, name), allowed)
-        checks = [
-            ("epochs", self.epochs >= 1, ">= 1"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
+        check_fields(self, [
+            ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
+            ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
             ("lr", self.lr > 0, "> 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("arch_lr", self.arch_lr > 0, "> 0"),
+            ("arch_beta1", 0 <= self.arch_beta1 < 1, "in [0, 1) (Adam's first beta)"),
+            ("arch_weight_decay", self.arch_weight_decay >= 0, ">= 0"),
+            ("tau_max", self.tau_max > 0, "> 0"),
             ("tau_min", 0 < self.tau_min <= self.tau_max, f"in (0, tau_max={self.tau_max}]"),
-            ("k", self.k >= 0, ">= 0 (0 = all candidates)"),
+            ("k", 0 <= self.k <= len(WIDTH_RATIOS), f"in [0, {len(WIDTH_RATIOS)}] (0 = all candidates)"),
             ("flop_weight", self.flop_weight >= 0, ">= 0"),
             ("flop_tolerance", 0 < self.flop_tolerance < 1, "in (0, 1)"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise ConfigError(f"{name} must be {allowed}, got {getattr(self, name)}")
+            ("split_seed", 0 <= self.split_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+        ])  # fmt: skip
 
 
 def tau_at(epoch: int, cfg: SearchConfig) -> float:
@@ -155,6 +159,8 @@ def run_search(
         if state.get("config") != run_config:
             raise ConfigError(f"search checkpoint {str(checkpoint_path)!r} belongs to another configuration; delete "
                               f"it or rerun with the configuration it was written for")  # fmt: skip
+        require(state, ("model", "w_opt", "a_opt", "gumbel", "epoch", "history"),
+                f"search checkpoint {str(checkpoint_path)!r}")  # fmt: skip
         model.load_state_dict(state["model"])
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])

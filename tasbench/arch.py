@@ -51,6 +51,13 @@ NUM_STAGES = {"cifar": 3, "imagenet": 4}
 # Stem conv (kernel, stride); the ImageNet stem is followed by a 3x3/2 max-pool.
 STEM = {"cifar": (3, 1), "imagenet": (7, 2)}
 IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
+IMAGE_CHANNELS = 3  # RGB: every data set here (CIFAR, ImageNet, the proxy) has 3-channel images
+# Bounds far above any real ResNet, so that a model file or .config cannot ask for a net that exhausts memory before
+# its first layer is built: ResNet-50's widest conv has 2,048 channels, ResNet-1202 200 blocks a stage, ImageNet-21k
+# 21,841 classes.
+MAX_WIDTH = 16384
+MAX_BLOCKS = 1000
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,7 @@ def _validate(arch: Arch) -> None:
             raise ConfigError(f"arch {name} must hold positive ints, got {bad[0]!r}")
     if not _is_positive_int(arch.num_classes):
         raise ConfigError(f"num_classes must be a positive int, got {arch.num_classes!r}")
+    _check_bounds(arch)
     stages = NUM_STAGES[arch.family]
     if len(arch.layers) != stages or len(arch.xblocks) != stages:
         raise ConfigError(
@@ -216,6 +224,24 @@ def _validate(arch: Arch) -> None:
                     f"shortcut 'zero-pad' cannot shrink channels: stage {spec.stage} block {spec.index} maps "
                     f"{spec.in_width} -> {spec.out_width}; use shortcut 'official'"
                 )
+
+
+def _check_bounds(arch: Arch) -> None:
+    if arch.xchannels[0] != IMAGE_CHANNELS:
+        raise ConfigError(f"xchannels[0] is the input image's channels and must be {IMAGE_CHANNELS} (RGB), got "
+                          f"{arch.xchannels[0]}")  # fmt: skip
+    widest = max(arch.xchannels[1:], default=0)
+    if widest > MAX_WIDTH:
+        where = arch.xchannels.index(widest)
+        raise ConfigError(f"xchannels[{where}]={widest}; tas-bench builds convs of at most {MAX_WIDTH} channels")
+    for name in ("layers", "xblocks"):
+        deepest = max(getattr(arch, name))
+        if deepest > MAX_BLOCKS:
+            raise ConfigError(f"arch {name} asks for {deepest} blocks in a stage; tas-bench builds at most "
+                              f"{MAX_BLOCKS}")  # fmt: skip
+    if arch.num_classes > MAX_CLASSES:
+        raise ConfigError(f"num_classes {arch.num_classes}; tas-bench builds classifiers of at most {MAX_CLASSES} "
+                          f"classes")  # fmt: skip
 
 
 def _is_positive_int(v: object) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 from pathlib import Path
 
@@ -25,13 +26,33 @@ TEMPORARY = ".tmp-"  # temporary files are named .<name>.tmp-<pid of the writer>
 
 def storage_error(path: str | Path, e: OSError) -> StorageError:
     """`e` (from writing `path`) as one line: the path, the errno's meaning and name, and what to do."""
+    code = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+    if e.errno in (errno.EEXIST, errno.ENOTDIR):  # a file where a directory must be: no space to free
+        blocker = file_in_the_way(Path(path).parent)
+        if blocker is not None:
+            return StorageError(f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a directory ({code}); "
+                                "nothing was written; move that file away or choose another output path")  # fmt: skip
     if e.filename and Path(e.filename) in Path(path).parents:  # it failed at creating a directory on the way
         path = e.filename
-    code = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
     reason = os.strerror(e.errno) if e.errno else str(e)
     return StorageError(f"cannot write {str(path)!r}: {reason} ({code}); nothing was half-written; free space or "
                         f"make the results directory writable (or choose another --out), then run the command "
                         f"again")  # fmt: skip
+
+
+def file_in_the_way(directory: str | Path) -> Path | None:
+    """The file (if any) that stands where `directory` or one of its parents must be a directory."""
+    return next((p for p in [*reversed(Path(directory).parents), Path(directory)] if p.is_file()), None)
+
+
+def check_output_dir(directory: str | Path, flag: str, given: str | Path | None = None) -> None:
+    """Stop before any work, not at the first write hours later, when `directory` cannot be a directory (`given`:
+    the path the user named, when it is a file to be written into `directory`)."""
+    blocker, given = file_in_the_way(directory), Path(given or directory)
+    if blocker is not None:
+        where = "is" if blocker == given else f"lies under {str(blocker)!r}, which is"
+        raise StorageError(f"{flag} {str(given)!r} {where} a file, not a directory; move it away or give "
+                           "another path")  # fmt: skip
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
@@ -85,7 +106,17 @@ def _alive(pid: int) -> bool:
 
 
 def write_json(path: str | Path, obj: object) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """`obj` as strict JSON, which every parser reads: a NaN or infinite number (a diverged run's loss) is null."""
+    atomic_write(path, (json.dumps(finite(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def finite(obj: object) -> object:
+    """`obj` with every non-finite float (at any depth of dicts, lists and tuples) replaced by None."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -21,19 +21,19 @@ from tasbench.arch import Arch
 from tasbench.atomic import save_torch
 from tasbench.errors import ConfigError
 from tasbench.resnet import build_resnet
+from tasbench.untrusted import CHECKPOINT, check_file, human_size
 
 MODEL_FORMAT = "tas-bench-model/1"
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint dict of tensors and plain data; anything else (e.g. a pickled object) is refused."""
+    """Load a checkpoint dict of tensors and plain data; anything else (e.g. a pickled object) is refused.
+
+    The archive's entries are checked before anything is inflated: what they declare may not exceed the checkpoint
+    limit (a 29 MB zip can declare 6 GB of zeros), and each must lie inside the file."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"checkpoint {str(path)!r} is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist")
-    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
-        raise ConfigError(f"checkpoint {str(path)!r} is truncated or not a PyTorch file (not a torch.save archive)")
+    size = check_file(path, CHECKPOINT)
+    inflated = _check_archive(path, size)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -44,12 +44,60 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ConfigError(
             f"checkpoint {str(path)!r} is not a plain tensor checkpoint; refusing to unpickle it ({reason})"
         ) from None
+    except MemoryError:
+        raise _out_of_memory(path, inflated) from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
+        if _OUT_OF_MEMORY.search(str(e)):  # torch's allocator reports a failed allocation as a RuntimeError
+            raise _out_of_memory(path, inflated) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"checkpoint {str(path)!r} is truncated or not a PyTorch file ({first[:160]})") from None
     if not isinstance(obj, dict):
         raise ConfigError(f"checkpoint {str(path)!r} holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+def require(ckpt: dict, keys: tuple[str, ...], source: str) -> None:
+    """A ConfigError naming the first of `keys` that the checkpoint `source` lacks, and what it holds instead."""
+    missing = [key for key in keys if key not in ckpt]
+    if missing:
+        held = ", ".join(map(repr, sorted(map(str, ckpt)))) or "nothing"
+        raise ConfigError(f"{source} has no {missing[0]!r} entry (it holds {held}); was it written by tas-bench?")
+
+
+# "DefaultCPUAllocator: can't allocate memory", "not enough memory", CUDA's "out of memory"
+_OUT_OF_MEMORY = re.compile(r"can't allocate memory|not enough memory|out of memory", re.IGNORECASE)
+# torch.save writes its entries stored; deflate is what zip tools (and torch's reader) also know. Anything else is
+# not a checkpoint.
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+
+
+def _check_archive(path: Path, size: int) -> int:
+    """The bytes a checkpoint's entries inflate to; refused if they are not a torch.save archive or exceed the
+    limit."""
+    try:
+        with zipfile.ZipFile(path) as archive:  # reads the central directory only, nothing is inflated
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):  # torch.save has written zip archives since 1.6
+        raise ConfigError(f"checkpoint {str(path)!r} is truncated or not a PyTorch file (not a torch.save archive)"
+                          ) from None  # fmt: skip
+    for entry in entries:
+        if entry.compress_type not in _ZIP_METHODS:
+            raise ConfigError(f"checkpoint {str(path)!r} is not a PyTorch file (entry {entry.filename!r} uses zip "
+                              f"method {entry.compress_type}; torch.save stores its entries)")  # fmt: skip
+        if entry.header_offset + entry.compress_size > size:
+            raise ConfigError(f"checkpoint {str(path)!r} is truncated or not a PyTorch file (entry "
+                              f"{entry.filename!r} ends past the end of the file)")  # fmt: skip
+    inflated = sum(entry.file_size for entry in entries)
+    if inflated > CHECKPOINT.limit:
+        raise ConfigError(f"checkpoint {str(path)!r} ({human_size(size)}) inflates to {human_size(inflated)}; "
+                          f"checkpoints are limited to {human_size(CHECKPOINT.limit)}")  # fmt: skip
+    return inflated
+
+
+def _out_of_memory(path: Path, inflated: int) -> ConfigError:
+    # Not "truncated": the archive checked out, and calling a sound file broken would send the user the wrong way.
+    return ConfigError(f"checkpoint {str(path)!r} ({human_size(inflated)} of entries) does not fit in memory: "
+                       f"loading it ran out; free memory or load it on a machine with more")  # fmt: skip
 
 
 def save_model(path: str | Path, arch: Arch, model: nn.Module, **extra: object) -> None:
@@ -65,6 +113,7 @@ def load_model(path: str | Path) -> tuple[Arch, nn.Module]:
         raise ConfigError(
             f"{str(path)!r} is not a tas-bench model file (format {ckpt.get('format')!r}, expected {MODEL_FORMAT!r})"
         )
+    require(ckpt, ("arch",), f"model file {str(path)!r}")
     try:
         arch = Arch.from_dict(ckpt["arch"])
     except ConfigError as e:

@@ -13,16 +13,19 @@ refused, not executed. `write_cifar` writes Python-2-style pickles, byte for byt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import pickle
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tasbench.errors import ConfigError
+from tasbench.untrusted import CIFAR_BATCH, read_bytes
 
 LAYOUT = {
     # name: (folder, training files, test files, label key, number of classes)
@@ -59,7 +62,8 @@ def find_cifar_dir(dataset: str, root: str | Path) -> Path:
 def missing_files(dataset: str, root: str | Path) -> list[Path]:
     _, train, test, *_ = LAYOUT[dataset]
     base = find_cifar_dir(dataset, root)
-    return [base / name for name in train + test if not (base / name).is_file()]
+    # exists(), not is_file(): a directory or FIFO in a batch's place is reported as what it is when it is read
+    return [base / name for name in train + test if not (base / name).exists()]
 
 
 def read_cifar(dataset: str, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,6 +75,10 @@ def read_cifar(dataset: str, root: str | Path, train: bool) -> tuple[torch.Tenso
         x, y = read_batch(base / name, label_key, classes, TITLE[dataset])
         images.append(x)
         labels.append(y)
+    if not sum(map(len, labels)):  # every batch well-formed but empty: nothing to train or test on
+        files = ", ".join(train_files if train else test_files)
+        raise ConfigError(f"{TITLE[dataset]} in {str(base)!r} holds no {'training' if train else 'test'} images "
+                          f"({files}: 0 images)")  # fmt: skip
     return torch.cat(images), torch.cat(labels)
 
 
@@ -78,10 +86,11 @@ def read_batch(path: Path, label_key: str, classes: int, title: str) -> tuple[to
     def corrupt(why: str) -> ConfigError:
         return ConfigError(f"{title} batch {str(path)!r} is corrupt: {why}")
 
+    data = read_bytes(path, dataclasses.replace(CIFAR_BATCH, name=f"{title} batch"))
     try:
-        raw = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-    except FileNotFoundError:
-        raise ConfigError(f"{title} batch {str(path)!r} is missing") from None
+        raw = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except MemoryError:  # the pickle declares more than fits; the file itself is bounded by CIFAR_BATCH
+        raise corrupt("unpickling it ran out of memory (a real batch unpickles to ~31 MB)") from None
     except Exception as e:  # truncated or foreign pickles fail in many ways; all mean the same to the user
         raise corrupt(f"not a readable pickle ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(raw, dict):
@@ -95,15 +104,25 @@ def read_batch(path: Path, label_key: str, classes: int, title: str) -> tuple[to
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         what = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise corrupt(f"'data' is a {what}, expected uint8 (N, 3072)")
-    try:
-        labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
-    except (TypeError, ValueError):
-        raise corrupt(f"{label_key!r} is not a list of integers") from None
-    if labels.shape != (data.shape[0],):
-        raise corrupt(f"{data.shape[0]} images but {label_key!r} has shape {tuple(labels.shape)}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise corrupt(f"labels span {labels.min().item()}..{labels.max().item()}, expected 0..{classes - 1}")
-    return torch.from_numpy(data.copy()).view(-1, 3, 32, 32), labels
+    labels = _integer_labels(labels, label_key, corrupt)
+    if len(labels) != data.shape[0]:
+        raise corrupt(f"{data.shape[0]} images but {label_key!r} has {len(labels)} entries")
+    if labels and (min(labels) < 0 or max(labels) >= classes):  # Python ints: 2**70 is named, not overflowed
+        raise corrupt(f"labels span {min(labels)}..{max(labels)}, expected 0..{classes - 1}")
+    return torch.from_numpy(data.copy()).view(-1, 3, 32, 32), torch.tensor(labels, dtype=torch.int64)
+
+
+def _integer_labels(labels: object, key: str, corrupt: Callable[[str], ConfigError]) -> list[int]:
+    """The labels as Python ints; floats (which numpy would truncate: 2.7 -> 2), strings and nested lists are
+    refused rather than converted."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        return labels.tolist()
+    if isinstance(labels, list):
+        bad = next((v for v in labels if not isinstance(v, int) or isinstance(v, bool)), None)
+        if bad is None:
+            return labels
+        raise corrupt(f"{key!r} holds {bad!r} ({type(bad).__name__}), expected a list of integers")
+    raise corrupt(f"{key!r} is a {type(labels).__name__}, expected a list of integers")
 
 
 def write_cifar(dataset: str, root: str | Path, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Path:

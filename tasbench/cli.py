@@ -12,7 +12,8 @@
 Every command prints one JSON object on stdout, except `flops`, which prints a summary (`--json`: the JSON object).
 Commands that take a device default to `--device auto` (a CUDA GPU when torch sees one). Bad input (an unknown
 name, a ratio outside (0, 1], a malformed file, a missing data directory) prints one line `tas-bench: error: ...`
-naming the value and what is allowed, and exits with status 2.
+naming the value and what is allowed, and exits with status 2. Ctrl-C (SIGINT) or SIGTERM stops any command with
+one line saying what is kept and how to go on, and exit status 130 or 143.
 
 Start-up imports no torch, pandas or wandb: a command imports what it needs when it runs, and the options of
 `flops`, `train`, `prune` and `bench` (built from torch-importing modules) are added only when that command is
@@ -25,16 +26,20 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
-from tasbench.commands import compare, regress, report, sweep
+from tasbench.bounds import MAX_SEED, int_flag, path_flag
+from tasbench.commands import close_bars, compare, regress, report, sweep
 from tasbench.device import DEVICE_HELP, parse_device
-from tasbench.errors import ConfigError, choice_error
+from tasbench.errors import ConfigError, choice_error, interrupt_signal, raise_interrupted
 from tasbench.installation import version
 from tasbench.presets import PRESETS, full_width, preset, preset_of
 
@@ -81,16 +86,30 @@ class _Version(argparse.Action):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM stops a command as Ctrl-C does. Only the main thread may set a handler (a test may call main elsewhere).
+    here = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_interrupted) if here else None
     try:
         result = args.command(args)
     except ConfigError as e:
         print(f"tas-bench: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # one line, not a traceback (`sweep` says what it kept itself)
+        signum = interrupt_signal(e)
+        close_bars()
+        print(f"tas-bench: interrupted by {signum.name}; {getattr(args, 'resumes', RERUN)}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if here:
+            signal.signal(signal.SIGTERM, previous)
     try:  # a dict for machines (JSON), or a text for people
         print(result if isinstance(result, str) else json.dumps(result, indent=2), flush=True)
     except BrokenPipeError:  # e.g. `tas-bench flops ... | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if isinstance(result, dict) and result.get("passed") is False else 0  # a check that found a regression
+
+
+RERUN = "nothing was left half-written; run the same command again"  # what an interrupted command says to do
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,15 +143,17 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     from tasbench.train import TrainConfig
 
     _add_network_args(p)
-    p.add_argument("--weights", help="start from this model file (its architecture and weights), e.g. a pruned net")
+    p.add_argument("--weights", type=path_flag,
+                   help="start from this model file (its architecture and weights), e.g. a pruned net")
     _add_data_args(p)
     overrides.add_arguments(p, TrainConfig)
-    p.add_argument("--teacher", help="distil from this model file (the unpruned net)")
+    p.add_argument("--teacher", type=path_flag, help="distil from this model file (the unpruned net)")
     p.add_argument("--kd-alpha", type=float, default=DistillConfig.alpha, help="weight of the KD term")
     p.add_argument("--kd-temperature", type=float, default=DistillConfig.temperature, help="KD temperature")
-    p.add_argument("--out", default="runs", help="results root (default: runs)")
+    p.add_argument("--out", type=path_flag, default="runs", help="results root (default: runs)")
     _add_device_args(p)
-    p.set_defaults(command=cmd_train)
+    p.set_defaults(command=cmd_train, resumes="the run keeps its last finished epoch (checkpoint.pt); run the same "
+                                              "command to resume it")  # fmt: skip
 
 
 def _prune_options(p: argparse.ArgumentParser) -> None:
@@ -142,16 +163,20 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ratio", type=float, help="target FLOPs as a fraction of the unpruned, in (0, 1]")
     p.add_argument("--variant", help="a paper-faithful shape instead of --ratio (l1: A or B, for resnet56/110)")
     _add_network_args(p)
-    p.add_argument("--weights", help="the trained unpruned net as a model file, for methods that score its weights "
+    p.add_argument("--weights", type=path_flag,
+                   help="the trained unpruned net as a model file, for methods that score its weights "
                                      "(l1, fpgm; default: a fresh seeded initialisation)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_flag(0, MAX_SEED), default=0)
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeatable)")
-    p.add_argument("--save", help="write the pruned net (architecture + weights) to this model file")
-    p.add_argument("--save-tas-config", help="write the pruned shape in the official TAS .config format")
-    p.add_argument("--workdir", help="where a long pruner (a TAS search) keeps its resumable checkpoint")
+    p.add_argument("--save", type=path_flag, help="write the pruned net (architecture + weights) to this model file")
+    p.add_argument("--save-tas-config", type=path_flag,
+                   help="write the pruned shape in the official TAS .config format")
+    p.add_argument("--workdir", type=path_flag,
+                   help="where a long pruner (a TAS search) keeps its resumable checkpoint")
     _add_data_args(p)
     _add_device_args(p)
-    p.set_defaults(command=cmd_prune)
+    p.set_defaults(command=cmd_prune, resumes="run the same command again (a TAS search given --workdir resumes "
+                                              "from its last finished epoch)")  # fmt: skip
 
 
 def _bench_options(p: argparse.ArgumentParser) -> None:
@@ -168,7 +193,8 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
 
 def _add_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", help=f"one of: {', '.join(PRESETS)}")
-    p.add_argument("--tas-config", help="an official TAS .config file (e.g. tasbench/official_configs/*.config)")
+    p.add_argument("--tas-config", type=path_flag,
+                   help="an official TAS .config file (e.g. tasbench/official_configs/*.config)")
     p.add_argument("--shortcut", default="official", help=f"one of: {', '.join(SHORTCUTS)} (default: official)")
 
 
@@ -176,7 +202,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     from tasbench.data import DataConfig
 
     overrides.add_arguments(p, DataConfig)
-    p.add_argument("--data-dir", help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
+    p.add_argument("--data-dir", type=path_flag,
+                   help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
     p.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
 
 
@@ -276,20 +303,24 @@ def flops_summary(counted: dict, pruned_from: str | None) -> str:
 def cmd_train(args: argparse.Namespace) -> dict:
     import torch
 
-    from tasbench.atomic import remove_stale_temporaries, write_json
+    from tasbench.atomic import check_output_dir, finite, remove_stale_temporaries, write_json
     from tasbench.checkpoint import load_model, save_model
     from tasbench.code_identity import code_identity, code_packages
     from tasbench.data import DataConfig, load_data
     from tasbench.distill import DistillConfig, DistillLoss
+    from tasbench.experiment import start_teacher
     from tasbench.flops import macs, params
     from tasbench.locks import directory_lock
-    from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
+    from tasbench.run_files import TEACHER_METRICS, divergence, finished
+    from tasbench.runs import environment, file_digest, run_dir, torch_threads, write_log_csv
     from tasbench.seeds import derive_seed
+    from tasbench.supersede import finish_superseding
     from tasbench.train import TrainConfig, cross_entropy, train
 
     device = parse_device(args.device)
     if not (args.network or args.tas_config or args.weights):
         args.network = "resnet20"
+    check_output_dir(args.out, "--out")
     data_cfg = overrides.from_namespace(DataConfig, args)
     train_cfg = overrides.from_namespace(TrainConfig, args)
     distill = DistillConfig(args.kd_alpha, args.kd_temperature) if args.teacher else None
@@ -311,32 +342,36 @@ def cmd_train(args: argparse.Namespace) -> dict:
     out = run_dir(args.out, "train", config)
     # The lock a sweep takes on its teachers (the same directory): one process at a time trains a run directory.
     with directory_lock(out):
-        if (out / "metrics.json").exists():
+        done = finished(out, TEACHER_METRICS)  # None, too, if it was damaged: its files are moved aside
+        if done is not None:
             print(f"already done: {out}", file=sys.stderr)
-            return json.loads((out / "metrics.json").read_text())
+            return done
         remove_stale_temporaries(out)
+        finish_superseding(out)  # a damaged run's move aside, if a kill cut it short: it must not resume from there
         data = load_data(data_cfg, args.data_dir, args.download)
         loss_fn = cross_entropy
         if teacher is not None:
             loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), distill)
-        write_json(out / "params.json", {"hash": config_hash(config), "config": config,
-                                         "code": code_identity(code_packages(None))})  # fmt: skip
+        threads = start_teacher(out, config)  # a resumed run goes on with the params.json and threads it began with
         began = time.perf_counter()
-        result = train(model, data, train_cfg, device=device, loss_fn=loss_fn, checkpoint_path=out / "checkpoint.pt",
-                       run_config=config, progress=not args.no_progress,
-                       on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+        with torch_threads(threads):
+            result = train(model, data, train_cfg, device=device, loss_fn=loss_fn,
+                           checkpoint_path=out / "checkpoint.pt", run_config=config, progress=not args.no_progress,
+                           on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+            environment_record = environment(device)
         # Written again here: a run killed after its last checkpoint resumes with nothing left to train.
-        write_log_csv(out / "log.csv", result.pop("history"))
+        history = result.pop("history")
+        write_log_csv(out / "log.csv", history)
         save_model(out / "model.pt", arch, model)
-        metrics = {**result, "macs": macs(arch), "params": params(arch), "run_dir": str(out),
-                   "wall_seconds": time.perf_counter() - began, "environment": environment(device),
+        metrics = {**result, **divergence(out, result, history), "macs": macs(arch), "params": params(arch),
+                   "run_dir": str(out), "wall_seconds": time.perf_counter() - began, "environment": environment_record,
                    "code": code_identity(code_packages(None))}  # fmt: skip
         write_json(out / "metrics.json", metrics)
-        return metrics
+        return finite(metrics)  # printed as the file holds it: strict JSON, null for a diverged loss
 
 
 def cmd_prune(args: argparse.Namespace) -> dict:
-    from tasbench.atomic import write_text
+    from tasbench.atomic import check_output_dir, write_text
     from tasbench.checkpoint import save_model
     from tasbench.data import DataConfig, load_data
     from tasbench.flops import macs, params
@@ -346,6 +381,11 @@ def cmd_prune(args: argparse.Namespace) -> dict:
 
     device = parse_device(args.device)
     pruner = get_pruner(args.method)
+    if args.workdir:
+        check_output_dir(args.workdir, "--workdir")
+    for flag, file in (("--save", args.save), ("--save-tas-config", args.save_tas_config)):
+        if file:
+            check_output_dir(Path(file).parent, flag, given=file)
     if args.weights and not pruner.reads_weights:
         raise ConfigError(f"--method {args.method} does not read --weights: it takes the unpruned net's shape only, "
                           "and its pruned net starts from a fresh initialisation; give the shape with --network or "

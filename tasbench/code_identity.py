@@ -23,10 +23,10 @@ import functools
 import hashlib
 import importlib.util
 import os
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from tasbench.pruner import ENTRY_POINT_GROUP
+from tasbench.pruner import registered
 from tasbench.runs import git_state
 
 ENGINE = "tasbench"
@@ -37,7 +37,7 @@ def code_packages(method: str | None) -> tuple[str, ...]:
     """The top-level packages whose sources decide the numbers of a run of `method` (None: training only)."""
     packages = {ENGINE}
     if method is not None:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        for ep in registered():
             if ep.name == method:
                 packages.add(ep.value.split(":")[0].split(".")[0])
     return tuple(sorted(packages))

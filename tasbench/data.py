@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tasbench import cifar
+from tasbench.bounds import MAX_PROXY_IMAGES, MAX_SEED, MAX_SUBSET, MAX_WORKERS, check_fields
 from tasbench.errors import ConfigError, choice_error
 from tasbench.seeds import derive_seed
 
@@ -47,12 +48,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise choice_error("dataset", self.dataset, list(DATASETS))
-        for name in ("subset", "test_subset", "workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("proxy_train", "proxy_test"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self, [
+            *[(name, 0 <= getattr(self, name) <= MAX_SUBSET, f"in [0, {MAX_SUBSET}] (0 = all)")
+              for name in ("subset", "test_subset")],
+            *[(name, 1 <= getattr(self, name) <= MAX_PROXY_IMAGES, f"in [1, {MAX_PROXY_IMAGES}]")
+              for name in ("proxy_train", "proxy_test")],
+            ("proxy_seed", 0 <= self.proxy_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+            ("workers", 0 <= self.workers <= MAX_WORKERS, f"in [0, {MAX_WORKERS}]"),
+        ])  # fmt: skip
 
     @property
     def num_classes(self) -> int:

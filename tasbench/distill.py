@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasbench.errors import ConfigError
+from tasbench.bounds import check_fields
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,8 @@ class DistillConfig:
     temperature: float = 4.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"KD alpha must be in [0, 1], got {self.alpha}")
-        if not self.temperature > 0:
-            raise ConfigError(f"KD temperature must be > 0, got {self.temperature}")
+        check_fields(self, [("alpha", 0.0 <= self.alpha <= 1.0, "in [0, 1] (KD alpha)"),
+                            ("temperature", self.temperature > 0, "> 0 (KD temperature)")])  # fmt: skip
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, cfg: DistillConfig) -> torch.Tensor:

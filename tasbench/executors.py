@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from tasbench.bounds import MAX_THREADS, MAX_WORKERS, check_fields
 from tasbench.cost import job_macs
 from tasbench.data import load_data
 from tasbench.device import parse_device
@@ -44,11 +44,12 @@ from tasbench.errors import ConfigError, StorageError, choice_error
 from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
 from tasbench.failures import read_failure, record_failure, summary
 from tasbench.locks import directory_lock
+from tasbench.run_files import RUN_METRICS, read_run_file
 from tasbench.run_state import run_state, teacher_state
 from tasbench.supersede import finish_superseding, supersede
 from tasbench.sweep import check_runs, invalid_runs
 from tasbench.sweep_progress import SweepBar, sweep_bar
-from tasbench.worker_pool import worker_pool
+from tasbench.worker_pool import submit, worker_pool
 
 EXECUTORS = ("local", "ray")
 RERUN = ("", "stale", "all")
@@ -80,10 +81,16 @@ class Executor:
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
             raise choice_error("executor", self.kind, EXECUTORS)
-        if self.workers < 1:
-            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        check_fields(self, [
+            ("workers", 1 <= self.workers <= MAX_WORKERS, f"in [1, {MAX_WORKERS}]"),
+            ("threads", 0 <= self.threads <= MAX_THREADS, f"in [0, {MAX_THREADS}] (0: cores / workers)"),
+            ("gpus_per_run", self.gpus_per_run >= 0, ">= 0"),
+        ])  # fmt: skip
         if self.address and self.kind != "ray":
             raise ConfigError("--address names a Ray cluster; it needs --executor ray")
+        if self.gpus_per_run and self.kind != "ray":
+            raise ConfigError(f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs on a Ray cluster; it needs "
+                              "--executor ray (the local executor runs on --device)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ def work(job: Job) -> str:
 
 
 def _teacher(job: Job, device: torch.device) -> str:
-    if (job.directory / "metrics.json").exists():
+    if teacher_state(job.cfg, job.root).status == "done":  # not a damaged one: ensure_teacher moves it aside
         return "found"
     ensure_teacher(job.cfg, job.root, load_data(job.cfg.data, job.data_dir), device, job.progress)
     return "ran"
@@ -154,7 +161,7 @@ def _run(job: Job, device: torch.device) -> str:
                       latency_batches=job.latency_batches, wait=job.wait, progress=job.progress)  # fmt: skip
     if metrics is None:
         return "busy"
-    ran = metrics["timing"]["pid"] == os.getpid()  # the process that computed a run records its pid
+    ran = metrics["timing"].get("pid") == os.getpid()  # the process that computed a run records its pid
     if tracker is not None and ran:  # a tracker starts with the first epoch logged here: none for a found run
         tracker.finish(metrics)
     return "ran" if ran else "found"
@@ -197,7 +204,7 @@ def jobs(runs: list[RunConfig], root: str | Path, device: str, data_dir: str | N
     make = lambda stage, cfg: Job(stage, cfg, str(root), device, data_dir, threads, wandb, latency_batches,  # noqa: E731
                                   rerun=rerun, since=time.time(), fail_fast=fail_fast, progress=progress)  # fmt: skip
     teacher_jobs = [make("teacher", cfg) for d, cfg in teachers.items()
-                    if d in needed and (d in redo or not (d / "metrics.json").exists())]  # fmt: skip
+                    if d in needed and (d in redo or teacher_state(cfg, root).status != "done")]  # fmt: skip
     return teacher_jobs, [make("run", cfg) for cfg in todo]
 
 
@@ -227,7 +234,7 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
     results = []
     for i, cfg in enumerate(runs):
         path = cfg.directory(root) / "metrics.json"
-        results.append(json.loads(path.read_text()) if path.exists() else None)
+        results.append(read_run_file(path, RUN_METRICS) if path.exists() else None)
         if results[-1] is None and i not in failures:
             own, teacher = read_failure(cfg.directory(root)), read_failure(cfg.teacher_directory(root))
             failures[i] = summary(own) if own else f"its teacher failed ({summary(teacher)})" if teacher else \
@@ -283,7 +290,7 @@ def _sequential(stage: list[Job], bar: SweepBar) -> None:
 
 def _in_pool(pool: concurrent.futures.Executor, stage: list[Job], bar: SweepBar) -> list[Job]:
     """Run `stage` in the worker pool; returns the jobs that were busy elsewhere (with `wait=True` for a retry)."""
-    futures = {pool.submit(work, job): job for job in stage}
+    futures = {submit(pool, work, job): job for job in stage}
     for job in stage:
         bar.started(job.title)
     busy = []

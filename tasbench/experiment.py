@@ -3,11 +3,13 @@
     runs/train/<hash>/      the unpruned teacher: the same directory `tas-bench train` writes for the same settings,
                             so every run (and every user) that needs this teacher shares it
     runs/<method>/<hash>/   params.json   the resolved config (hashed), the row label, seed, and the environment
-                                          (git commit, torch/CUDA, device) and `code` it started with (not hashed)
+                                          (git commit, torch/CUDA, device), `code` and torch `threads` it started
+                                          with (not hashed; every resume computes with these threads: runs.py)
                             pruned.pt     the pruner's shape, weights and info, written once: a resumed run does
                                           not search again
                             checkpoint.pt, log.csv, model.pt   retraining, resumable (see train.py)
-                            metrics.json  written last, atomically; its presence means "done"; `code` (version,
+                            metrics.json  written last, atomically; its presence means "done" (a damaged one,
+                                          run_files.py, is moved aside and the run computed afresh); `code` (version,
                                           git commit, source hash: code_identity.py) says which code computed it,
                                           `teacher_sha256` which teacher weights it learned from
                             error.json    the last attempt's error (failures.py), until the run succeeds
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from torch import nn
 
 from tasbench.arch import Arch
 from tasbench.atomic import remove_stale_temporaries, write_json
-from tasbench.checkpoint import load_checkpoint, load_model, save_model
+from tasbench.checkpoint import load_checkpoint, load_model, require, save_model
 from tasbench.code_identity import code_identity, code_packages
 from tasbench.data import DataConfig, ImageData, load_data
 from tasbench.errors import ConfigError
@@ -50,7 +51,27 @@ from tasbench.presets import preset
 from tasbench.pruner import Pruned, PruneRequest, band_record, check_ratio, get_pruner
 from tasbench.recipes import Recipe, retrain
 from tasbench.resnet import seeded_resnet
-from tasbench.runs import config_hash, environment, file_digest, run_dir, write_log_csv
+from tasbench.run_files import (
+    PARAMS,
+    PARAMS_FILE,
+    RUN_METRICS,
+    TEACHER_METRICS,
+    DamagedRunFile,
+    divergence,
+    finished,
+    read_results,
+    read_run_file,
+)
+from tasbench.runs import (
+    config_hash,
+    environment,
+    file_digest,
+    recorded_threads,
+    run_dir,
+    start_run,
+    torch_threads,
+    write_log_csv,
+)
 from tasbench.seeds import derive_seed
 from tasbench.supersede import finish_superseding
 from tasbench.train import TrainConfig, evaluate, train
@@ -120,28 +141,39 @@ def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: to
     config = cfg.teacher_config()
     # Two workers that need the same teacher train it once: the second waits here, then reads it.
     with directory_lock(out):
-        if not (out / "metrics.json").exists():
+        if finished(out, TEACHER_METRICS) is None:  # a damaged teacher's files are moved aside: trained afresh
             remove_stale_temporaries(out)
             finish_superseding(out)
             arch = cfg.arch()
             model = seeded_resnet(arch, derive_seed(cfg.teacher.seed, "init"))  # as cmd_train seeds it
-            # A resumed teacher keeps the params.json it started with: its code record says which code began it.
-            if not ((out / "checkpoint.pt").exists() and (out / "params.json").exists()):
-                write_json(out / "params.json", {"hash": config_hash(config), "config": config,
-                                                 "code": code_identity(code_packages(None))})  # fmt: skip
+            # A resumed teacher keeps the params.json it started with: its code record says which code began it, and
+            # it trains on with the thread count recorded there.
+            threads = start_teacher(out, config)
             began = time.perf_counter()
-            result = train(model, data, cfg.teacher, device=device, checkpoint_path=out / "checkpoint.pt",
-                           run_config=config, progress=progress,
-                           on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
-            write_log_csv(out / "log.csv", result.pop("history"))
+            with torch_threads(threads):
+                result = train(model, data, cfg.teacher, device=device, checkpoint_path=out / "checkpoint.pt",
+                               run_config=config, progress=progress,
+                               on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+                environment_record = environment(device)
+            history = result.pop("history")
+            write_log_csv(out / "log.csv", history)
             save_model(out / "model.pt", arch, model)
-            write_json(out / "metrics.json", {**result, "macs": macs(arch), "params": params(arch),
+            write_json(out / "metrics.json", {**result, **divergence(out, result, history),
+                                              "macs": macs(arch), "params": params(arch),
                                               "run_dir": str(out), "wall_seconds": time.perf_counter() - began,
-                                              "environment": environment(device),
+                                              "environment": environment_record,
                                               "code": code_identity(code_packages(None))})  # fmt: skip
             clear_failure(out)
     _, model = load_model(out / "model.pt")
-    return model.to(device), json.loads((out / "metrics.json").read_text())
+    return model.to(device), read_run_file(out / "metrics.json", TEACHER_METRICS)
+
+
+def start_teacher(out: Path, config: dict) -> int:
+    """Begin (or go on with) the teacher or `tas-bench train` run in `out`, whose resolved config is `config`; its
+    torch thread count (see `runs.start_run`). The two share run directories, so they share this too."""
+    started = (out / "checkpoint.pt").exists() and (out / "params.json").exists()
+    record = {"hash": config_hash(config), "config": config, "code": code_identity(code_packages(None))}
+    return start_run(out, record, started)
 
 
 def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, device: torch.device,
@@ -150,6 +182,7 @@ def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, d
     path = out / "pruned.pt"
     if path.exists():
         saved = load_checkpoint(path)
+        require(saved, ("info", "prune_seconds"), f"pruned model {str(path)!r}")
         arch, model = load_model(path)
         return Pruned(arch, model, saved["info"]), float(saved["prune_seconds"])
     pruner = get_pruner(cfg.method)
@@ -198,17 +231,22 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     other than the checkpoint (which all ranks hold identically and replace atomically) and only it takes the lock.
     """
     out = cfg.directory(root)
-    if (out / "metrics.json").exists():
-        return json.loads((out / "metrics.json").read_text())
+    try:
+        done = read_results(out, RUN_METRICS).metrics
+    except DamagedRunFile:  # moved aside below, under the lock, and computed afresh
+        done = None
+    if done is not None:
+        return done
     if not writer:
         return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
     with directory_lock(out, wait=wait) as held:
         if not held:
             return None
-        if (out / "metrics.json").exists():  # finished by the process whose lock we waited for
-            return json.loads((out / "metrics.json").read_text())
         remove_stale_temporaries(out)  # left by a holder that was killed mid-write
         finish_superseding(out)  # a recompute's move of the old results, if a kill interrupted it
+        done = finished(out, RUN_METRICS)  # finished by the process whose lock we waited for; or damaged: moved aside
+        if done is not None:
+            return done
         return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
 
 
@@ -218,13 +256,27 @@ def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device,
               wrap: Callable[[nn.Module], nn.Module] | None, writer: bool) -> dict:  # fmt: skip
     """The body of `run_one`, in the process that may write `out`."""
     config = cfg.config()
-    if (out / "params.json").exists():
-        if json.loads((out / "params.json").read_text())["config"] != config:
-            raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
-    elif writer:  # written once, when the run starts: a resumed run keeps the environment it started in
-        write_json(out / "params.json", {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
-                                         "environment": environment(device),
-                                         "code": code_identity(code_packages(cfg.method))})  # fmt: skip
+    started = (out / PARAMS_FILE).exists()
+    if started and read_run_file(out / PARAMS_FILE, PARAMS)["config"] != config:
+        raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
+    if writer:  # written once, when the run starts: a resumed run keeps the environment and thread count it began with
+        threads = start_run(out, {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
+                                  "environment": environment(device),
+                                  "code": code_identity(code_packages(cfg.method))}, started)  # fmt: skip
+    else:  # a torchrun rank: rank 0 wrote params.json before the ranks met
+        threads = recorded_threads(out) if started else torch.get_num_threads()
+    # Every stage (the teacher, which keeps its own record, the pruner's search or soft training, the retraining and
+    # the evaluation) computes with the run's recorded count, whatever this process was started with.
+    with torch_threads(threads):
+        return _compute(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
+
+
+def _compute(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, data_dir: str | Path | None,
+             progress: bool, latency_batches: tuple[int, ...],
+             on_epoch: Callable[[RunConfig, list[dict]], None] | None,
+             wrap: Callable[[nn.Module], nn.Module] | None, writer: bool) -> dict:  # fmt: skip
+    """The numbers of run `out`, whose params.json is written."""
+    config = cfg.config()
     data = load_data(cfg.data, data_dir)
     began = time.perf_counter()
     teacher, teacher_metrics = ensure_teacher(cfg, root, data, device, progress)
@@ -258,6 +310,7 @@ def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device,
         "method": cfg.method, "options": dataclasses.asdict(cfg.options), "ratio": cfg.ratio,
         "recipe": cfg.recipe.name, "seed": cfg.seed,
         "top1": final["top1"], "top5": final["top5"], "test_loss": final["loss"], "epochs": result["epochs"],
+        **divergence(out, final, history, teacher_metrics),
         "unpruned_top1": teacher_metrics["top1"], "unpruned_top5": teacher_metrics["top5"],
         "acc_drop": teacher_metrics["top1"] - final["top1"],
         "macs": pruned_macs, "params": params(pruned.arch),

@@ -11,7 +11,6 @@ place, so a run directory holds a failure only while it has no result.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from tasbench.atomic import write_json
 from tasbench.errors import ConfigError
+from tasbench.run_files import DamagedRunFile, read_run_file
 
 ERROR_FILE = "error.json"
 
@@ -38,9 +38,9 @@ def read_failure(directory: Path) -> dict | None:
     if not path.exists() or (directory / "metrics.json").exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):  # unreadable: still a failure, of unknown kind
-        return {"error": "unknown", "message": f"{path} is unreadable"}
+        return read_run_file(path)
+    except DamagedRunFile as e:  # still a failure, of unknown kind
+        return {"error": "unknown", "message": str(e)}
 
 
 def clear_failure(directory: Path) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
+from tasbench.untrusted import TAS_CONFIG, read_text
 
 _CIFAR_MODULES = {"ResNetBasicblock": "basic", "ResNetBottleneck": "bottleneck"}
 _IMAGENET_BLOCKS = {"BasicBlock": "basic", "Bottleneck": "bottleneck"}
@@ -32,15 +33,7 @@ SUPER_TYPES = ("infer-shape", "infer-width")
 
 def read_tas_config(path: str | Path) -> Arch:
     """Import an official `.config` file as an `Arch` (with the official shortcut)."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"TAS config file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"TAS config {str(path)!r} is a directory, not a .config file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"TAS config file {str(path)!r} is not UTF-8 text") from None
+    text = read_text(path, TAS_CONFIG)
     try:
         return parse_tas_config(text)
     except ConfigError as e:
@@ -54,6 +47,8 @@ def parse_tas_config(text: str) -> Arch:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:  # the decoder recurses once per level: `[[[[...` a thousand deep ends Python's stack
+        raise ConfigError("not a TAS config: JSON nested some 1000 levels deep (the format nests 3)") from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a JSON object of '\"key\": [type, value]' pairs")
     dataset = _field(raw, "dataset", str)

@@ -13,11 +13,13 @@ unknown) and its `note` what it was cross-checked against. A row may lack the ac
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
 from tasbench.errors import ConfigError
+from tasbench.untrusted import PAPER_CSV, read_bytes
 
 PACKAGED = Path(__file__).parent / "paper" / "paper-results.csv"
 COLUMNS = ["dataset", "network", "method", "pruned_acc", "acc_drop", "flops", "flops_pruned_pct", "source", "note"]
@@ -32,11 +34,12 @@ def read_paper(path: str | Path | None) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"paper results {str(path)!r} is a directory; give the CSV file (or --paper none)")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"paper results {str(path)!r} do not exist (tas-bench ships {PACKAGED.name}; "
                           f"--paper none leaves the paper's rows out)")  # fmt: skip
+    data = read_bytes(path, PAPER_CSV)  # a FIFO or device is refused here, not read by pandas
     try:
-        paper = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        paper = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise ConfigError(f"paper results {str(path)!r} are not a readable CSV file ({reason})") from None

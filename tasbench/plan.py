@@ -26,7 +26,6 @@ per job and the sweep's start (importing torch in the workers, building the data
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -49,7 +48,8 @@ from tasbench.errors import ConfigError
 from tasbench.executors import jobs
 from tasbench.experiment import RunConfig
 from tasbench.failures import read_failure, summary
-from tasbench.run_state import State, run_state
+from tasbench.run_files import DAMAGED, TEACHER_METRICS, DamagedRunFile, read_run_file
+from tasbench.run_state import State, run_state, teacher_state
 from tasbench.sweep import invalid_runs
 from tasbench.uniform import scale_widths
 
@@ -79,7 +79,10 @@ def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads
     for cfg in runs:
         path = cfg.teacher_directory(root) / "metrics.json"
         if path.exists():
-            metrics = json.loads(path.read_text())
+            try:
+                metrics = read_run_file(path, TEACHER_METRICS)
+            except DamagedRunFile:  # to be trained afresh; the plan names it
+                continue
             if metrics.get("environment", {}).get("threads") != threads:
                 continue  # timed with another thread count: it says little about this sweep
             scale = metrics["train_seconds"] / teacher_macs(cfg) / table[cfg.network, 1.0]
@@ -127,10 +130,17 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
     if failed or invalid:
         lines.append(f"failed: {failed} runs failed when last tried (tried again); {len(invalid)} invalid (they "
                      f"cannot run, see their lines)")  # fmt: skip
+    damaged = sum(bool(s.damaged) for s in states)
+    if damaged:
+        lines.append(f"damaged: {damaged} runs whose result files are damaged; their files move aside "
+                     f"(superseded-<time>{DAMAGED}/) and they are computed afresh")  # fmt: skip
     for job in teacher_jobs:
         failure = read_failure(job.directory)
         if failure:
             lines.append(f"failed teacher (tried again): {job.directory}: {summary(failure)}")
+        teacher = teacher_state(job.cfg, root)
+        if teacher.damaged:
+            lines.append(f"damaged teacher (trained afresh, its files kept aside): {job.directory}: {teacher.damaged}")
     todo, teachers_todo = [job.cfg for job in run_jobs], [job.cfg for job in teacher_jobs]
     table, source = rates(todo, root, _timed_on(device), threads, workers) if calibrate and todo else ({}, "")
     lines += _costs(todo, teachers_todo, table, source, workers)
@@ -138,7 +148,9 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
     for i, (cfg, state) in enumerate(zip(runs, states)):
         lines.append(f"{state.label:<8} {cfg.directory(root)}  {cfg.name} {cfg.network} ratio={cfg.ratio} "
                      f"recipe={cfg.recipe.name} seed={cfg.seed} | {budget(cfg)}")  # fmt: skip
-        for why, text in (("stale", state.stale), ("failed", state.error), ("invalid", invalid.get(i, ""))):
+        damaged = f"{state.damaged}; its files move aside and it recomputes" if state.damaged else ""
+        for why, text in (("stale", state.stale), ("failed", state.error), ("invalid", invalid.get(i, "")),
+                          ("damaged", damaged)):  # fmt: skip
             if text:
                 lines.append(f"{'':<8}   {why}: {text}")
     return "\n".join(lines)

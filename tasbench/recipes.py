@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tasbench.bounds import check_fields
 from tasbench.data import ImageData
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError, choice_error
@@ -57,6 +58,8 @@ class Recipe:
             raise choice_error("recipe", self.name, RECIPES)
         self.train_config(0, 1, 1)  # the TrainConfig checks (epochs >= 1, lr > 0, ...) apply here, at parse time
         DistillConfig(self.kd_alpha, self.kd_temperature)
+        # train_config clips warm-up to the (scaled) epochs; the recipe's own value must make sense unclipped
+        check_fields(self, [("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, f"in [0, epochs={self.epochs}]")])
 
     def train_config(self, seed: int, unpruned_macs: int, pruned_macs: int) -> TrainConfig:
         epochs = self.epochs

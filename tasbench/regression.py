@@ -32,6 +32,7 @@ from pathlib import Path
 from tasbench.checkpoint import load_checkpoint
 from tasbench.errors import ConfigError
 from tasbench.experiment import RunConfig
+from tasbench.untrusted import REGRESSION_JSON, read_bytes
 
 FORMAT = "tas-bench-regression/1"
 UPDATE = "tas-bench regress --update"
@@ -87,11 +88,12 @@ def read_expected(path: str | Path, keys: list[str]) -> dict:
     """The stored results at `path`, checked to be of this format and for exactly the runs `keys`."""
     path = Path(path)
     fix = f"create it with `{UPDATE}` (a few times the check's run time)"
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"no stored regression results at {str(path)!r}; {fix}")
+    data = read_bytes(path, REGRESSION_JSON)
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        stored = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ConfigError(f"stored regression results {str(path)!r} are not valid JSON ({e}); {fix}") from None
     found = stored.get("format") if isinstance(stored, dict) else None
     if found != FORMAT:

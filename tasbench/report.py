@@ -7,14 +7,18 @@
 
 A table row is one configuration (configurations.py): runs that differ in anything but the seed are never averaged
 together, and rows of one method that differ say in what (a `setting` column: `recipe.epochs=2`). Each row shows
-the FLOP ratio its nets reached beside the target, and marks (†) a row with a net outside its method's FLOP band
-and (‡) one whose runs come from more than one code version; footnotes under the table say which and why. The
-paper's rows keep their `source` and `note` (footnotes [1], [2]...); nothing in a table is typed by hand.
+the FLOP ratio its nets reached beside the target, and marks (†) a row with a net outside its method's FLOP band,
+(‡) one whose runs come from more than one code version and (§) one with a diverged run (a non-finite loss);
+footnotes under the table say which and why. The paper's rows keep their `source` and `note` (footnotes [1],
+[2]...); nothing in a table is typed by hand.
+
+A damaged run (its metrics.json or params.json unreadable, run_files.py) or a foreign metrics.json (not a
+tas-bench run's) is skipped with a warning that names the file, and each report's header says how many were
+skipped, so that a table never drops runs silently; with nothing else left, that is the error.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -22,57 +26,60 @@ from tabulate import tabulate
 
 from tasbench.atomic import write_text
 from tasbench.configurations import configuration, configuration_id, differences, teacher_configuration
-from tasbench.errors import ConfigError
+from tasbench.errors import ConfigError, warn
 from tasbench.plots import count_text, method_styles, plot
+from tasbench.run_files import PARAMS, PARAMS_FILE, RUN_METRICS, DamagedRunFile, read_run_file, validate
 from tasbench.runs import path_component
 
 KEYS = ["dataset", "network", "label", "recipe", "ratio", "config"]  # one table row per key; seeds are averaged
-OFF_BAND, MIXED_CODE = "†", "‡"
-LATEX = {"±": r"$\pm$", OFF_BAND: r"\dag{}", MIXED_CODE: r"\ddag{}"}
+OFF_BAND, MIXED_CODE, DIVERGED = "†", "‡", "§"
+LATEX = {"±": r"$\pm$", OFF_BAND: r"\dag{}", MIXED_CODE: r"\ddag{}", DIVERGED: r"\S{}"}
 
 
 def collect(roots: str | Path | list[str | Path]) -> pd.DataFrame:
     """One row per finished pruning run under the results roots (teachers and unfinished runs are left out).
 
     A run found under two roots (the same method and config hash) is refused: averaging it twice would count one
-    seed as two."""
+    seed as two. A damaged or foreign file is skipped with a warning; `runs.attrs["skipped"]` holds those lines."""
     roots = [Path(r) for r in dict.fromkeys(str(r) for r in ([roots] if isinstance(roots, (str, Path)) else roots))]
-    rows, found = [], {}
+    rows, found, skipped = [], {}, []
     for root in roots:
         if not root.is_dir():
             raise ConfigError(f"results root {str(root)!r} " + ("is a file, not a directory" if root.exists() else
                               "does not exist") + "; give the --out of `tas-bench sweep`")  # fmt: skip
         for path in sorted(root.glob("*/*/metrics.json")):
-            metrics = _read_json(path)
-            if "teacher_hash" not in metrics:  # a teacher's or a plain `tas-bench train` run
-                continue
-            run = f"{path.parent.parent.name}/{path.parent.name}"
-            if run in found:
-                raise ConfigError(f"run {run} is under both {str(found[run])!r} and {str(root)!r}; give each run once")
-            found[run] = root
-            params = _read_json(path.with_name("params.json"))
-            if not isinstance(params.get("config"), dict):
-                raise ConfigError(f"{str(path.with_name('params.json'))!r} holds no 'config' object")
             try:
-                rows.append(run_row(metrics, params["config"]))
-            except KeyError as e:
-                raise ConfigError(f"{str(path)!r} lacks {e.args[0]!r}; is it a tas-bench run's metrics.json?") from None
+                metrics = read_run_file(path)
+                if "teacher_hash" not in metrics:  # a teacher's or a plain `tas-bench train` run
+                    continue
+                run = f"{path.parent.parent.name}/{path.parent.name}"
+                if run in found:
+                    raise ConfigError(f"run {run} is under both {str(found[run])!r} and {str(root)!r}; give each "
+                                      f"run once")  # fmt: skip
+                found[run] = root
+                rows.append(_row(path, validate(path, metrics, RUN_METRICS),
+                                 read_run_file(path.with_name(PARAMS_FILE), PARAMS)))  # fmt: skip
+            except DamagedRunFile as e:
+                skipped.append(f"{e}; skipped" + ("" if e.foreign else " (its sweep recomputes it, keeping it aside)"))
+    where = ", ".join(repr(str(r)) for r in roots)
+    if not rows and skipped:
+        more = f" (and {count_text([len(skipped) - 1], 'more file')})" if len(skipped) > 1 else ""
+        raise ConfigError(f"no readable finished runs under {where}: {skipped[0]}{more}")
     if not rows:
-        where = ", ".join(repr(str(r)) for r in roots)
         raise ConfigError(f"no finished runs under {where}; run `tas-bench sweep SPEC --out {roots[0]}` first")
-    return pd.DataFrame(rows)
+    for line in skipped:
+        warn(line)
+    runs = pd.DataFrame(rows)
+    runs.attrs["skipped"] = skipped
+    return runs
 
 
-def _read_json(path: Path) -> dict:
+def _row(path: Path, metrics: dict, params: dict) -> dict:
+    """`run_row`, with a value that cannot be one (a config that is not a run's, no unpruned MACs) a foreign file."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{str(path)!r} is missing (a finished run has params.json beside metrics.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{str(path)!r} is not readable JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{str(path)!r} holds a {type(value).__name__}, expected a JSON object")
-    return value
+        return run_row(metrics, params["config"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+        raise DamagedRunFile(path, f"does not hold a tas-bench run ({type(e).__name__}: {e})", foreign=True) from None
 
 
 def run_row(m: dict, config: dict) -> dict:
@@ -95,6 +102,7 @@ def run_row(m: dict, config: dict) -> dict:
         "source_hash": code.get("source_hash"), "code_version": code.get("version"),
         "device": env["device"], "torch": env["torch"], "git_commit": env["git_commit"],
         "git_dirty": bool(env.get("git_dirty")), "latency_ms_batch1": timing.get("latency_ms_batch1"),
+        "diverged": bool(m.get("diverged")),
     }  # fmt: skip
 
 
@@ -109,7 +117,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
         flop_ratio=("flop_ratio", "mean"), flop_reduction_pct=("flop_reduction_pct", "mean"),
         off_band=("in_band", lambda s: int(s.isin([False]).sum())), band_recorded=("band_recorded", "all"),
         band_low=("band_low", "first"), band_high=("band_high", "first"),
-        codes=("source_hash", _code_versions),
+        codes=("source_hash", _code_versions), diverged=("diverged", "sum"),
         fields=("fields", "first"), teacher_config=("teacher_config", "first"),
     ).reset_index()  # fmt: skip
     return out.fillna({c: 0.0 for c in ("unpruned_std", "top1_std", "drop_std", "macs_std")})  # one seed: no spread
@@ -159,10 +167,15 @@ def table(ours: pd.DataFrame, paper: pd.DataFrame) -> tuple[list[dict], list[str
             seeds += f" {MIXED_CODE}"
             codes = ", ".join(c or "not recorded" for c in r.codes)
             notes.append(f"{MIXED_CODE} {_row_name(r)}: runs from {len(r.codes)} code versions (source {codes})")
+        pruned = _pm(r.top1_mean, r.top1_std)
+        if r.diverged:
+            pruned += f" {DIVERGED}"
+            notes.append(f"{DIVERGED} {_row_name(r)}: {r.diverged} of {r.runs} runs diverged (a non-finite loss: "
+                         f"their accuracy is meaningless; a lower learning rate may help)")  # fmt: skip
         rows.append({
             "source": "ours", "method": r.label, **({"setting": r.setting} if show_setting else {}),
             "recipe": r.recipe, "target": "fixed shape" if fixed else f"{r.ratio:g}", "achieved": achieved,
-            "unpruned acc": _pm(r.unpruned_mean, r.unpruned_std), "pruned acc": _pm(r.top1_mean, r.top1_std),
+            "unpruned acc": _pm(r.unpruned_mean, r.unpruned_std), "pruned acc": pruned,
             "acc drop": _pm(r.drop_mean, r.drop_std), "FLOPs": f"{r.macs:.2e}",
             "FLOPs pruned %": f"{r.flop_reduction_pct:.1f}", "seeds": seeds,
         })  # fmt: skip
@@ -210,14 +223,19 @@ def latex_text(text: str) -> str:
     return out
 
 
-def render(runs: pd.DataFrame, paper: pd.DataFrame, dataset: str) -> tuple[str, str]:
-    """(Markdown, LaTeX) of every network's table for `dataset`, each with its footnotes."""
+def render(runs: pd.DataFrame, paper: pd.DataFrame, dataset: str, skipped: int = 0) -> tuple[str, str]:
+    """(Markdown, LaTeX) of every network's table for `dataset`, each with its footnotes; `skipped`: how many
+    result files `collect` skipped (damaged or foreign: which dataset they held is unknown, so every report says)."""
     mine = runs[runs["dataset"] == dataset]
     stats = with_settings(summary(mine))
-    md = [f"# {dataset}: pruned accuracy vs FLOPs", "", provenance(mine), "",
+    header = provenance(mine)
+    if skipped:
+        header += (f"; {count_text([skipped], 'result file')} skipped, damaged or not a tas-bench run's (`tas-bench "
+                   f"report` names each in a warning)")  # fmt: skip
+    md = [f"# {dataset}: pruned accuracy vs FLOPs", "", header, "",
           "target and achieved: FLOP ratio (pruned / unpruned MACs); achieved is the mean over seeds (for the "
           "paper's rows: 1 - its FLOPs pruned %).", ""]  # fmt: skip
-    tex = [f"% {dataset}: {provenance(mine)}"]
+    tex = [f"% {dataset}: {header}"]
     for network in stats["network"].unique():
         rows, notes = table(stats[stats["network"] == network],
                             paper[(paper["dataset"] == dataset) & (paper["network"] == network)])  # fmt: skip
@@ -240,7 +258,7 @@ def write_report(runs: pd.DataFrame, paper: pd.DataFrame, out: str | Path) -> li
     styles = method_styles(list(runs["label"].unique()), list(paper["method"].unique()))  # the same in every plot
     written = []
     for dataset in sorted(runs["dataset"].unique()):
-        md, tex = render(runs, paper, dataset)
+        md, tex = render(runs, paper, dataset, len(runs.attrs.get("skipped", ())))
         path_component(dataset, "dataset")  # names read from metrics.json files choose output paths: keep them plain
         for path, text in ((out / f"{dataset}.md", md), (out / f"{dataset}.tex", tex)):
             write_text(path, text + "\n")

@@ -12,6 +12,9 @@ teacher it learned from is not the one in place now:
 
 A stale teacher is stale for the same reasons; `--rerun-stale` retrains it, and so every run that used it.
 
+A run or teacher whose metrics.json or params.json is damaged or foreign (run_files.py) is not done: it is to do,
+`damaged` says which file and why, and the runner moves its files aside before it computes it afresh.
+
     >>> run_state(cfg, "runs")
     State(status='done', stale='computed by other code (sources 1a2b3c4d5e6f, now 5c0e1f2a9b7d)', error='')
 """
@@ -19,13 +22,13 @@ A stale teacher is stale for the same reasons; `--rerun-stale` retrains it, and 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasbench.code_identity import code_packages, source_hash
 from tasbench.experiment import RunConfig
 from tasbench.failures import read_failure, summary
+from tasbench.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_results
 from tasbench.runs import file_digest
 from tasbench.supersede import MOVING
 
@@ -35,20 +38,24 @@ class State:
     status: str  # "done", "partial" (resumes), "todo"
     stale: str = ""  # why its results come from other code; "" if they do not (or there are none yet)
     error: str = ""  # the last attempt's failure (error.json), one line; "" if none is recorded
+    damaged: str = ""  # its damaged file and why ("metrics.json: not JSON (...)"); it is then to do, afresh
 
     @property
     def label(self) -> str:
-        """For the plan: 'done', 'done, stale', 'partial, failed', ..."""
-        return ", ".join([self.status] + ["stale"] * bool(self.stale) + ["failed"] * bool(self.error))
+        """For the plan: 'done', 'done, stale', 'partial, failed', 'todo, damaged', ..."""
+        return ", ".join([self.status] + ["stale"] * bool(self.stale) + ["failed"] * bool(self.error)
+                         + ["damaged"] * bool(self.damaged))  # fmt: skip
 
 
 def teacher_state(cfg: RunConfig, root: str | Path) -> State:
-    return directory_state(cfg.teacher_directory(root), code_packages(None), progress_files=("checkpoint.pt",))
+    return directory_state(cfg.teacher_directory(root), code_packages(None), progress_files=("checkpoint.pt",),
+                           schema=TEACHER_METRICS)  # fmt: skip
 
 
 def run_state(cfg: RunConfig, root: str | Path) -> State:
     state = directory_state(cfg.directory(root), code_packages(cfg.method),
-                            progress_files=("checkpoint.pt", "pruned.pt", "tas-search.pt"))  # fmt: skip
+                            progress_files=("checkpoint.pt", "pruned.pt", "tas-search.pt"),
+                            schema=RUN_METRICS)  # fmt: skip
     if state.status != "done" or state.stale:
         return state
     teacher = teacher_state(cfg, root)
@@ -56,21 +63,25 @@ def run_state(cfg: RunConfig, root: str | Path) -> State:
         return state
     if teacher.stale:
         return State(state.status, f"its teacher is stale ({teacher.stale})", state.error)
-    used = _read(cfg.directory(root) / "metrics.json").get("teacher_sha256")
+    used = read_results(cfg.directory(root), RUN_METRICS).metrics.get("teacher_sha256")  # read fine just above
     if used != teacher_digest(cfg.teacher_directory(root)):
         return State(state.status, "its teacher was retrained after it ran", state.error)
     return state
 
 
-def directory_state(out: Path, packages: tuple[str, ...], progress_files: tuple[str, ...]) -> State:
-    """The state of one run or teacher directory whose results depend on the sources of `packages`."""
+def directory_state(out: Path, packages: tuple[str, ...], progress_files: tuple[str, ...], schema: dict) -> State:
+    """The state of one run or teacher directory whose results depend on the sources of `packages` (`schema`: the
+    keys its metrics.json must hold)."""
     failure = read_failure(out)
     error = summary(failure) if failure else ""
+    try:
+        files = read_results(out, schema)
+    except DamagedRunFile as e:
+        return State("todo", "", error, damaged=e.short)
     current = source_hash(packages)
-    params = _read(out / "params.json")
-    started = _recorded(params) if params else current  # no params.json: nothing says it started elsewhere
-    if (out / "metrics.json").exists():
-        finished = _recorded(_read(out / "metrics.json"))
+    started = _recorded(files.params) if files.params else current  # none yet: nothing says it started elsewhere
+    if files.metrics is not None:
+        finished = _recorded(files.metrics)
         if finished is None:
             return State("done", "no code record (computed before runs recorded their code)", error)
         if finished != current:
@@ -100,13 +111,6 @@ def teacher_digest(directory: Path) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _digest(path: Path, mtime_ns: int, size: int) -> str:  # the stat fields key the cache: a new file is hashed anew
     return file_digest(path)
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _recorded(record: dict) -> str | None:

@@ -9,6 +9,12 @@
 `config_hash` is the first 12 hex chars of the SHA-256 of the config's canonical JSON (sorted keys, no spaces), so
 the same config always maps to the same directory: a finished run is found and skipped, an interrupted one resumed.
 Where results go (the output root) is not part of the config.
+
+The torch thread count is not hashed either, yet it changes a CPU run's float sums (how a reduction is split among
+threads). So it is fixed when a run starts, recorded in its params.json (`start_run`), and every resume computes with
+the recorded count (`torch_threads`), whatever `--workers`/`--threads` the resuming process has: a run's numbers are a
+pure function of its hashed config and its recorded thread count. A finished run is read, never recomputed, so a
+later sweep with another count uses it as it is.
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ import io
 import json
 import platform
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from tasbench.atomic import write_text
+from tasbench.atomic import write_json, write_text
+from tasbench.bounds import MAX_THREADS
 from tasbench.errors import ConfigError
 from tasbench.installation import git
+from tasbench.run_files import PARAMS, read_run_file
 
 
 def canonical_json(config: dict) -> str:
@@ -57,7 +67,11 @@ def path_component(name: object, what: str) -> str:
 
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's bytes: how a config refers to an input file (weights, teacher) by content, not by path."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:  # in 1 MiB pieces: a checkpoint may weigh gigabytes (hashlib.file_digest is 3.11+)
+        for piece in iter(lambda: f.read(2**20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def write_log_csv(path: str | Path, rows: list[dict]) -> None:
@@ -66,6 +80,35 @@ def write_log_csv(path: str | Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buffer.getvalue())
+
+
+def start_run(out: Path, params: dict, started: bool) -> int:
+    """Write `params` and this process's torch thread count to `out/params.json` unless the run `started` already
+    (its params.json then stays as it began); returns the thread count the run computes with, the recorded one."""
+    if not started:
+        write_json(out / "params.json", {**params, "threads": torch.get_num_threads()})
+    return recorded_threads(out)
+
+
+def recorded_threads(out: Path) -> int:
+    """The torch thread count params.json records for run directory `out` (runs that began before it was recorded
+    there have it under `environment`; a teacher of that time nowhere: this process's count)."""
+    params = read_run_file(out / "params.json", PARAMS)
+    threads = params.get("threads", (params.get("environment") or {}).get("threads"))
+    ok = isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= MAX_THREADS
+    return threads if ok else torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """`torch.set_num_threads(threads)` for the block; the caller's count is restored after it (a worker process
+    runs many runs, each with its own recorded count)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def environment(device: torch.device) -> dict:

@@ -31,16 +31,17 @@ def superseded(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob(f"{PREFIX}*"))
 
 
-def supersede(directory: str | Path) -> Path | None:
-    """Move the results in `directory` aside (call with its lock held); returns where they went, None if empty."""
+def supersede(directory: str | Path, suffix: str = "") -> Path | None:
+    """Move the results in `directory` aside (call with its lock held); returns where they went, None if empty.
+    `suffix` ends the directory's name: `superseded-<time>-damaged/` keeps the files of a damaged run."""
     directory = Path(directory)
     if not _results(directory):
         return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target, n = directory / f"{PREFIX}{stamp}", 1
+    target, n = directory / f"{PREFIX}{stamp}{suffix}", 1
     while target.exists() or (directory / f"{MOVING}{target.name[len(PREFIX):]}").exists():
         n += 1
-        target = directory / f"{PREFIX}{stamp}-{n}"
+        target = directory / f"{PREFIX}{stamp}-{n}{suffix}"
     moving = directory / f"{MOVING}{target.name[len(PREFIX):]}"
     try:
         moving.mkdir()

@@ -22,7 +22,10 @@ Any field can be overridden with a dotted path and a YAML value, e.g. `--set see
     (6, 'uniform', 'kd')
 
 Every mistake (bad YAML, an unknown key or method, a ratio outside (0, 1], a field of the wrong type, a sweep with
-no runs) is a `ConfigError` that names the file and the field.
+no runs, a run given twice) is a `ConfigError` that names the file and the field. A run given twice (a ratio, seed
+or network listed twice, two method entries that differ only in their label) would share one run directory: it
+would run once and count twice, or one label would vanish from the outputs (a label is not hashed: it cannot
+change a number).
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ from pathlib import Path
 import yaml
 
 from tasbench.arch import Arch
+from tasbench.bounds import MAX_RUNS
 from tasbench.data import DataConfig
 from tasbench.errors import ConfigError
 from tasbench.experiment import RunConfig
 from tasbench.installation import spec_path
 from tasbench.pruner import check_ratio, get_pruner
 from tasbench.recipes import Recipe
+from tasbench.runs import config_hash
 from tasbench.train import TrainConfig
+from tasbench.untrusted import SPEC, YAMLRefused, load_yaml, read_text, yaml_problem
 
 TOP_KEYS = ("name", "description", "data", "networks", "shortcut", "teacher", "methods", "ratios", "seeds", "recipes")
 METHOD_KEYS = ("method", "label", "options", "networks", "ratios", "recipes", "shortcut")
@@ -57,17 +63,15 @@ class Sweep:
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     """Read, override and validate the spec at `path` (or the shipped spec so named: "proxy"), then expand it."""
     path = spec_path(path)
-    if path.is_dir():
-        raise ConfigError(f"sweep spec {str(path)!r} is a directory, not a YAML file")
+    text = read_text(path, SPEC)
     try:
-        spec = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"sweep spec {str(path)!r} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        spec = load_yaml(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML{where}: {problem}") from None
+        where, problem = yaml_problem(e, text)
+        if isinstance(e, YAMLRefused):
+            raise ConfigError(f"sweep spec {str(path)!r}{', ' + where if where else ''}: {problem}") from None
+        raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML{' at ' + where if where else ''}: {problem}"
+                          ) from None  # fmt: skip
     if spec is None:
         raise ConfigError(f"sweep spec {str(path)!r} is empty; expected a mapping of keys (name, data, networks, ...)")
     if not isinstance(spec, dict):
@@ -86,7 +90,9 @@ def apply_override(spec: dict, pair: str) -> None:
     if not sep or not key:
         raise ConfigError(f"override {pair!r} is not of the form key=value (e.g. teacher.epochs=2)")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
+    except YAMLRefused as e:
+        raise ConfigError(f"override {pair!r}: {yaml_problem(e, raw)[1]}") from None
     except yaml.YAMLError:
         raise ConfigError(f"override {pair!r}: the value is not valid YAML") from None
     *parents, last = key.split(".")
@@ -109,10 +115,10 @@ def apply_override(spec: dict, pair: str) -> None:
 
 def expand(spec: dict, default_name: str = "sweep") -> Sweep:
     """The runs a parsed spec stands for, in the order methods, networks, ratios, recipes, seeds."""
-    unknown = sorted(set(spec) - set(TOP_KEYS))
+    unknown = sorted(set(spec) - set(TOP_KEYS), key=repr)  # keys may be of any YAML type: 1, null, 2.5
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}; allowed: {', '.join(TOP_KEYS)}")
-    name = str(spec.get("name", default_name))
+    name = _text(spec, "name", default_name, "")
     data = build(DataConfig, spec.get("data", {}), "data")
     teacher = spec.get("teacher", {})
     if isinstance(teacher, dict) and "seed" in teacher:
@@ -120,17 +126,17 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
     teacher = build(TrainConfig, teacher, "teacher")
     seeds = _list(spec, "seeds", int, default=[0])
     shared = _axes(spec, "", {"networks": None, "ratios": [], "recipes": [{}], "shortcut": "official"})
-    runs, networks_run = [], set()
+    runs, entries, networks_run = [], [], set()
     for i, entry in enumerate(_list(spec, "methods", dict)):
         where = f"methods[{i}]"
-        unknown = sorted(set(entry) - set(METHOD_KEYS))
+        unknown = sorted(set(entry) - set(METHOD_KEYS), key=repr)
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(METHOD_KEYS)}")
         if "method" not in entry:
             raise ConfigError(f"{where} has no 'method' (a pruner name, e.g. uniform)")
         pruner = get_pruner(str(entry["method"]))
         options = build(pruner.options, entry.get("options") or {}, f"{where}.options")
-        label = str(entry.get("label") or pruner.name)
+        label = _text(entry, "label", pruner.name, f"{where}.")
         # A method may replace any shared axis, e.g. L1's paper-faithful variants exist for ResNet-56/110 only.
         axes = {**shared, **_axes(entry, f"{where}.", shared)}
         if axes["networks"] is None:
@@ -148,8 +154,34 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
                                         dataclasses.replace(teacher, seed=seed), axes["shortcut"], label)  # fmt: skip
                         run.arch()  # an unknown network, or one for other data, fails here with its name
                         runs.append(run)
+                        entries.append(i)
+                        if len(runs) > MAX_RUNS:  # before a typo (seeds: [0, ..., 10**6]) expands for minutes
+                            raise ConfigError(f"the spec expands to more than {MAX_RUNS} runs (methods x networks x "
+                                              "ratios x recipes x seeds); split it into several sweeps")  # fmt: skip
     _check_ratio_keys(shared["ratios"], sorted(networks_run), "ratios")
+    _check_distinct(runs, entries)
     return Sweep(name, runs)
+
+
+def _check_distinct(runs: list[RunConfig], entries: list[int]) -> None:
+    """No two runs share a run directory (`entries[k]`: the method entry that gave `runs[k]`)."""
+    first: dict[str, int] = {}
+    for k, run in enumerate(runs):
+        j = first.setdefault(config_hash(run.config()), k)
+        if j == k:
+            continue
+        a, b, other = entries[j], entries[k], runs[j]
+        what = f"{run.method} {run.network} ratio={run.ratio} recipe={run.recipe.name} seed={run.seed}"
+        if a == b:
+            raise ConfigError(f"methods[{a}] gives the run {what} twice (two identical recipes?); remove the "
+                              f"duplicate")  # fmt: skip
+        if other.label != run.label:
+            raise ConfigError(f"methods[{a}] and methods[{b}] are the same runs ({run.method}, same options; e.g. "
+                              f"{what}); labels {other.label!r} and {run.label!r} would share one run "
+                              f"directory and one label would vanish from the outputs; remove one or change an "
+                              f"option")  # fmt: skip
+        raise ConfigError(f"methods[{a}] and methods[{b}] are the same runs ({run.method}, same options, same label "
+                          f"{run.label!r}; e.g. {what}): each would count twice; remove one")  # fmt: skip
 
 
 def invalid_runs(runs: list[RunConfig]) -> dict[int, str]:
@@ -254,6 +286,15 @@ def build(cls: type, values: object, where: str):
         raise ConfigError(f"{where}: {e}") from None
 
 
+def _text(spec: dict, key: str, default: str, where: str) -> str:
+    """A name shown in tables: a string, or a number read as one (`label: 2019`); a list or mapping is refused
+    rather than printed as "['a', 'b']"."""
+    value = spec.get(key) or default  # an empty label falls back to the default, as it always has
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{where + key!r} must be a string, got {value!r}")
+    return str(value)
+
+
 def _list(spec: dict, key: str, kind: type | tuple, default: list | None = None, where: str = "") -> list | None:
     if key not in spec:
         if default is None and key != "networks":  # networks may come from each method instead
@@ -264,9 +305,12 @@ def _list(spec: dict, key: str, kind: type | tuple, default: list | None = None,
         raise ConfigError(f"{where + key!r} must be a list, got {value!r}")
     if not value:
         raise ConfigError(f"{where + key!r} is empty, so the sweep has no runs")
-    for item in value:
+    for i, item in enumerate(value):
         if not isinstance(item, kind) or isinstance(item, bool):
             raise ConfigError(f"{where + key!r} holds {item!r}, not {_KIND_NAMES[kind]}")
+        if kind is not dict and item in value[:i]:  # a recipe or method given twice is caught by _check_distinct
+            raise ConfigError(f"{where + key!r} lists {item!r} twice ({where}{key}[{value.index(item)}] and "
+                              f"{where}{key}[{i}]): its runs would run once and count twice; remove one")  # fmt: skip
     return value
 
 

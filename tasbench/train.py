@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tasbench.atomic import save_torch
+from tasbench.bounds import MAX_BATCH, MAX_EPOCHS, MAX_SEED, check_fields
 from tasbench.checkpoint import load_checkpoint
 from tasbench.data import ImageData, eval_batches, num_train_batches, train_batches
 from tasbench.errors import ConfigError
@@ -47,17 +48,15 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs >= 1, ">= 1"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
+        check_fields(self, [
+            ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
+            ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
             ("lr", self.lr > 0, "> 0"),
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, f"in [0, epochs={self.epochs}]"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise ConfigError(f"{name} must be {allowed}, got {getattr(self, name)}")
+            ("seed", 0 <= self.seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+        ])  # fmt: skip
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:

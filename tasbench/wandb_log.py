@@ -1,7 +1,7 @@
 """Weights & Biases logging for sweep runs: config, per-epoch curves, final metrics; offline unless asked otherwise.
 
     >>> settings = WandbSettings(mode="offline", project="tas-bench")      # the CLI's default (or $WANDB_MODE)
-    >>> tracker = WandbRun(settings, cfg, root="runs")                     # files under runs/wandb/offline-run-*
+    >>> tracker = WandbRun(settings, cfg, root="runs")                     # files under runs/wandb/ only
     >>> run_one(cfg, "runs", device=cpu, on_epoch=tracker.on_epoch); tracker.finish(metrics)
 
 A W&B run is named `<label>-r<ratio>-<recipe>-s<seed>`, grouped by dataset/network/method/ratio, and carries the
@@ -12,13 +12,12 @@ not). Online mode that cannot start within `init_timeout` seconds (no network, n
 
 from __future__ import annotations
 
-import sys
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
-from tasbench.errors import ConfigError, choice_error
+from tasbench.bounds import check_fields
+from tasbench.errors import choice_error, warn
 
 MODES = ("offline", "online", "disabled")
 
@@ -34,8 +33,7 @@ class WandbSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise choice_error("W&B mode", self.mode, MODES)
-        if not self.init_timeout > 0:
-            raise ConfigError(f"W&B init timeout must be > 0 seconds, got {self.init_timeout}")
+        check_fields(self, [("init_timeout", self.init_timeout > 0, "> 0 seconds (the W&B start timeout)")])
 
 
 def summary_of(metrics: dict) -> dict:
@@ -52,9 +50,6 @@ def summary_of(metrics: dict) -> dict:
 _online_failed: list[str] = []
 
 
-def warn(message: str) -> None:
-    # tqdm.write: above the sweep's progress bars, if any are drawn (a plain print would land inside the bar line).
-    tqdm.write(f"tas-bench: warning: {message}", file=sys.stderr)
 
 
 class WandbRun:
@@ -79,6 +74,7 @@ class WandbRun:
         cfg = self.cfg
         directory = self.root / "wandb"  # W&B adds its own wandb/ below `dir`: runs/wandb/wandb/offline-run-*
         directory.mkdir(parents=True, exist_ok=True)
+        keep_under(directory)
         return wandb.init(
             project=self.settings.project, entity=self.settings.entity, mode=mode, dir=str(directory),
             group="/".join(str(p) for p in (cfg.data.dataset, cfg.network, cfg.name, cfg.ratio)),
@@ -138,6 +134,15 @@ class WandbRun:
     def _give_up(self, e: Exception) -> None:
         warn(f"W&B logging failed ({_first_line(e)}); run {self.cfg.directory(self.root)} goes on without W&B")
         self.broken, self.run = True, None
+
+
+def keep_under(directory: Path) -> None:
+    """Everything a sweep writes stays under its root: W&B's service writes its debug logs to its cache directory
+    (~/.cache/wandb/logs/core-debug-*.log) and stages artifacts in its data directory (~/.local/share/wandb), so
+    both go below `directory` unless the user named them. Set before the service starts: it keeps the environment of
+    its first start. The config directory is left alone: W&B only reads it there (a self-hosted base URL, say)."""
+    for name, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+        os.environ.setdefault(name, str(directory / sub))
 
 
 def _first_line(e: Exception) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tasbench.errors import ConfigError
+from tasbench.untrusted import WANDB_LOG, read_bytes
 
 FILE_HEADER = struct.Struct("<4sHB")
 FILE_IDENT, FILE_MAGIC, FILE_VERSION = b":W&B", 0xBEE1, 0
@@ -30,7 +31,7 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 def records(path: str | Path) -> Iterator[bytes]:
     """The raw records of a `.wandb` file, checksums verified; a torn last record (a killed writer) ends the log."""
-    data = Path(path).read_bytes()
+    data = read_bytes(path, WANDB_LOG)
     if len(data) < FILE_HEADER.size:
         raise ConfigError(f"{str(path)!r} is not a W&B run file (too short)")
     ident, magic, version = FILE_HEADER.unpack_from(data)

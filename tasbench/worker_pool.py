@@ -25,6 +25,18 @@ import torch
 from tqdm import tqdm
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+QUIET = {signal.SIGINT, signal.SIGTERM}  # what a worker leaves to the sweep process
+
+
+def submit(pool: concurrent.futures.ProcessPoolExecutor, fn, *args) -> concurrent.futures.Future:
+    """`pool.submit(fn, *args)` with SIGINT and SIGTERM blocked meanwhile: a submit may start a worker, which inherits
+    the mask, so a Ctrl-C during the seconds it takes to import torch (before `init_worker` ignores it) cannot print a
+    KeyboardInterrupt traceback there. The sweep process gets its own copy as soon as the mask is lifted."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, QUIET)
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def init_worker(threads: int) -> None:
@@ -32,6 +44,8 @@ def init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Started with both blocked (`submit`): a Ctrl-C while it imported torch waited, and is discarded now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, QUIET)
     # tqdm's default lock holds a multiprocessing semaphore, registered with the sweep's resource tracker; a killed
     # worker never unregisters it and the tracker warns about "leaked semaphore objects" at exit. Workers show no
     # bars, so a thread lock does.

@@ -1,5 +1,6 @@
 """A sweep spec small enough that a whole sweep (teacher, pruning, retraining) takes seconds on a CPU."""
 
+import json
 import os
 from pathlib import Path
 
@@ -56,3 +57,19 @@ def spawned_workers(pid: int) -> list[int]:
     for task in os.listdir(f"/proc/{pid}/task"):
         children += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
     return [c for c in children if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
+
+
+def assert_same_runs(runs, reference, root) -> None:
+    """Every run under `root` has the metrics (timing and environment aside) and the weights it has under
+    `reference`."""
+    for cfg in runs:
+        assert_same_results(cfg.directory(reference), cfg.directory(root))
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    """Run (or teacher) directories `a` and `b` hold the same metrics (timing, environment and a teacher's own
+    `run_dir` aside) and weights."""
+    a_metrics, b_metrics = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert without_timing(b_metrics) | {"run_dir": None} == without_timing(a_metrics) | {"run_dir": None}
+    weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -209,7 +209,7 @@ BAD_INPUT = [
      "data directory '/no/such/dir' does not exist"),
     (["train", "--dataset", "cifar10", "--data-dir", "{corrupt_cifar}", "--epochs", "1"],
      "CIFAR-10 batch '{corrupt_cifar}/cifar-10-batches-py/data_batch_2' is corrupt: not a readable pickle"),
-    (["train", "--epochs", "0"], "epochs must be >= 1, got 0"),
+    (["train", "--epochs", "0"], "epochs must be in [1, 10000], got 0"),
     (["train", "--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
     (["train", "--device", "tpu"], "unknown device 'tpu'"),
     (["sweep", "{bad_yaml}"], "sweep spec '{bad_yaml}' is not valid YAML at line 3"),
@@ -223,8 +223,8 @@ BAD_INPUT = [
     (["sweep", "{proxy_spec}", "--set", "data.dataset=cifar10", "--data-dir", "{cifar100_dir}"],
      "data directory '{cifar100_dir}' holds CIFAR-100 (cifar-100-python/), not CIFAR-10; give the directory"),
     (["sweep", "{proxy_spec}", "--executor", "dask"], "unknown executor 'dask'; allowed: local, ray"),
-    (["sweep", "{proxy_spec}", "--workers", "0"], "workers must be >= 1, got 0"),
-    (["sweep", "{proxy_spec}", "--threads", "-1"], "--threads must be >= 0 (0: the cores divided among the workers)"),
+    (["sweep", "{proxy_spec}", "--workers", "0"], "argument --workers: must be in [1, 1024], got 0"),
+    (["sweep", "{proxy_spec}", "--threads", "-1"], "argument --threads: must be in [0, 1024], got -1"),
     (["sweep", "{proxy_spec}", "--force", "--rerun-stale"],
      "give --rerun-stale (recompute stale runs) or --force (recompute every run), not both"),
     (["sweep", "{proxy_spec}", "--force", "--rerun-stale", "--dry-run"], "not both: --force already recomputes"),
@@ -255,7 +255,7 @@ BAD_INPUT = [
     (["train", "--no-progress=yes"], "argument --no-progress: ignored explicit argument 'yes'"),
     (["regress", "--no-progress", "--spread-seeds", "1,x", "--update", "--expected", "/no/dir/r.json"],
      "--spread-seeds must be comma-separated ints, got '1,x'"),
-    (["bench", "search-step", "--no-progress", "--steps", "0"], "--steps must be >= 1, got 0"),
+    (["bench", "search-step", "--no-progress", "--steps", "0"], "argument --steps: must be in [1, 100000], got 0"),
     (["bench", "search-stop"], "argument benchmark: invalid choice: 'search-stop' (choose from"),
 ]  # fmt: skip
 

@@ -100,8 +100,18 @@ class Exploit:
         (pickle.dumps({"data": np.zeros((4, 100), np.uint8), "labels": [0] * 4}), "expected uint8 \\(N, 3072\\)"),
         (pickle.dumps({"data": np.zeros((4, 3072), np.uint8), "labels": [0] * 3}), "4 images but 'labels'"),
         (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}), "labels span 0..10"),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 2**70]}), f"labels span 0..{2**70}, "),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 2.7]}),
+         "'labels' holds 2.7 \\(float\\), expected a list of integers"),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, [1]]}),
+         "'labels' holds \\[1\\] \\(list\\)"),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, True]}), "'labels' holds True \\(bool\\)"),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": np.array([0.0, 1.0])}),
+         "'labels' is a ndarray, expected a list of integers"),
+        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": "01"}), "'labels' is a str, expected a list"),
     ],
-    ids=["empty", "truncated", "code", "list", "shape", "count", "range"],
+    ids=["empty", "truncated", "code", "list", "shape", "count", "range", "huge", "float", "nested", "bool",
+         "float-array", "string"],
 )
 def test_corrupt_batch_is_named(cifar10_dir, content, message, capsys):
     root, _ = cifar10_dir
@@ -183,7 +193,7 @@ def test_epoch_batches_depend_only_on_seed_and_epoch(cifar10_dir):
 def test_bad_data_config_is_named():
     with pytest.raises(ConfigError, match="unknown dataset 'mnist'; allowed: proxy, cifar10, cifar100, imagenet"):
         DataConfig("mnist")
-    with pytest.raises(ConfigError, match="subset must be >= 0, got -1"):
+    with pytest.raises(ConfigError, match="subset must be in \\[0, 100000000\\] \\(0 = all\\), got -1"):
         DataConfig("cifar10", subset=-1)
 
 

@@ -23,9 +23,8 @@ import sys
 import threading
 import time
 
-import torch
 import yaml
-from runner_helpers import LATENCY, spawned_workers, without_timing
+from runner_helpers import LATENCY, assert_same_runs, spawned_workers, without_timing
 
 from tasbench.checkpoint import load_checkpoint
 from tasbench.sweep import load_sweep
@@ -189,17 +188,6 @@ def test_ten_random_kills_lose_nothing(tmp_path):
         assert not list(killed.rglob(".*.tmp-*"))  # the restarted sweep cleared what killed ones left mid-write
         assert_no_partial_results(killed)
         assert_same_runs(runs, tmp_path / "a", killed)
-
-
-def assert_same_runs(runs, reference, root) -> None:
-    """Every run under `root` has the metrics (timing and environment aside) and the weights it has under
-    `reference`."""
-    for cfg in runs:
-        a, b = cfg.directory(reference), cfg.directory(root)
-        assert without_timing(json.loads((b / "metrics.json").read_text())) == without_timing(
-            json.loads((a / "metrics.json").read_text()))
-        weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
-        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def interrupt(argv, root, runs, signum: int, group: bool) -> tuple[int, str, list[int]]:

@@ -29,8 +29,8 @@ def test_scratch_b_scales_epochs_by_the_flop_ratio():
 
 @pytest.mark.parametrize("bad,message", [
     ({"name": "rewind"}, "unknown recipe 'rewind'; allowed: finetune, scratch, scratch-b, kd"),
-    ({"epochs": 0}, "epochs must be >= 1, got 0"),
-    ({"kd_alpha": 1.5}, "KD alpha must be in [0, 1], got 1.5"),
+    ({"epochs": 0}, "epochs must be in [1, 10000], got 0"),
+    ({"kd_alpha": 1.5}, "alpha must be in [0, 1] (KD alpha), got 1.5"),
 ])  # fmt: skip
 def test_bad_recipes_are_named(bad, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

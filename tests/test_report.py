@@ -90,7 +90,7 @@ def test_three_configurations_of_real_runs_are_three_rows_with_their_own_teacher
         assert code == 0
     code, out, _ = run_cli(capsys, "report", "--runs", str(root))
     report = root / "report"
-    assert code == 0 and out == {"runs": 3, "written": [str(report / n) for n in ("proxy.md", "proxy.tex",
+    assert code == 0 and out == {"runs": 3, "skipped": 0, "written": [str(report / n) for n in ("proxy.md", "proxy.tex",
                                                                                    "proxy-resnet20.png")]}
     teachers = {p.parent.name: json.loads(p.read_text())["top1"] for p in (root / "train").glob("*/metrics.json")}
     assert len(teachers) == 2

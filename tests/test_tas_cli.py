@@ -82,14 +82,15 @@ BAD_INPUT = [
      "FLOP ratio 1.2 is outside (0, 1]"),
     (["prune", "--method", "tas", "--network", "resnet21", "--ratio", "0.5", *PROXY], "unknown network 'resnet21'"),
     (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=9", *PROXY],
-     "k=9 width samples: allowed 1..8 (the fewest candidates of any conv), or 0 for all candidates"),
+     "k must be in [0, 8] (0 = all candidates), got 9"),
     (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_min=20", *PROXY],
      "tau_min must be in (0, tau_max=10.0], got 20.0"),
     (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_schedule=exp", *PROXY],
      "unknown tau_schedule 'exp'; allowed: linear, cosine"),
     (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=two", *PROXY],
      "k must be an int, got 'two'"),
-    (["bench", "search-step", "--network", "resnet20", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["bench", "search-step", "--network", "resnet20", "--batch-size", "0"],
+     "argument --batch-size: must be in [1, 65536], got 0"),
     (["bench", "search-step", "--network", "resnet99"], "unknown network 'resnet99'"),
 ]  # fmt: skip
 

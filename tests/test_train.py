@@ -149,9 +149,11 @@ def test_distillation_trains_the_student_towards_the_teacher(learned):
             return kd_loss(student.eval()(images), teacher.eval()(images), data.test.labels, DistillConfig(1.0)).item()
 
     before = distance_to_teacher()
-    result = train(student, data, TrainConfig(epochs=8, batch_size=32, lr=0.05), device=CPU,
+    # lr 0.01, not the teacher's 0.05: the KD term is scaled by T^2 = 16, and at 0.05 the student's loss rose for
+    # an epoch and it ended at 4.9 on an AMD EPYC (2.2 on an Intel Xeon). At 0.01, measured on the EPYC with one
+    # thread: from 10.9 to 1.0, where the same student trained on cross-entropy alone ends at 4.7.
+    result = train(student, data, TrainConfig(epochs=8, batch_size=32, lr=0.01), device=CPU,
                    loss_fn=DistillLoss(teacher, DistillConfig(alpha=0.9, temperature=4.0)), progress=False)  # fmt: skip
-    # From 10.9 to 2.2 here; the same student trained on cross-entropy alone ends at 5.4 (measured once).
     assert distance_to_teacher() < 0.25 * before
     assert result["top1"] > 40  # chance is 10%
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in frozen.items())  # the teacher did not move
@@ -171,7 +173,7 @@ def test_evaluate_top5_and_loss():
 @pytest.mark.parametrize(
     "change,message",
     [
-        (dict(epochs=0), "epochs must be >= 1, got 0"),
+        (dict(epochs=0), "epochs must be in \\[1, 10000\\], got 0"),
         (dict(lr=-0.1), "lr must be > 0, got -0.1"),
         (dict(momentum=1.0), "momentum must be in \\[0, 1\\), got 1.0"),
         (dict(warmup_epochs=20), "warmup_epochs must be in \\[0, epochs=10\\], got 20"),

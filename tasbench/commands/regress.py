@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tasbench.bounds import MAX_THREADS, MAX_WORKERS, int_flag, path_flag
 from tasbench.errors import ConfigError
 from tasbench.installation import REGRESSION_RESULTS, source_tree
 
@@ -24,13 +25,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("regress", help="rerun the proxy regression sweep and compare with the stored results")
     p.add_argument("--spec", default=SPEC,
                    help="the regression sweep: a YAML file or a shipped spec's name (default: regression)")
-    p.add_argument("--expected", help="the stored results (default: the shipped benchmarks/regression.json)")
+    p.add_argument("--expected", type=path_flag,
+                   help="the stored results (default: the shipped benchmarks/regression.json)")
     p.add_argument("--update", action="store_true", help="rewrite --expected from this run instead of comparing")
     p.add_argument("--spread-seeds", default="1,2,3",
                    help="--update only: extra seeds whose spread sets the tolerance (default: 1,2,3)")
-    p.add_argument("--out", help="results root to keep the runs in (default: a temporary directory, removed after)")
-    p.add_argument("--workers", type=int, default=2, help="parallel runs (default: 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default: 1)")
+    p.add_argument("--out", type=path_flag,
+                   help="results root to keep the runs in (default: a temporary directory, removed after)")
+    p.add_argument("--workers", type=int_flag(1, MAX_WORKERS), default=2, help="parallel runs (default: 2)")
+    p.add_argument("--threads", type=int_flag(1, MAX_THREADS), default=1, help="torch threads per worker (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no line on stderr per finished run")
     p.set_defaults(command=cmd_regress)
 

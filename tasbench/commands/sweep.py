@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
+from tasbench.bounds import MAX_BATCH, MAX_THREADS, MAX_WORKERS, float_flag, int_flag, path_flag
+from tasbench.commands import close_bars
 from tasbench.device import DEVICE_HELP, check_device_name, parse_device
-from tasbench.errors import ConfigError
+from tasbench.errors import ConfigError, interrupt_signal
 from tasbench.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
 
 KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs", "flop_reduction_pct")
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, raised where the sweep is, as Ctrl-C raises KeyboardInterrupt: both stop it the same way."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,14 +31,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="a sweep spec: a YAML file, or a shipped one by name (cifar10, proxy, ...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec field by dotted path, value in YAML: seeds=[0,1], teacher.epochs=2")
-    p.add_argument("--out", default="runs", help="results root (default: runs)")
-    p.add_argument("--data-dir", help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
+    p.add_argument("--out", type=path_flag, default="runs", help="results root (default: runs)")
+    p.add_argument("--data-dir", type=path_flag,
+                   help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
     p.add_argument("--executor", default="local", help="local or ray (default: local)")
-    p.add_argument("--workers", type=int, default=1, help="parallel runs: local processes or Ray tasks")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--workers", type=int_flag(1, MAX_WORKERS), default=1,
+                   help="parallel runs: local processes or Ray tasks")
+    p.add_argument("--threads", type=int_flag(0, MAX_THREADS), default=0,
+                   help="torch threads per worker (default: cores / workers)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="Ray only: GPUs each run reserves")
-    p.add_argument("--latency-batches", default="1,256", help="batch sizes timed for latency (default: 1,256)")
+    p.add_argument("--gpus-per-run", type=float_flag(0), default=0, help="Ray only: GPUs each run reserves")
+    p.add_argument("--latency-batches", type=batch_sizes, default=(1, 256),
+                   help="batch sizes timed for latency (default: 1,256)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and "
@@ -62,22 +59,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--wandb", default=os.environ.get("WANDB_MODE", "offline"),
                    help="W&B mode: offline (default, or $WANDB_MODE), online, disabled")
     p.add_argument("--wandb-project", default="tas-bench", help="W&B project (default: tas-bench)")
-    p.add_argument("--wandb-timeout", type=float, default=WandbSettings.init_timeout,
+    p.add_argument("--wandb-timeout", type=float_flag(0, low_open=True), default=WandbSettings.init_timeout,
                    help="seconds an online W&B start may take before the run logs offline instead (default: 30)")
     p.set_defaults(command=cmd_sweep)
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        return _sweep(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _sweep(args: argparse.Namespace) -> dict:
     import torch  # here, not at the top: `tas-bench --help` and `sweep --help` start without torch
 
+    from tasbench.atomic import check_output_dir
     from tasbench.data import load_data
     from tasbench.executors import Executor, RunsFailed, WorkerDied, execute
     from tasbench.plan import describe
@@ -88,12 +78,7 @@ def _sweep(args: argparse.Namespace) -> dict:
     else:
         parse_device(args.device)
     sweep = load_sweep(args.spec, args.set)
-    try:
-        latency_batches = tuple(int(b) for b in args.latency_batches.split(","))
-    except ValueError:
-        raise ConfigError(f"--latency-batches must be comma-separated ints, got {args.latency_batches!r}") from None
-    if args.threads < 0:
-        raise ConfigError(f"--threads must be >= 0 (0: the cores divided among the workers), got {args.threads}")
+    check_output_dir(args.out, "--out")
     if args.force and args.rerun_stale:
         raise ConfigError("give --rerun-stale (recompute stale runs) or --force (recompute every run), not both: "
                           "--force already recomputes the stale ones")  # fmt: skip
@@ -101,6 +86,10 @@ def _sweep(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)  # this process's runs (sequential); worker processes set their own
     executor = Executor(args.executor, args.workers, args.address, args.threads, args.gpus_per_run)
+    wandb = None  # checked here, so that a dry run names a bad mode too
+    if args.wandb != "disabled":
+        wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name,
+                              init_timeout=args.wandb_timeout)  # fmt: skip
     if sweep.runs[0].data.dataset != "proxy":
         # Stop before anything runs when the data are missing or are another data set: the error says where we
         # looked and how to provide them. A sweep never falls back to other data.
@@ -114,27 +103,24 @@ def _sweep(args: argparse.Namespace) -> dict:
         invalid = invalid_runs(sweep.runs)
         out = {"sweep": sweep.name, "dry_run": True, "runs": len(sweep.runs)}
         return {**out, "invalid": len(invalid), "passed": False} if invalid else out
-    wandb = None
-    if args.wandb != "disabled":
-        wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name,
-                              init_timeout=args.wandb_timeout)  # fmt: skip
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     failures = []
     try:
         results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
-                          latency_batches=latency_batches, log=log, rerun=rerun, fail_fast=args.fail_fast,
+                          latency_batches=args.latency_batches, log=log, rerun=rerun, fail_fast=args.fail_fast,
                           progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
     except RunsFailed as e:
         results, failures = e.results, e.failures
     except WorkerDied as e:  # not bad input, but one clear line too; exit status 1
         print(f"tas-bench: {e}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM through _raise_interrupted
-        signum = getattr(e, "signum", signal.SIGINT)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (cli.main makes it an errors.Interrupted)
+        signum = interrupt_signal(e)
         done = sum((cfg.directory(args.out) / "metrics.json").exists() for cfg in sweep.runs)
         again = " without --force" if args.force else ""
-        print(f"tas-bench: interrupted by {signal.Signals(signum).name}: {done} of {len(sweep.runs)} runs finished "
-              f"and kept; run the same command{again} to resume the others", file=sys.stderr)  # fmt: skip
+        close_bars()
+        print(f"tas-bench: interrupted by {signum.name}: {done} of {len(sweep.runs)} runs finished and kept; run the "
+              f"same command{again} to resume the others", file=sys.stderr)  # fmt: skip
         sys.exit(128 + signum)
     if failures:
         print(f"tas-bench: {len(failures)} of {len(sweep.runs)} runs failed; the others finished (the errors and "
@@ -145,5 +131,10 @@ def _sweep(args: argparse.Namespace) -> dict:
     return {**out, "failed": failures, "passed": False} if failures else out
 
 
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
+def batch_sizes(text: str) -> tuple[int, ...]:
+    """`--latency-batches 1,256`: comma-separated batch sizes in [1, MAX_BATCH], checked before anything trains."""
+    parse = int_flag(1, MAX_BATCH)
+    try:
+        return tuple(parse(b) for b in text.split(","))
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"comma-separated batch sizes, each {e}") from None
