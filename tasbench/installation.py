@@ -25,7 +25,7 @@ from tasbench.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SPECS_DIR = PACKAGE_DIR / "specs"
-REGRESSION_RESULTS = SPECS_DIR / "regression.json"
+REGRESSION_DIR = SPECS_DIR / "regression"  # stored regression results, one file per CPU model
 
 
 def shipped_specs() -> list[str]:

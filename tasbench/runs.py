@@ -119,13 +119,14 @@ def environment(device: torch.device) -> dict:
         "git_dirty": dirty,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """This machine's CPU model, as /proc/cpuinfo names it ("AMD EPYC", "Intel(R) Xeon(R) Processor")."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -133,6 +134,12 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "cpu"
+
+
+def cpu_slug(name: str) -> str:
+    """A CPU model as a file name: "Intel(R) Xeon(R) Processor" -> intel-xeon-processor (per-CPU stored results)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
+    return slug or "unknown-cpu"
 
 
 @functools.cache

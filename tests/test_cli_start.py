@@ -14,6 +14,8 @@ from runner_helpers import write_spec
 
 from tasbench.cli import build_parser
 from tasbench.installation import SPECS_DIR, shipped_specs, spec_path
+from tasbench.regression import default_expected
+from tasbench.runs import cpu_name
 from tasbench.sweep import load_sweep
 
 from helpers import assert_one_line_error
@@ -99,7 +101,8 @@ def test_regress_finds_its_spec_and_stored_results_from_any_directory(capsys, mo
     # the default spec: read, then stopped by the missing results file before anything runs
     assert_one_line_error(capsys, ["regress", "--expected", "none.json"], "no stored regression results at 'none.json'")
     # the default stored results: the repository's file, here for other runs than this tiny spec's
-    stored = ROOT / "benchmarks" / "regression.json"
+    stored = default_expected(cpu_name(), update=False).resolve()  # this CPU model's, or another's
+    assert stored.parent == ROOT / "benchmarks" / "regression"
     assert_one_line_error(capsys, ["regress", "--spec", str(write_spec(tmp_path))],
                           f"stored regression results '{stored}' are for other runs than the spec")  # fmt: skip
 
@@ -124,7 +127,7 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking
-    shipped = [(ROOT / "benchmarks", "*.yaml", "specs"), (ROOT / "benchmarks", "regression.json", "specs"),
+    shipped = [(ROOT / "benchmarks", "*.yaml", "specs"), (ROOT / "benchmarks", "regression/*.json", "specs"),
                (ROOT / "results" / "paper", "*.csv", "paper"),
                (ROOT / "tasbench" / "official_configs", "**/*.config", "official_configs")]  # fmt: skip
     for folder, pattern, installed in shipped:
@@ -149,6 +152,6 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     assert json.loads(planned.stdout)["runs"] == len(load_sweep(SPECS_DIR / "regression.yaml").runs)
     update = tas_bench("regress", "--update")
     assert update.returncode == 2 and update.stdout == "" and update.stderr.count("\n") == 1
-    assert "tas-bench: error: --update rewrites benchmarks/regression.json in the tas-bench repository, but this " \
-           "tas-bench is installed from a wheel, not run from a checkout" in update.stderr  # fmt: skip
+    assert "tas-bench: error: --update rewrites benchmarks/regression/<cpu>.json in the tas-bench repository, but " \
+           "this tas-bench is installed from a wheel, not run from a checkout" in update.stderr  # fmt: skip
 

@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from runner_helpers import one_thread, write_spec  # noqa: F401 (a fixture)
 
+from tasbench import regression
 from tasbench.errors import ConfigError
-from tasbench.regression import EXACT, FORMAT, TOLERATED, K, compare, read_expected, seed_spread
+from tasbench.regression import EXACT, FORMAT, TOLERATED, K, compare, default_expected, read_expected, seed_spread
 from tasbench.sweep import load_sweep
 
 from helpers import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).parents[1]
 SIGMA = {"top1": 2.0, "test_loss": 0.05, "train_loss": 0.02}
+CPU = "Some CPU(R) Model 9"  # the CPU model the stored results below came from
 
 
 def observation(top1=50.0, test_loss=1.5, train_loss=1.0, macs=1000, config=None) -> dict:
@@ -26,7 +28,7 @@ def observation(top1=50.0, test_loss=1.5, train_loss=1.0, macs=1000, config=None
 
 
 def stored(runs: dict) -> dict:
-    return {"format": FORMAT, "k": K, "spread": {"sigma": SIGMA}, "runs": runs}
+    return {"format": FORMAT, "k": K, "spread": {"sigma": SIGMA}, "environment": {"device": CPU}, "runs": runs}
 
 
 def failed(rows) -> set:
@@ -35,7 +37,7 @@ def failed(rows) -> set:
 
 def test_identical_results_pass_and_every_metric_is_compared():
     runs = {"A r0.5 s0": observation(), "B r0.5 s0": observation(top1=40.0)}
-    rows, notes = compare(stored(runs), runs)
+    rows, notes = compare(stored(runs), runs, CPU)
     assert failed(rows) == set() and notes == []
     assert len(rows) == 2 * (len(EXACT) + len(TOLERATED)) + len(TOLERATED)  # per run, then the means
 
@@ -43,7 +45,7 @@ def test_identical_results_pass_and_every_metric_is_compared():
 def test_flops_and_shape_must_match_exactly():
     want = {"A r0.5 s0": observation()}
     now = {"A r0.5 s0": {**observation(macs=1001), "xblocks": [3, 2, 3]}}
-    assert failed(compare(stored(want), now)[0]) == {("A r0.5 s0", "macs"), ("A r0.5 s0", "xblocks")}
+    assert failed(compare(stored(want), now, CPU)[0]) == {("A r0.5 s0", "macs"), ("A r0.5 s0", "xblocks")}
 
 
 def test_one_run_fails_beyond_k_sigma_sqrt2():
@@ -51,8 +53,8 @@ def test_one_run_fails_beyond_k_sigma_sqrt2():
     want = {f"{m} r0.5 s0": observation() for m in "ABCDEFGH"}
     inside = {**want, "A r0.5 s0": observation(top1=50.0 + 0.99 * band)}
     outside = {**want, "A r0.5 s0": observation(top1=50.0 - 1.01 * band)}
-    assert failed(compare(stored(want), inside)[0]) == set()
-    assert failed(compare(stored(want), outside)[0]) == {("A r0.5 s0", "top1")}
+    assert failed(compare(stored(want), inside, CPU)[0]) == set()
+    assert failed(compare(stored(want), outside, CPU)[0]) == {("A r0.5 s0", "top1")}
 
 
 def test_a_small_shift_of_every_run_is_caught_by_the_mean():
@@ -60,13 +62,13 @@ def test_a_small_shift_of_every_run_is_caught_by_the_mean():
     shift = 1.2 * SIGMA["train_loss"] * math.sqrt(2)
     want = {f"{m} r0.5 s0": observation() for m in "ABCDEFGH"}
     now = {key: observation(train_loss=1.0 + shift) for key in want}
-    assert failed(compare(stored(want), now)[0]) == {("mean of 8 runs", "train_loss")}
+    assert failed(compare(stored(want), now, CPU)[0]) == {("mean of 8 runs", "train_loss")}
 
 
 def test_a_changed_config_is_named_in_a_note():
     want = {"A r0.5 s0": observation()}
     now = {"A r0.5 s0": {**observation(config={"recipe": {"kd_temperature": 1.0}}), "hash": "def"}}
-    rows, notes = compare(stored(want), now)
+    rows, notes = compare(stored(want), now, CPU)
     assert failed(rows) == set()
     assert notes == ["A r0.5 s0: config changed (abc -> def): recipe.kd_temperature: 4.0 -> 1.0"]
 
@@ -81,6 +83,32 @@ def test_seed_spread_pools_the_variance_of_runs_that_differ_only_by_seed(tmp_pat
     with pytest.raises(ConfigError, match="at least 2 seeds"):
         seed_spread([(cfg, obs) for cfg, obs in seen if cfg.seed == 0])
 
+
+
+def test_on_another_cpu_model_only_the_tolerated_values_are_compared():
+    """Exact MACs and shapes hold on one CPU model: stored on another, a flipped TAS width is no regression, but a
+    top-1 beyond its band still is, and a note says what was left out and which file `--update` would store."""
+    want = {"A r0.5 s0": observation()}
+    now = {"A r0.5 s0": observation(macs=1200, top1=50.0 + 20 * SIGMA["top1"])}
+    assert failed(compare(stored(want), now, CPU)[0]) == {("A r0.5 s0", "macs"), ("A r0.5 s0", "top1"),
+                                                          ("mean of 1 runs", "top1")}  # fmt: skip
+    rows, notes = compare(stored(want), now, "AMD EPYC")
+    assert failed(rows) == {("A r0.5 s0", "top1"), ("mean of 1 runs", "top1")}
+    assert not {r.metric for r in rows} & set(EXACT)
+    assert notes == [f"macs, xchannels, xblocks not compared: the stored results come from {CPU!r}, this is "
+                     "'AMD EPYC', and exact values hold only on one CPU model; `tas-bench regress --update` here "
+                     "stores amd-epyc.json"]  # fmt: skip
+
+
+def test_the_default_stored_file_is_this_cpu_models_else_another_models(tmp_path, monkeypatch):
+    monkeypatch.setattr(regression, "REGRESSION_DIR", tmp_path)
+    assert default_expected("AMD EPYC", update=False) == tmp_path / "amd-epyc.json"  # none stored: read_expected says
+    (tmp_path / "intel-xeon-processor.json").write_text("{}")
+    assert default_expected("AMD EPYC", update=False) == tmp_path / "intel-xeon-processor.json"
+    assert default_expected("AMD EPYC", update=True) == tmp_path / "amd-epyc.json"  # --update stores this model's
+    (tmp_path / "amd-epyc.json").write_text("{}")
+    assert default_expected("AMD EPYC", update=False) == tmp_path / "amd-epyc.json"
+    assert default_expected("Intel(R) Xeon(R) Processor", update=False) == tmp_path / "intel-xeon-processor.json"
 
 @pytest.mark.parametrize("content,message", [
     (None, "no stored regression results at"),

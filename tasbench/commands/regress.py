@@ -1,11 +1,12 @@
 """`tas-bench regress`: the proxy regression check (see `tasbench/regression.py` for what it compares and why).
 
     tas-bench regress                                   # run benchmarks/regression.yaml afresh; exit 1 on a regression
-    tas-bench regress --update --spread-seeds 1,2,3     # rewrite benchmarks/regression.json, seed spread included
+    tas-bench regress --update --spread-seeds 1,2,3     # rewrite this CPU model's benchmarks/regression/<cpu>.json
     tas-bench regress --out runs-regression             # keep the runs (a killed check resumes there)
 
-The spec and the stored results are the ones shipped with tas-bench (found through the package, from any working
-directory); `--update` rewrites the repository's file, so it needs a source checkout (or an explicit --expected).
+The stored results are per CPU model (`tasbench/regression.py` says why). They and the spec are the ones shipped
+with tas-bench (found through the package, from any working directory); `--update` rewrites the repository's
+file, so it needs a source checkout (or an explicit --expected).
 The comparison table goes to stderr; stdout gets one JSON object with `passed` and the failed rows.
 """
 
@@ -16,7 +17,7 @@ import sys
 
 from tasbench.bounds import MAX_THREADS, MAX_WORKERS, int_flag, path_flag
 from tasbench.errors import ConfigError
-from tasbench.installation import REGRESSION_RESULTS, source_tree
+from tasbench.installation import source_tree
 
 SPEC = "regression"  # the shipped benchmarks/regression.yaml
 
@@ -26,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", default=SPEC,
                    help="the regression sweep: a YAML file or a shipped spec's name (default: regression)")
     p.add_argument("--expected", type=path_flag,
-                   help="the stored results (default: the shipped benchmarks/regression.json)")
+                   help="the stored results (default: this CPU model's shipped benchmarks/regression/<cpu>.json)")
     p.add_argument("--update", action="store_true", help="rewrite --expected from this run instead of comparing")
     p.add_argument("--spread-seeds", default="1,2,3",
                    help="--update only: extra seeds whose spread sets the tolerance (default: 1,2,3)")
@@ -40,13 +41,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def expected_path(args: argparse.Namespace) -> str:
     """--expected, or the shipped results; `--update` of the shipped results needs the repository they live in."""
+    from tasbench.regression import default_expected
+    from tasbench.runs import cpu_name
+
     if args.expected is not None:
         return args.expected
     if args.update and source_tree() is None:
-        raise ConfigError("--update rewrites benchmarks/regression.json in the tas-bench repository, but this "
+        raise ConfigError("--update rewrites benchmarks/regression/<cpu>.json in the tas-bench repository, but this "
                           "tas-bench is installed from a wheel, not run from a checkout; run it from a clone "
                           "(pip install -e .) or give --expected FILE")  # fmt: skip
-    return str(REGRESSION_RESULTS.resolve())
+    return str(default_expected(cpu_name(), args.update).resolve())
 
 
 def cmd_regress(args: argparse.Namespace) -> dict:
@@ -59,7 +63,7 @@ def cmd_regress(args: argparse.Namespace) -> dict:
     from tasbench.atomic import write_json
     from tasbench.executors import Executor, WorkerDied, execute
     from tasbench.regression import UPDATE, compare, expected_file, observe, read_expected, run_key, seed_spread
-    from tasbench.runs import environment
+    from tasbench.runs import cpu_name, environment
     from tasbench.sweep import load_sweep
 
     expected = expected_path(args)
@@ -96,7 +100,7 @@ def cmd_regress(args: argparse.Namespace) -> dict:
         write_json(expected, content)
         print(f"wrote {expected}: {len(observed)} runs, seed sigma {content['spread']['sigma']}", file=sys.stderr)
         return {"updated": expected, "runs": len(observed), "spread": content["spread"]}
-    rows, notes = compare(stored, observed)
+    rows, notes = compare(stored, observed, cpu_name())
     table = [[r.run, r.metric, r.expected, r.got, r.tolerance, "ok" if r.ok else "REGRESSION"] for r in rows]
     print(tabulate(table, headers=["run", "metric", "stored", "now", "tolerance", ""]), file=sys.stderr)
     for note in notes:
@@ -105,5 +109,5 @@ def cmd_regress(args: argparse.Namespace) -> dict:
     verdict = f"{len(failed)} of {len(rows)} values regressed" if failed else f"all {len(rows)} values match"
     print(f"proxy regression: {verdict} (stored: {expected}; if a change is intended, rerun `{UPDATE}`)",
           file=sys.stderr)  # fmt: skip
-    return {"passed": not failed, "compared": len(rows), "config_changes": notes,
+    return {"passed": not failed, "compared": len(rows), "notes": notes,
             "failed": [{"run": r.run, "metric": r.metric, "stored": r.expected, "now": r.got} for r in failed]}
