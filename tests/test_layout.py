@@ -1,6 +1,8 @@
 """The package boundaries the design fixes: tas/ and baselines/ import the engine, never each other."""
 
 import ast
+import configparser
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
@@ -40,3 +42,18 @@ def test_ci_runs_the_readme_test_command():
     # ... and then both regression checks, exactly as nox defines them.
     assert ci[ci.index(commands[1]) + 1:] == ['export PATH="$PWD/.venv/bin:$PATH"',
                                              "nox --no-venv --no-install -s bench_ci regress"]
+
+
+def nox_sessions() -> set[str]:
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+            and any(ast.unparse(d).startswith("nox.session") for d in node.decorator_list)}  # fmt: skip
+
+
+def test_tox_wraps_every_nox_session_and_only_those():
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini")
+    (generative,) = [s for s in tox.sections() if s.startswith("testenv:{")]
+    assert set(re.fullmatch(r"testenv:\{(.*)\}", generative).group(1).split(",")) == nox_sessions()
+    assert tox["testenv"]["commands"].strip() == "nox -s {envname} -- {posargs}"
+    assert set(tox["tox"]["env_list"].replace(" ", "").split(",")) <= nox_sessions()
