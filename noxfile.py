@@ -53,7 +53,7 @@ BASELINES = Path("benchmarks/baselines")
 def cpu_model() -> str:
     """This machine's CPU model, as /proc/cpuinfo names it ("AMD EPYC", "Intel(R) Xeon(R) Processor").
 
-    The same reading as `tasbench.runs`' device name, repeated: nox's own interpreter need not have tas-bench.
+    The same reading as `tasbench.runner.store`' device name, repeated: nox's own interpreter need not have tas-bench.
     """
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -1,6 +1,7 @@
-"""Baseline filter pruners, registered as "l1" and "fpgm": L1-norm (Li et al., 2017) and FPGM (He et al., 2019).
+"""Baseline pruners, registered as "uniform", "l1" and "fpgm": uniform width scaling, L1-norm (Li et al., 2017) and
+FPGM (He et al., 2019).
 
-`channel_groups.py` (which channels an addition ties; slicing a net into a smaller one), `flop_match.py` (keep counts
-at a FLOP target, keeping the best-scored channels), `l1_norm.py`, `fpgm.py`. Uniform width scaling ships with the
-engine (`tasbench/uniform.py`). This package imports `tasbench` and never `tas`.
+`uniform.py`, `l1_norm.py`, `fpgm.py`; `channel_groups.py` (which channels an addition ties; slicing a net into a
+smaller one), `flop_match.py` (keep counts at a FLOP target, keeping the best-scored channels). The FLOP fitting they
+share is the engine's (`tasbench/flop_target.py`). This package imports `tasbench` and never `tas`.
 """

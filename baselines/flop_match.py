@@ -27,7 +27,7 @@ from torch import nn
 from baselines.channel_groups import ChannelGroup, Keep, keep_from_groups, pruned_arch, slot_convs
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
-from tasbench.uniform import fit_flops
+from tasbench.flop_target import fit_flops
 
 SCOPES = ("internal", "all")  # internal: block-internal convs only (PFEC on ResNets); all: residual chains as well
 FilterScore = Callable[[torch.Tensor], torch.Tensor]  # conv weight (out, in, k, k) -> one score per filter

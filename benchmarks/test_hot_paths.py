@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from baselines.uniform import scale_widths
 from tas.reference_forward import official_forward
 from tas.search import SearchConfig, build_search_model, make_optimizers, search_step
 from tas.search_space import search_space
@@ -25,7 +26,6 @@ from tasbench.flops import count_macs, macs
 from tasbench.presets import resnet20, resnet56
 from tasbench.pruner import PruneRequest, get_pruner
 from tasbench.resnet import build_resnet, seeded_resnet
-from tasbench.uniform import scale_widths
 
 THREADS = 2
 BATCH = 64

@@ -22,11 +22,11 @@ from tas.reference_forward import official_forward
 from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers, search_step
 from tas.search_space import WIDTH_RATIOS, search_space
 from tasbench.arch import IMAGE_SIZE
-from tasbench.bench import Benchmark, peak_memory_mib, time_interleaved
 from tasbench.bounds import MAX_BATCH, MAX_THREADS, int_flag
 from tasbench.device import DEVICE_HELP, parse_device
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
+from tasbench.microbench import Benchmark, peak_memory_mib, time_interleaved
 from tasbench.presets import PRESETS, preset
 from tasbench.resnet import build_resnet
 

@@ -26,6 +26,7 @@ from tasbench.errors import ConfigError
 PACKAGE_DIR = Path(__file__).resolve().parent
 SPECS_DIR = PACKAGE_DIR / "specs"
 REGRESSION_DIR = SPECS_DIR / "regression"  # stored regression results, one file per CPU model
+PAPER_CSV = PACKAGE_DIR / "paper" / "paper-results.csv"  # the paper's numbers (results/paper/ in the repository)
 
 
 def shipped_specs() -> list[str]:

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from tasbench.ddp import GatheredDDP
+from tasbench.runner.ddp import GatheredDDP
 
 dist.init_process_group("gloo")
 g = torch.Generator().manual_seed(1)

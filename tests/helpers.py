@@ -6,8 +6,8 @@ import torch
 
 from tasbench.arch import Arch
 from tasbench.data import ImageData, TensorSplit
+from tasbench.flop_target import scale_widths
 from tasbench.presets import resnet20
-from tasbench.uniform import scale_widths
 
 
 def tiny_arch(num_classes: int = 10) -> Arch:

@@ -17,11 +17,11 @@ from tasbench import cifar
 from tasbench.data import DataConfig
 from tasbench.distill import DistillConfig
 from tasbench.errors import ConfigError
-from tasbench.executors import Executor
 from tasbench.pruner import get_pruner, pruner_names
 from tasbench.recipes import Recipe
+from tasbench.report.wandb_log import WandbSettings
+from tasbench.runner.executors import Executor
 from tasbench.train import TrainConfig
-from tasbench.wandb_log import WandbSettings
 
 from helpers import assert_one_line_error
 
@@ -52,7 +52,7 @@ def test_every_numeric_option_is_bounded_and_finite(cls, name, kind):
 
 
 def test_the_same_message_reaches_a_spec(tmp_path):
-    from tasbench.sweep import load_sweep
+    from tasbench.runner.spec import load_sweep
 
     spec = tmp_path / "s.yaml"
     spec.write_text("networks: [resnet20]\nmethods: [{method: tas, options: {tau_max: .inf}}]\nratios: [0.5]\n")

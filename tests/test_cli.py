@@ -12,11 +12,11 @@ import torch
 from tasbench import cifar
 from tasbench.checkpoint import load_model, save_model
 from tasbench.cli import main
-from tasbench.code_identity import code_identity
 from tasbench.flops import macs
 from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
+from tasbench.runner.code_identity import code_identity
 
 from conftest import COMPARE_CONFIGS, OFFICIAL_CONFIGS
 from helpers import assert_one_line_error

@@ -14,9 +14,9 @@ from runner_helpers import write_spec
 
 from tasbench.cli import build_parser
 from tasbench.installation import SPECS_DIR, shipped_specs, spec_path
-from tasbench.regression import default_expected
-from tasbench.runs import cpu_name
-from tasbench.sweep import load_sweep
+from tasbench.runner.regression import default_expected
+from tasbench.runner.spec import load_sweep
+from tasbench.runner.store import cpu_name
 
 from helpers import assert_one_line_error
 from helpers import run_cli as run

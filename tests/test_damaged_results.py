@@ -10,9 +10,9 @@ from runner_helpers import LATENCY, TINY_SPEC, one_thread, write_spec  # noqa: F
 from test_report import fake_run
 
 from tasbench.atomic import write_json
-from tasbench.failures import read_failure
-from tasbench.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_run_file
-from tasbench.supersede import superseded
+from tasbench.runner.failures import read_failure
+from tasbench.runner.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_run_file
+from tasbench.runner.supersede import superseded
 
 from helpers import assert_one_line_error, run_cli
 
@@ -273,7 +273,7 @@ def test_runs_that_differ_in_an_option_or_recipe_are_not_duplicates(capsys, tmp_
     path.write_text(spec_text(methods=[{**UNIFORM, "label": "A"}, {**UNIFORM, "label": "B",
                                                                    "options": {"tolerance": 0.05}}],
                               recipes=[{"name": "kd", "epochs": 2}, {"name": "kd", "epochs": 3}]))  # fmt: skip
-    from tasbench.sweep import load_sweep
+    from tasbench.runner.spec import load_sweep
 
     runs = load_sweep(path).runs
     assert len(runs) == 8 and len({cfg.directory("r") for cfg in runs}) == 8

@@ -7,12 +7,12 @@ import pytest
 import torch
 from runner_helpers import write_spec
 
-from tasbench import ddp
 from tasbench.cli import build_parser
 from tasbench.device import parse_device
 from tasbench.errors import ConfigError
-from tasbench.executors import Job, work
-from tasbench.sweep import load_sweep
+from tasbench.runner import ddp
+from tasbench.runner.executors import Job, work
+from tasbench.runner.spec import load_sweep
 
 from helpers import assert_one_line_error
 
@@ -115,11 +115,11 @@ def test_a_worker_resolves_the_device_itself(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("count,device,local_rank,message", [
-    (1, "bogus", "0", "tasbench.ddp: error: " + UNKNOWN.format(name="bogus")),
-    (0, "cuda", "0", "tasbench.ddp: error: " + NO_GPU.format(name="cuda", torch=torch.__version__) + " or auto"),
-    (1, "auto", "1", "tasbench.ddp: error: local rank 1 takes a GPU of its own: device 'cuda:1' asked for, but this "
-                     "machine has 1 CUDA GPU (cuda:0); allowed: auto, cpu, cuda, cuda:0; start at most one rank per "
-                     "GPU, or use --device cpu"),
+    (1, "bogus", "0", "tasbench.runner.ddp: error: " + UNKNOWN.format(name="bogus")),
+    (0, "cuda", "0", "tasbench.runner.ddp: error: " + NO_GPU.format(name="cuda", torch=torch.__version__) + " or auto"),
+    (1, "auto", "1", "tasbench.runner.ddp: error: local rank 1 takes a GPU of its own: device 'cuda:1' asked for, "
+                     "but this machine has 1 CUDA GPU (cuda:0); allowed: auto, cpu, cuda, cuda:0; start at most one "
+                     "rank per GPU, or use --device cpu"),
 ])  # fmt: skip
 def test_a_torchrun_rank_refuses_a_device_before_joining_the_group(capsys, monkeypatch, tmp_path, count, device,
                                                                    local_rank, message):  # fmt: skip

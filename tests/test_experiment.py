@@ -15,10 +15,10 @@ from runner_helpers import LATENCY, one_thread, spawned_workers, without_timing,
 
 from tasbench.cli import main
 from tasbench.errors import ConfigError
-from tasbench.executors import Executor, execute
-from tasbench.plan import describe
-from tasbench.runs import file_digest
-from tasbench.sweep import load_sweep
+from tasbench.runner.executors import Executor, execute
+from tasbench.runner.plan import describe
+from tasbench.runner.spec import load_sweep
+from tasbench.runner.store import file_digest
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -132,7 +132,7 @@ def test_local_worker_processes_give_the_same_runs(tmp_path):
 def test_the_ray_executor_on_a_local_ray_instance(tmp_path):
     """Slow-ish (Ray starts its own services): one teacher and one run, on a one-CPU local instance; then a run that
     fails on Ray is recorded and the sweep goes on."""
-    from tasbench.executors import RunsFailed
+    from tasbench.runner.executors import RunsFailed
 
     ray = pytest.importorskip("ray")  # installed with the dev extra; CI has it
     sweep = load_sweep(write_spec(tmp_path, ratios=[0.5]))
@@ -175,7 +175,7 @@ def test_every_run_records_the_code_it_ran(tmp_path):
     method's own package (the teacher: the engine's only), the same record in params.json from the run's start."""
     from importlib.metadata import version
 
-    from tasbench.code_identity import code_identity, code_packages, source_hash
+    from tasbench.runner.code_identity import code_identity, code_packages, source_hash
 
     sweep = load_sweep(write_spec(tmp_path, ratios=[0.5], methods=[{"method": "l1"}]))
     root = tmp_path / "runs"
@@ -197,7 +197,7 @@ def test_every_run_records_the_code_it_ran(tmp_path):
 def baselines_copy(tmp_path, monkeypatch):
     """The hashed sources of `baselines` are a temporary copy of the real package (real files, hashed as usual):
     editing the copy is a change of the L1/FPGM code as far as run records go."""
-    from tasbench import code_identity
+    from tasbench.runner import code_identity
 
     copy = tmp_path / "src" / "baselines"
     shutil.copytree(code_identity.package_directory("baselines"), copy, ignore=shutil.ignore_patterns("__pycache__"))
@@ -209,9 +209,9 @@ def baselines_copy(tmp_path, monkeypatch):
 
 
 def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_them(capsys, tmp_path, baselines_copy):
-    from tasbench.code_identity import source_hash
-    from tasbench.run_state import run_state
-    from tasbench.supersede import superseded
+    from tasbench.runner.code_identity import source_hash
+    from tasbench.runner.run_state import run_state
+    from tasbench.runner.supersede import superseded
 
     spec = write_spec(tmp_path, ratios=[0.5], methods=[{"method": "uniform"}, {"method": "l1", "label": "L1"}])
     runs = load_sweep(spec).runs
@@ -252,7 +252,7 @@ def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_t
 
 
 def test_force_recomputes_every_run_and_its_teacher(capsys, tmp_path):
-    from tasbench.supersede import superseded
+    from tasbench.runner.supersede import superseded
 
     spec = str(write_spec(tmp_path, ratios=[0.5]))
     root = tmp_path / "runs"
@@ -324,8 +324,8 @@ def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_
 
 
 def test_a_failed_run_in_a_worker_process_is_recorded_and_the_others_finish(tmp_path):
-    from tasbench.executors import RunsFailed
-    from tasbench.failures import read_failure
+    from tasbench.runner.executors import RunsFailed
+    from tasbench.runner.failures import read_failure
 
     sweep = load_sweep(write_spec(tmp_path))  # ratios 0.5 and 0.3, one teacher
     root = tmp_path / "runs"

@@ -27,7 +27,7 @@ import yaml
 from runner_helpers import LATENCY, assert_same_runs, spawned_workers, without_timing
 
 from tasbench.checkpoint import load_checkpoint
-from tasbench.sweep import load_sweep
+from tasbench.runner.spec import load_sweep
 
 SPEC = {
     "name": "kills",
@@ -257,7 +257,7 @@ def test_a_recompute_killed_while_moving_the_old_results_aside_loses_none_of_the
     """`--force` SIGKILLed after it moved a run's metrics.json, checkpoint and log aside but not yet its model: the
     run reads as not finished, and the next sweep (no flag) completes the move and computes the run afresh, to an
     uninterrupted sweep's metrics; every old file is in the run's superseded-* directory."""
-    from tasbench.supersede import superseded
+    from tasbench.runner.supersede import superseded
 
     spec = tmp_path / "supersede.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "methods": SPEC["methods"][:1]}))

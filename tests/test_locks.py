@@ -11,17 +11,17 @@ import pytest
 import torch
 from runner_helpers import LATENCY, one_thread, without_timing, write_spec  # noqa: F401 (a fixture)
 
-from tasbench.executors import execute
-from tasbench.experiment import run_one
-from tasbench.locks import directory_lock
-from tasbench.sweep import load_sweep
+from tasbench.runner.executors import execute
+from tasbench.runner.experiment import run_one
+from tasbench.runner.locks import directory_lock
+from tasbench.runner.spec import load_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from tasbench.locks import directory_lock
+from tasbench.runner.locks import directory_lock
 with directory_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(600)
@@ -78,8 +78,8 @@ def test_two_sweeps_on_one_root_run_each_run_once(tmp_path):
 def test_a_run_held_by_another_process_is_not_moved_aside(tmp_path):
     """A recompute (`--force`, `--rerun-stale`) moves a run's old results aside under the run's lock: while another
     process holds the run, the job is "busy" and nothing in the run directory changes."""
-    from tasbench.executors import jobs, work
-    from tasbench.supersede import superseded
+    from tasbench.runner.executors import jobs, work
+    from tasbench.runner.supersede import superseded
 
     sweep = load_sweep(write_spec(tmp_path, ratios=[0.5]))
     root = tmp_path / "runs"

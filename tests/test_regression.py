@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 from runner_helpers import one_thread, write_spec  # noqa: F401 (a fixture)
 
-from tasbench import regression
 from tasbench.errors import ConfigError
-from tasbench.regression import EXACT, FORMAT, TOLERATED, K, compare, default_expected, read_expected, seed_spread
-from tasbench.sweep import load_sweep
+from tasbench.runner import regression
+from tasbench.runner.regression import (
+    EXACT,
+    FORMAT,
+    TOLERATED,
+    K,
+    compare,
+    default_expected,
+    read_expected,
+    seed_spread,
+)
+from tasbench.runner.spec import load_sweep
 
 from helpers import assert_one_line_error, run_cli
 

@@ -6,13 +6,13 @@ from runner_helpers import one_thread, write_spec  # noqa: F401 (fixture)
 
 from tas.released import CONFIG_DIR, PAPER_SHAPES, ReleasedOptions, prune_released, shipped_configs
 from tasbench.errors import ConfigError
-from tasbench.experiment import run_one
 from tasbench.flops import macs
 from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS, resnet32, resnet56
 from tasbench.pruner import PruneRequest, get_pruner
 from tasbench.resnet import build_resnet
-from tasbench.sweep import load_sweep
+from tasbench.runner.experiment import run_one
+from tasbench.runner.spec import load_sweep
 
 # (network, classes) -> (MACs of the paper's released shape, its ratio to 3 decimals, as the reproduce specs list it)
 PAPER_ROWS = {

@@ -9,10 +9,10 @@ import pytest
 from runner_helpers import LATENCY, one_thread, write_spec  # noqa: F401 (a fixture)
 
 from tasbench.errors import ConfigError
-from tasbench.paper_results import COLUMNS, PACKAGED, read_paper
-from tasbench.plots import Look, count_text, method_styles, pareto_front, plot
-from tasbench.report import collect, render, summary, with_settings, write_report
-from tasbench.runs import config_hash
+from tasbench.report.paper import COLUMNS, PACKAGED, read_paper
+from tasbench.report.plots import Look, count_text, method_styles, pareto_front, plot
+from tasbench.report.tables import collect, render, summary, with_settings, write_report
+from tasbench.runner.store import config_hash
 
 from helpers import run_cli
 

@@ -1,10 +1,10 @@
 """A resumed run computes what an uninterrupted one does, whatever the resuming process was started with.
 
 The torch thread count changes a CPU run's float sums, and it is not hashed: a run records it in params.json when it
-starts, and every resume computes with the recorded count (runs.py). Here a real sweep is SIGKILLed mid-teacher and
-mid-retraining under `--threads 1` and resumed under `--workers 2 --threads 2`; `tas-bench train` and a TAS search
-are interrupted in-process and resumed under another thread count. Each ends bit for bit where an uninterrupted
-run under the first setting ends.
+starts, and every resume computes with the recorded count (tasbench/runner/store.py). Here a real sweep is SIGKILLed
+mid-teacher and mid-retraining under `--threads 1` and resumed under `--workers 2 --threads 2`; `tas-bench train`
+and a TAS search are interrupted in-process and resumed under another thread count. Each ends bit for bit where an
+uninterrupted run under the first setting ends.
 """
 
 import json
@@ -20,8 +20,8 @@ import yaml
 from runner_helpers import LATENCY, assert_same_results, assert_same_runs
 
 from tasbench.cli import main
-from tasbench.experiment import run_one
-from tasbench.sweep import load_sweep
+from tasbench.runner.experiment import run_one
+from tasbench.runner.spec import load_sweep
 
 SPEC = {
     "name": "threads",

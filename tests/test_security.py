@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tasbench.errors import ConfigError
-from tasbench.runs import run_dir
+from tasbench.runner.store import run_dir
 
 from helpers import assert_one_line_error
 

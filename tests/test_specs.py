@@ -12,7 +12,7 @@ from runner_helpers import write_spec
 from tas.released import ReleasedOptions, released_shape
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
-from tasbench.sweep import load_sweep
+from tasbench.runner.spec import load_sweep
 
 SPECS = Path(__file__).parents[1] / "benchmarks"
 REPRODUCE = ["cifar10", "cifar100", "imagenet"]

@@ -9,8 +9,9 @@ import re
 
 import pytest
 
-from tasbench import atomic, locks
+from tasbench import atomic
 from tasbench.cli import main
+from tasbench.runner import locks
 
 from helpers import assert_one_line_error
 

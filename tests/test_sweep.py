@@ -7,7 +7,7 @@ import yaml
 from runner_helpers import TINY_SPEC, write_spec
 
 from tasbench.errors import ConfigError
-from tasbench.sweep import apply_override, load_sweep
+from tasbench.runner.spec import apply_override, load_sweep
 
 
 def test_a_spec_expands_to_the_product_of_its_lists(tmp_path):
@@ -88,7 +88,7 @@ def test_bad_overrides(pair, message):
 
 def test_runs_that_cannot_work_are_named_before_anything_trains(tmp_path):
     """Each pruner's `check` hook, over a whole sweep: which runs are invalid, and why, in one line each."""
-    from tasbench.sweep import invalid_runs
+    from tasbench.runner.spec import invalid_runs
 
     methods = [{"method": "uniform"}, {"method": "tas"}, {"method": "l1"},
                {"method": "fpgm", "options": {"scope": "internal"}},
@@ -109,8 +109,8 @@ def test_runs_that_cannot_work_are_named_before_anything_trains(tmp_path):
 
 def test_the_plan_shows_each_runs_budget(tmp_path):
     """The dry run's per-run line: teacher recipe, the pruning phase's training, the retraining epochs."""
-    from tasbench.cost import makespan, teacher_macs
-    from tasbench.plan import budget
+    from tasbench.runner.cost import makespan, teacher_macs
+    from tasbench.runner.plan import budget
 
     cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml", ["methods.4.options={mode: soft}"])
     tas, fpgm = (next(cfg for cfg in cifar.runs if cfg.method == method) for method in ("tas", "fpgm"))

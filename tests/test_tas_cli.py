@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from tasbench.bench import peak_memory_mib
 from tasbench.checkpoint import load_model
 from tasbench.flops import macs
+from tasbench.microbench import peak_memory_mib
 from tasbench.official_config import read_tas_config
 from tasbench.presets import resnet20
 

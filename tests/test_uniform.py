@@ -3,13 +3,14 @@
 import pytest
 import torch
 
+from baselines.uniform import UniformOptions, uniform_arch
 from tasbench.arch import block_specs
 from tasbench.errors import ConfigError
+from tasbench.flop_target import scale_widths
 from tasbench.flops import count_macs, macs
 from tasbench.presets import PRESETS
 from tasbench.pruner import Pruner, PruneRequest, band_record, get_pruner, pruner_names
 from tasbench.resnet import build_resnet
-from tasbench.uniform import UniformOptions, scale_widths, uniform_arch
 
 RATIOS = [0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0]
 SHAPES = [(n, "official") for n in PRESETS] + [(n, "zero-pad") for n in PRESETS if PRESETS[n]().family == "cifar"]

@@ -29,7 +29,7 @@ from tasbench.arch import MAX_BLOCKS, MAX_CLASSES, MAX_WIDTH
 from tasbench.checkpoint import load_checkpoint
 from tasbench.errors import ConfigError
 from tasbench.presets import resnet20
-from tasbench.sweep import load_sweep
+from tasbench.runner.spec import load_sweep
 from tasbench.untrusted import CHECKPOINT, GB, MB, FileKind, human_size, load_yaml, read_bytes
 
 from helpers import assert_one_line_error
@@ -385,7 +385,7 @@ def test_a_search_checkpoint_without_its_model_is_one_clear_error(tmp_path):
 
 
 def test_the_wandb_reader_is_bounded_too(tmp_path):
-    from tasbench.wandb_offline import records
+    from tasbench.report.wandb_offline import records
 
     os.mkfifo(tmp_path / "run-x.wandb")
     with pytest.raises(ConfigError, match=r"^W&B run file '.*run-x.wandb' is a FIFO \(named pipe\), not a W&B run"):

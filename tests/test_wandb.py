@@ -14,7 +14,7 @@ from runner_helpers import LATENCY, one_thread, write_spec  # noqa: F401 (a fixt
 
 from tasbench.cli import main
 from tasbench.errors import ConfigError
-from tasbench.wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, offline_runs, records
+from tasbench.report.wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, offline_runs, records
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -104,7 +104,7 @@ def test_an_unreachable_wandb_project_is_one_clear_error(capsys, tmp_path, monke
 
 def test_unreachable_wandb_online_logs_offline_and_says_how_to_sync(capsys, tmp_path, monkeypatch):
     """Online mode with no server to reach: the sweep finishes, results stay local, one warning per run."""
-    from tasbench import wandb_log
+    from tasbench.report import wandb_log
 
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)

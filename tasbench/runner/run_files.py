@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasbench.errors import ConfigError, warn
-from tasbench.supersede import supersede
+from tasbench.runner.supersede import supersede
 from tasbench.untrusted import RUN_JSON, read_bytes
 
 METRICS, PARAMS_FILE = "metrics.json", "params.json"

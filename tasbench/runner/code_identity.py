@@ -5,13 +5,13 @@ to `baselines/l1_norm.py` sits in the same directory as the one after it. So eve
 and the runner compares that record with the code installed now (`sweep`, `--dry-run`: "stale" runs).
 
 The source hash covers the installed `.py` files of the engine (`tasbench`) and of the method's own package
-(`tas` for tas, `baselines` for l1 and fpgm; uniform lives in the engine), found through the import system, so
+(`tas` for tas, `baselines` for uniform, l1 and fpgm), found through the import system, so
 it works without git and for a non-editable install. A teacher, like `tas-bench train`, runs the engine only.
 
     >>> code_identity(code_packages("l1"))     # from a `git archive` export of commit 5af94a7: no git there
     {'version': '0.1.0', 'git_commit': None, 'git_dirty': None, 'source_hash': 'fdc24e7f2a0f'}
     >>> code_packages("tas"), code_packages("uniform"), code_packages(None)
-    (('tas', 'tasbench'), ('tasbench',), ('tasbench',))
+    (('tas', 'tasbench'), ('baselines', 'tasbench'), ('tasbench',))
 
 Everything here is computed once per process: hashing the sources and asking git take a fraction of a second, and
 a sweep asks once per run.
@@ -27,7 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from tasbench.pruner import registered
-from tasbench.runs import git_state
+from tasbench.runner.store import git_state
 
 ENGINE = "tasbench"
 DISTRIBUTION = "tas-bench"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tasbench.atomic import write_json
 from tasbench.errors import ConfigError
-from tasbench.run_files import DamagedRunFile, read_run_file
+from tasbench.runner.run_files import DamagedRunFile, read_run_file
 
 ERROR_FILE = "error.json"
 

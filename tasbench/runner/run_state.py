@@ -25,12 +25,12 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasbench.code_identity import code_packages, source_hash
-from tasbench.experiment import RunConfig
-from tasbench.failures import read_failure, summary
-from tasbench.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_results
-from tasbench.runs import file_digest
-from tasbench.supersede import MOVING
+from tasbench.runner.code_identity import code_packages, source_hash
+from tasbench.runner.experiment import RunConfig
+from tasbench.runner.failures import read_failure, summary
+from tasbench.runner.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_results
+from tasbench.runner.store import file_digest
+from tasbench.runner.supersede import MOVING
 
 
 @dataclass(frozen=True)

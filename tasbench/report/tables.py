@@ -2,7 +2,7 @@
 
     >>> runs = collect(["runs"])                    # one row per finished run (metrics.json + params.json)
     >>> table = summary(runs)                       # mean and std over the seeds of each configuration
-    >>> write_report(runs, read_paper(PACKAGED), "runs/report")           # from tasbench.paper_results
+    >>> write_report(runs, read_paper(PACKAGED), "runs/report")           # from tasbench.report.paper
     ['runs/report/proxy.md', 'runs/report/proxy.tex', 'runs/report/proxy-resnet20.png']
 
 A table row is one configuration (configurations.py): runs that differ in anything but the seed are never averaged
@@ -25,11 +25,11 @@ import pandas as pd
 from tabulate import tabulate
 
 from tasbench.atomic import write_text
-from tasbench.configurations import configuration, configuration_id, differences, teacher_configuration
 from tasbench.errors import ConfigError, warn
-from tasbench.plots import count_text, method_styles, plot
-from tasbench.run_files import PARAMS, PARAMS_FILE, RUN_METRICS, DamagedRunFile, read_run_file, validate
-from tasbench.runs import path_component
+from tasbench.report.configurations import configuration, configuration_id, differences, teacher_configuration
+from tasbench.report.plots import count_text, method_styles, plot
+from tasbench.runner.run_files import PARAMS, PARAMS_FILE, RUN_METRICS, DamagedRunFile, read_run_file, validate
+from tasbench.runner.store import path_component
 
 KEYS = ["dataset", "network", "label", "recipe", "ratio", "config"]  # one table row per key; seeds are averaged
 OFF_BAND, MIXED_CODE, DIVERGED = "†", "‡", "§"

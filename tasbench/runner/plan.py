@@ -32,8 +32,11 @@ from pathlib import Path
 import torch
 
 from tasbench.arch import Arch
-from tasbench.calibrate import train_rate
-from tasbench.cost import (
+from tasbench.device import parse_device
+from tasbench.errors import ConfigError
+from tasbench.flop_target import scale_widths
+from tasbench.runner.calibrate import train_rate
+from tasbench.runner.cost import (
     distill_macs,
     finish_macs,
     makespan,
@@ -43,15 +46,12 @@ from tasbench.cost import (
     student_macs,
     teacher_macs,
 )
-from tasbench.device import parse_device
-from tasbench.errors import ConfigError
-from tasbench.executors import jobs
-from tasbench.experiment import RunConfig
-from tasbench.failures import read_failure, summary
-from tasbench.run_files import DAMAGED, TEACHER_METRICS, DamagedRunFile, read_run_file
-from tasbench.run_state import State, run_state, teacher_state
-from tasbench.sweep import invalid_runs
-from tasbench.uniform import scale_widths
+from tasbench.runner.executors import jobs
+from tasbench.runner.experiment import RunConfig
+from tasbench.runner.failures import read_failure, summary
+from tasbench.runner.run_files import DAMAGED, TEACHER_METRICS, DamagedRunFile, read_run_file
+from tasbench.runner.run_state import State, run_state, teacher_state
+from tasbench.runner.spec import invalid_runs
 
 # Seconds a job costs beyond its training (loading its data, building its nets, writing its files), and a sweep's
 # start (the worker processes, a Python with torch each). From the file times of a proxy sweep here (2 workers,

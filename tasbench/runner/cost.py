@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import heapq
 
-from tasbench.experiment import RunConfig
 from tasbench.flops import macs
 from tasbench.pruner import PruneBudget, get_pruner
+from tasbench.runner.experiment import RunConfig
 
 FULL_SIZES = {"proxy": None, "cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
 TRAIN_PASS = 3  # MACs of one training image, in forward passes

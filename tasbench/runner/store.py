@@ -36,7 +36,7 @@ from tasbench.atomic import write_json, write_text
 from tasbench.bounds import MAX_THREADS
 from tasbench.errors import ConfigError
 from tasbench.installation import git
-from tasbench.run_files import PARAMS, read_run_file
+from tasbench.runner.run_files import PARAMS, read_run_file
 
 
 def canonical_json(config: dict) -> str:

@@ -37,19 +37,19 @@ from pathlib import Path
 import torch
 
 from tasbench.bounds import MAX_THREADS, MAX_WORKERS, check_fields
-from tasbench.cost import job_macs
 from tasbench.data import load_data
 from tasbench.device import parse_device
 from tasbench.errors import ConfigError, StorageError, choice_error
-from tasbench.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
-from tasbench.failures import read_failure, record_failure, summary
-from tasbench.locks import directory_lock
-from tasbench.run_files import RUN_METRICS, read_run_file
-from tasbench.run_state import run_state, teacher_state
-from tasbench.supersede import finish_superseding, supersede
-from tasbench.sweep import check_runs, invalid_runs
-from tasbench.sweep_progress import SweepBar, sweep_bar
-from tasbench.worker_pool import submit, worker_pool
+from tasbench.runner.cost import job_macs
+from tasbench.runner.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
+from tasbench.runner.failures import read_failure, record_failure, summary
+from tasbench.runner.locks import directory_lock
+from tasbench.runner.progress import SweepBar, sweep_bar
+from tasbench.runner.run_files import RUN_METRICS, read_run_file
+from tasbench.runner.run_state import run_state, teacher_state
+from tasbench.runner.spec import check_runs, invalid_runs
+from tasbench.runner.supersede import finish_superseding, supersede
+from tasbench.runner.worker_pool import submit, worker_pool
 
 EXECUTORS = ("local", "ray")
 RERUN = ("", "stale", "all")
@@ -153,7 +153,7 @@ def _teacher(job: Job, device: torch.device) -> str:
 def _run(job: Job, device: torch.device) -> str:
     on_epoch = tracker = None
     if job.wandb is not None and not (job.directory / "metrics.json").exists():
-        from tasbench.wandb_log import WandbRun
+        from tasbench.report.wandb_log import WandbRun
 
         tracker = WandbRun(job.wandb, job.cfg, job.root)
         on_epoch = tracker.on_epoch
@@ -259,7 +259,7 @@ def _stages(executor: Executor, teacher_jobs: list[Job], run_jobs: list[Job], ro
                     bar.write(f"run skipped (its teacher failed): {_describe(job)}")
                     bar.finished(job.title, job_macs(job.stage, job.cfg), True)
         if executor.kind == "ray":
-            from tasbench.ray_executor import run_on_ray
+            from tasbench.runner.ray import run_on_ray
 
             n = len(todo)
             run_on_ray(todo, executor, lambda job, outcome, i, n=n: _report(bar, job, outcome, i, n, " on Ray"))

@@ -41,17 +41,17 @@ from torch import nn
 from tasbench.arch import Arch
 from tasbench.atomic import remove_stale_temporaries, write_json
 from tasbench.checkpoint import load_checkpoint, load_model, require, save_model
-from tasbench.code_identity import code_identity, code_packages
 from tasbench.data import DataConfig, ImageData, load_data
 from tasbench.errors import ConfigError
-from tasbench.failures import clear_failure
 from tasbench.flops import macs, params
-from tasbench.locks import directory_lock
 from tasbench.presets import preset
 from tasbench.pruner import Pruned, PruneRequest, band_record, check_ratio, get_pruner
 from tasbench.recipes import Recipe, retrain
 from tasbench.resnet import seeded_resnet
-from tasbench.run_files import (
+from tasbench.runner.code_identity import code_identity, code_packages
+from tasbench.runner.failures import clear_failure
+from tasbench.runner.locks import directory_lock
+from tasbench.runner.run_files import (
     PARAMS,
     PARAMS_FILE,
     RUN_METRICS,
@@ -62,7 +62,7 @@ from tasbench.run_files import (
     read_results,
     read_run_file,
 )
-from tasbench.runs import (
+from tasbench.runner.store import (
     config_hash,
     environment,
     file_digest,
@@ -72,8 +72,8 @@ from tasbench.runs import (
     torch_threads,
     write_log_csv,
 )
+from tasbench.runner.supersede import finish_superseding
 from tasbench.seeds import derive_seed
-from tasbench.supersede import finish_superseding
 from tasbench.train import TrainConfig, evaluate, train
 
 LATENCY_BATCHES = (1, 256)  # batch 1 (one request) and a large throughput batch; a measurement, not in the config

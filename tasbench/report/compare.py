@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tasbench.errors import ConfigError
-from tasbench.report import KEYS, run_row, summary
+from tasbench.report.tables import KEYS, run_row, summary
 
 COMPARED = ("top1_mean", "drop_mean", "macs")
 LOGGED_BESIDE = ("hash", "label", "sweep")  # what wandb_log adds to the run's hashed config when it logs it

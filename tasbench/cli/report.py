@@ -26,8 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> dict:
     # pandas/matplotlib: imported only when reporting
     from tasbench.atomic import check_output_dir
-    from tasbench.paper_results import PACKAGED, read_paper
-    from tasbench.report import collect, write_report
+    from tasbench.report.paper import PACKAGED, read_paper
+    from tasbench.report.tables import collect, write_report
 
     roots = args.runs or ["runs"]
     paper = read_paper(None if args.paper == "none" else args.paper or PACKAGED)

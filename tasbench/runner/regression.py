@@ -36,9 +36,9 @@ from pathlib import Path
 
 from tasbench.checkpoint import load_checkpoint
 from tasbench.errors import ConfigError
-from tasbench.experiment import RunConfig
 from tasbench.installation import REGRESSION_DIR
-from tasbench.runs import cpu_slug
+from tasbench.runner.experiment import RunConfig
+from tasbench.runner.store import cpu_slug
 from tasbench.untrusted import REGRESSION_JSON, read_bytes
 
 FORMAT = "tas-bench-regression/1"

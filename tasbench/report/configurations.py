@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 
-from tasbench.runs import config_hash
+from tasbench.runner.store import config_hash
 
 # What only the seed changes: the run's seed, the teacher's (the sweep sets it to the run's) and so the teacher's hash.
 SEED_FIELDS = ("seed", "teacher.train.seed", "teacher.hash")

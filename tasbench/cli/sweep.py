@@ -18,10 +18,10 @@ import os
 import sys
 
 from tasbench.bounds import MAX_BATCH, MAX_THREADS, MAX_WORKERS, float_flag, int_flag, path_flag
-from tasbench.commands import close_bars
+from tasbench.cli.bars import close_bars
 from tasbench.device import DEVICE_HELP, check_device_name, parse_device
 from tasbench.errors import ConfigError, interrupt_signal
-from tasbench.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
+from tasbench.report.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
 
 KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs", "flop_reduction_pct")
 
@@ -69,9 +69,9 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 
     from tasbench.atomic import check_output_dir
     from tasbench.data import load_data
-    from tasbench.executors import Executor, RunsFailed, WorkerDied, execute
-    from tasbench.plan import describe
-    from tasbench.sweep import check_runs, invalid_runs, load_sweep
+    from tasbench.runner.executors import Executor, RunsFailed, WorkerDied, execute
+    from tasbench.runner.plan import describe
+    from tasbench.runner.spec import check_runs, invalid_runs, load_sweep
 
     if args.executor == "ray":  # each Ray task resolves the device on its own node
         check_device_name(args.device)

@@ -42,11 +42,11 @@ from tasbench.arch import Arch
 from tasbench.bounds import MAX_RUNS
 from tasbench.data import DataConfig
 from tasbench.errors import ConfigError
-from tasbench.experiment import RunConfig
 from tasbench.installation import spec_path
 from tasbench.pruner import check_ratio, get_pruner
 from tasbench.recipes import Recipe
-from tasbench.runs import config_hash
+from tasbench.runner.experiment import RunConfig
+from tasbench.runner.store import config_hash
 from tasbench.train import TrainConfig
 from tasbench.untrusted import SPEC, YAMLRefused, load_yaml, read_text, yaml_problem
 

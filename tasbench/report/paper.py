@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasbench import installation
 from tasbench.errors import ConfigError
 from tasbench.untrusted import PAPER_CSV, read_bytes
 
-PACKAGED = Path(__file__).parent / "paper" / "paper-results.csv"
+PACKAGED = installation.PAPER_CSV
 COLUMNS = ["dataset", "network", "method", "pruned_acc", "acc_drop", "flops", "flops_pruned_pct", "source", "note"]
 NUMERIC = ("pruned_acc", "acc_drop", "flops", "flops_pruned_pct")
 

@@ -31,9 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> dict:
     from tabulate import tabulate
 
-    from tasbench.compare import compare, project_rows, wandb_rows
-    from tasbench.report import KEYS, collect
-    from tasbench.wandb_offline import offline_runs
+    from tasbench.report.compare import compare, project_rows, wandb_rows
+    from tasbench.report.tables import KEYS, collect
+    from tasbench.report.wandb_offline import offline_runs
 
     if args.wandb_dir:
         logged = offline_runs(args.wandb_dir)

@@ -19,7 +19,7 @@ from tasbench.errors import ConfigError
 
 
 def _task(job) -> str:
-    from tasbench.executors import work
+    from tasbench.runner.executors import work
 
     torch.set_num_threads(job.threads)
     return work(job)

@@ -1,7 +1,7 @@
 """One run on several GPUs (or CPU processes) with torchrun: data-parallel retraining through DDP.
 
-    torchrun --nproc-per-node 4 -m tasbench.ddp cifar10 --index 7 --data-dir ~/data             # a GPU per rank
-    python -m torch.distributed.run --nproc-per-node 2 -m tasbench.ddp SPEC --index 0 --device cpu   # gloo, as tested
+    torchrun --nproc-per-node 4 -m tasbench.runner.ddp cifar10 --index 7 --data-dir ~/data   # a GPU per rank
+    python -m torch.distributed.run --nproc-per-node 2 -m tasbench.runner.ddp SPEC --index 0 --device cpu  # gloo
 
 Rank 0 first trains or reuses the teacher and prunes (single-process, as `run_one` does), then every rank retrains
 the pruned net: each batch is cut into one contiguous shard per rank, each rank runs its shard through
@@ -60,10 +60,10 @@ class GatheredDDP(nn.Module):
 
 def main(argv: list[str] | None = None) -> int:
     from tasbench.data import load_data
-    from tasbench.experiment import ensure_teacher, prune_once, run_one
-    from tasbench.sweep import load_sweep
+    from tasbench.runner.experiment import ensure_teacher, prune_once, run_one
+    from tasbench.runner.spec import load_sweep
 
-    p = argparse.ArgumentParser(prog="tasbench.ddp", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="tasbench.runner.ddp", description=__doc__.split("\n")[0])
     p.add_argument("spec")
     p.add_argument("--index", type=int, required=True, help="index of the run in the expanded sweep (see --dry-run)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-batches", default="1,256")
     args = p.parse_args(argv)
     if "RANK" not in os.environ:
-        print("tasbench.ddp: error: start it with torchrun (RANK/WORLD_SIZE are not set)", file=sys.stderr)
+        print("tasbench.runner.ddp: error: start it with torchrun (RANK/WORLD_SIZE are not set)", file=sys.stderr)
         return 2
     try:
         device = parse_device(args.device)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"local rank {local} takes a GPU of its own: {e}; start at most one rank per GPU, "
                                   "or use --device cpu") from None  # fmt: skip
     except ConfigError as e:
-        print(f"tasbench.ddp: error: {e}", file=sys.stderr)
+        print(f"tasbench.runner.ddp: error: {e}", file=sys.stderr)
         return 2
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cfg.directory(args.out)}: top1 {metrics['top1']:.2f} on {world} ranks", file=sys.stderr)
         dist.barrier()  # tear down together: a rank that leaves while another still uses the group can abort it
     except ConfigError as e:
-        print(f"tasbench.ddp: error: {e}", file=sys.stderr)
+        print(f"tasbench.runner.ddp: error: {e}", file=sys.stderr)
         return 2
     finally:
         dist.destroy_process_group()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasbench.atomic import atomic_write
-from tasbench.configurations import differences, teacher_configuration
+from tasbench.report.configurations import differences, teacher_configuration
 
 # (colour, marker) of the methods a report knows: ours and those the TAS paper compares with.
 KNOWN = {

@@ -1,10 +1,10 @@
-"""`tas-bench regress`: the proxy regression check (see `tasbench/regression.py` for what it compares and why).
+"""`tas-bench regress`: the proxy regression check (see `tasbench/runner/regression.py` for what it compares and why).
 
     tas-bench regress                                   # run benchmarks/regression.yaml afresh; exit 1 on a regression
     tas-bench regress --update --spread-seeds 1,2,3     # rewrite this CPU model's benchmarks/regression/<cpu>.json
     tas-bench regress --out runs-regression             # keep the runs (a killed check resumes there)
 
-The stored results are per CPU model (`tasbench/regression.py` says why). They and the spec are the ones shipped
+The stored results are per CPU model (`tasbench/runner/regression.py` says why). They and the spec are the ones shipped
 with tas-bench (found through the package, from any working directory); `--update` rewrites the repository's
 file, so it needs a source checkout (or an explicit --expected).
 The comparison table goes to stderr; stdout gets one JSON object with `passed` and the failed rows.
@@ -41,8 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def expected_path(args: argparse.Namespace) -> str:
     """--expected, or the shipped results; `--update` of the shipped results needs the repository they live in."""
-    from tasbench.regression import default_expected
-    from tasbench.runs import cpu_name
+    from tasbench.runner.regression import default_expected
+    from tasbench.runner.store import cpu_name
 
     if args.expected is not None:
         return args.expected
@@ -61,10 +61,10 @@ def cmd_regress(args: argparse.Namespace) -> dict:
     from tabulate import tabulate
 
     from tasbench.atomic import write_json
-    from tasbench.executors import Executor, WorkerDied, execute
-    from tasbench.regression import UPDATE, compare, expected_file, observe, read_expected, run_key, seed_spread
-    from tasbench.runs import cpu_name, environment
-    from tasbench.sweep import load_sweep
+    from tasbench.runner.executors import Executor, WorkerDied, execute
+    from tasbench.runner.regression import UPDATE, compare, expected_file, observe, read_expected, run_key, seed_spread
+    from tasbench.runner.spec import load_sweep
+    from tasbench.runner.store import cpu_name, environment
 
     expected = expected_path(args)
     sweep = load_sweep(args.spec)

@@ -1,0 +1,3 @@
+from tasbench.cli import main
+
+raise SystemExit(main())
