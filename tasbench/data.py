@@ -24,12 +24,26 @@ from tasbench.bounds import MAX_PROXY_IMAGES, MAX_SEED, MAX_SUBSET, MAX_WORKERS,
 from tasbench.errors import ConfigError, choice_error
 from tasbench.seeds import derive_seed
 
-# name: (classes, architecture family, per-channel mean, per-channel std); CIFAR/ImageNet statistics as published.
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What every part of tas-bench knows about a data set, in one table: the nets it fits, its normalisation (CIFAR
+    and ImageNet statistics as published; the proxy's are computed from its generated training set) and its full
+    split sizes (the proxy's are chosen per run, `DataConfig.proxy_train`/`proxy_test`)."""
+
+    num_classes: int
+    family: str  # the architecture family whose image size it has: "cifar" (32x32) or "imagenet"
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+    train_images: int | None
+    test_images: int | None
+
+
 DATASETS = {
-    "proxy": (10, "cifar", None, None),  # computed from the generated training set
-    "cifar10": (10, "cifar", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": (100, "cifar", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "imagenet": (1000, "imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "proxy": DatasetFacts(10, "cifar", None, None, None, None),
+    "cifar10": DatasetFacts(10, "cifar", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 50_000, 10_000),
+    "cifar100": DatasetFacts(100, "cifar", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 50_000, 10_000),
+    "imagenet": DatasetFacts(1000, "imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1_281_167, 50_000),
 }
 
 
@@ -59,11 +73,11 @@ class DataConfig:
 
     @property
     def num_classes(self) -> int:
-        return DATASETS[self.dataset][0]
+        return DATASETS[self.dataset].num_classes
 
     @property
     def family(self) -> str:
-        return DATASETS[self.dataset][1]
+        return DATASETS[self.dataset].family
 
 
 @dataclass(frozen=True)
@@ -117,7 +131,8 @@ class ImageData:
 
 def load_data(cfg: DataConfig, root: str | Path | None = None, download: bool = False) -> ImageData:
     """Load the data set `cfg` names; `root` is the directory holding CIFAR/ImageNet (unused for the proxy)."""
-    num_classes, _, mean, std = DATASETS[cfg.dataset]
+    facts = DATASETS[cfg.dataset]
+    num_classes, mean, std = facts.num_classes, facts.mean, facts.std
     if cfg.dataset == "proxy":
         from tasbench.proxy_data import make_proxy
 

@@ -54,7 +54,7 @@ def check_fits(arch: Arch, dataset: str, source: str) -> None:
 
     if dataset not in DATASETS:
         raise choice_error("dataset", dataset, list(DATASETS))
-    num_classes, family, *_ = DATASETS[dataset]
+    num_classes, family = DATASETS[dataset].num_classes, DATASETS[dataset].family
     if (arch.num_classes, arch.family) != (num_classes, family):
         raise ConfigError(f"{source} is a {arch.num_classes}-class {arch.family} network, not one for dataset "
                           f"{dataset!r} ({num_classes} classes of {family} images)")  # fmt: skip
@@ -81,7 +81,7 @@ def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str
     dataset = dataset or (natural_dataset(PRESETS[args.network]()) if args.network in PRESETS else "cifar10")
     if dataset not in DATASETS:
         raise choice_error("dataset", dataset, list(DATASETS))
-    num_classes, family, *_ = DATASETS[dataset]
+    num_classes, family = DATASETS[dataset].num_classes, DATASETS[dataset].family
     return preset(args.network, num_classes, family, args.shortcut), dataset
 
 

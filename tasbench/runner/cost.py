@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import heapq
 
+from tasbench.data import DATASETS
 from tasbench.flops import macs
 from tasbench.pruner import PruneBudget, get_pruner
 from tasbench.runner.experiment import RunConfig
 
-FULL_SIZES = {"proxy": None, "cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
 TRAIN_PASS = 3  # MACs of one training image, in forward passes
 LATENCY_REPEATS = 6  # latency_ms: one warm-up pass and 5 timed ones per batch size
 
@@ -33,7 +33,8 @@ LATENCY_REPEATS = 6  # latency_ms: one warm-up pass and 5 timed ones per batch s
 def sizes(cfg: RunConfig) -> tuple[int, int]:
     """(training images, test images) one epoch of `cfg` reads."""
     d = cfg.data
-    n_train, n_test = (d.proxy_train, d.proxy_test) if d.dataset == "proxy" else FULL_SIZES[d.dataset]
+    facts = DATASETS[d.dataset]
+    n_train, n_test = (d.proxy_train, d.proxy_test) if d.dataset == "proxy" else (facts.train_images, facts.test_images)
     return d.subset or n_train, d.test_subset or n_test
 
 
