@@ -101,3 +101,48 @@ def preset(name: str, num_classes: int, family: str, shortcut: str = "official")
             f"network {name!r} is an {arch.family} ResNet; for {family} data use one of: {', '.join(allowed)}"
         )
     return arch
+
+
+def natural_dataset(arch: Arch) -> str:
+    """The data set a network is meant for when none is named: its own classes and image size."""
+    if arch.family == "imagenet":
+        return "imagenet"
+    return "cifar100" if arch.num_classes == 100 else "cifar10"
+
+
+def check_fits(arch: Arch, dataset: str, source: str) -> None:
+    """`dataset` is known and has the classes and image size of `arch` (named by `source` in the error)."""
+    from tasbench.data import DATASETS  # imports torch: only when a command resolves a network
+
+    if dataset not in DATASETS:
+        raise choice_error("dataset", dataset, list(DATASETS))
+    facts = DATASETS[dataset]
+    if (arch.num_classes, arch.family) != (facts.num_classes, facts.family):
+        raise ConfigError(f"{source} is a {arch.num_classes}-class {arch.family} network, not one for dataset "
+                          f"{dataset!r} ({facts.num_classes} classes of {facts.family} images)")  # fmt: skip
+
+
+def resolve_network(
+    network: str | None, tas_config: str | None, shortcut: str = "official", dataset: str | None = None
+) -> tuple[Arch, str]:
+    """The network a command names, by preset name or official TAS `.config` file (one of the two), for `dataset`
+    or else the network's own data set; returns it and the data set."""
+    from tasbench.data import DATASETS
+    from tasbench.official_config import read_tas_config
+
+    if tas_config and network:
+        raise ConfigError("give --network or --tas-config, not both")
+    if tas_config:
+        if shortcut != "official":
+            raise ConfigError(f"a TAS .config implies the official shortcut, not {shortcut!r}")
+        arch = read_tas_config(tas_config)
+        dataset = dataset or natural_dataset(arch)
+        check_fits(arch, dataset, f"TAS config {tas_config!r}")
+        return arch, dataset
+    if not network:
+        raise ConfigError("give --network NAME or --tas-config FILE")
+    # An unknown name falls through to preset(), which names it and lists the allowed ones.
+    dataset = dataset or (natural_dataset(PRESETS[network]()) if network in PRESETS else "cifar10")
+    if dataset not in DATASETS:
+        raise choice_error("dataset", dataset, list(DATASETS))
+    return preset(network, DATASETS[dataset].num_classes, DATASETS[dataset].family, shortcut), dataset

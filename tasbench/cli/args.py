@@ -9,8 +9,8 @@ from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
 from tasbench.bounds import path_flag
 from tasbench.device import DEVICE_HELP
-from tasbench.errors import ConfigError, choice_error
-from tasbench.presets import PRESETS, preset
+from tasbench.errors import ConfigError
+from tasbench.presets import PRESETS, check_fits, natural_dataset, resolve_network
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,50 +40,9 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 
 
 
-def natural_dataset(arch: Arch) -> str:
-    """The data set a network is meant for when --dataset is not given: its own classes and image size."""
-    if arch.family == "imagenet":
-        return "imagenet"
-    return "cifar100" if arch.num_classes == 100 else "cifar10"
-
-
-
-def check_fits(arch: Arch, dataset: str, source: str) -> None:
-    """`dataset` is known and has the classes and image size of `arch` (named by `source` in the error)."""
-    from tasbench.data import DATASETS
-
-    if dataset not in DATASETS:
-        raise choice_error("dataset", dataset, list(DATASETS))
-    num_classes, family = DATASETS[dataset].num_classes, DATASETS[dataset].family
-    if (arch.num_classes, arch.family) != (num_classes, family):
-        raise ConfigError(f"{source} is a {arch.num_classes}-class {arch.family} network, not one for dataset "
-                          f"{dataset!r} ({num_classes} classes of {family} images)")  # fmt: skip
-
-
-
 def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:
     """The network --network/--tas-config names (with --shortcut), for `dataset` or else the network's own."""
-    from tasbench.data import DATASETS
-    from tasbench.official_config import read_tas_config
-
-    if args.tas_config and args.network:
-        raise ConfigError("give --network or --tas-config, not both")
-    if args.tas_config:
-        if args.shortcut != "official":
-            raise ConfigError(f"a TAS .config implies the official shortcut, not {args.shortcut!r}")
-        arch = read_tas_config(args.tas_config)
-        dataset = dataset or natural_dataset(arch)
-        check_fits(arch, dataset, f"TAS config {args.tas_config!r}")
-        return arch, dataset
-    if not args.network:
-        raise ConfigError("give --network NAME or --tas-config FILE")
-    # An unknown name falls through to preset(), which names it and lists the allowed ones.
-    dataset = dataset or (natural_dataset(PRESETS[args.network]()) if args.network in PRESETS else "cifar10")
-    if dataset not in DATASETS:
-        raise choice_error("dataset", dataset, list(DATASETS))
-    num_classes, family = DATASETS[dataset].num_classes, DATASETS[dataset].family
-    return preset(args.network, num_classes, family, args.shortcut), dataset
-
+    return resolve_network(args.network, args.tas_config, args.shortcut, dataset)
 
 
 def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tuple[Arch, nn.Module, str]:
