@@ -53,10 +53,16 @@ def one_thread():
 
 def spawned_workers(pid: int) -> list[int]:
     """The worker processes (multiprocessing spawn) that process `pid` started and that are still alive."""
+    def read(path: str) -> str:  # a process may exit between being listed and being read: then it is not alive
+        try:
+            return open(path).read()
+        except (FileNotFoundError, ProcessLookupError):
+            return ""
+
     children = []
     for task in os.listdir(f"/proc/{pid}/task"):
-        children += map(int, open(f"/proc/{pid}/task/{task}/children").read().split())
-    return [c for c in children if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
+        children += map(int, read(f"/proc/{pid}/task/{task}/children").split())
+    return [c for c in children if "spawn_main" in read(f"/proc/{c}/cmdline")]
 
 
 def assert_same_runs(runs, reference, root) -> None:
