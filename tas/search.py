@@ -33,9 +33,9 @@ from tas.search_space import WIDTH_RATIOS, SearchSpace, check_reachable, search_
 from tasbench.arch import Arch
 from tasbench.atomic import save_torch
 from tasbench.bounds import MAX_BATCH, MAX_EPOCHS, MAX_SEED, check_fields
-from tasbench.checkpoint import load_checkpoint, require
+from tasbench.checkpoint import resume_state
 from tasbench.data import ImageData
-from tasbench.errors import ConfigError, choice_error
+from tasbench.errors import choice_error
 from tasbench.flops import macs
 from tasbench.seeds import derive_seed
 from tasbench.train import lr_at
@@ -154,13 +154,9 @@ def run_search(
     run_config = {"search": dataclasses.asdict(cfg), "arch": arch.to_dict(), "ratio": ratio, "seed": seed}
     history: list[dict] = []
     start = 0
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path)
-        if state.get("config") != run_config:
-            raise ConfigError(f"search checkpoint {str(checkpoint_path)!r} belongs to another configuration; delete "
-                              f"it or rerun with the configuration it was written for")  # fmt: skip
-        require(state, ("model", "w_opt", "a_opt", "gumbel", "epoch", "history"),
-                f"search checkpoint {str(checkpoint_path)!r}")  # fmt: skip
+    keys = ("model", "w_opt", "a_opt", "gumbel", "epoch", "history")
+    state = resume_state(checkpoint_path, run_config, keys, "search checkpoint")
+    if state is not None:
         model.load_state_dict(state["model"])
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])

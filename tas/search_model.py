@@ -37,6 +37,7 @@ from tas.search_space import SearchSpace, derive
 from tasbench.arch import STEM, Arch, block_specs
 from tasbench.batch_norm import batch_norm
 from tasbench.errors import ConfigError, choice_error
+from tasbench.resnet import initialise
 
 SEARCHED = ("width+depth", "width", "depth")  # TAS, TAS(W), TAS(D)
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
@@ -195,7 +196,7 @@ class SearchResNet(nn.Module):
         self.register_buffer("width_values", width_values, persistent=False)
         self.register_buffer("depth_real", depth_real, persistent=False)
         self.flops = ExpectedFlops(space, flop_count)
-        _initialise(self)
+        initialise(self)  # as build_resnet: the same draws for the same modules
 
     # ---- the architecture distribution ------------------------------------------------------------------------
 
@@ -321,13 +322,3 @@ def _align_matrix(c, m, width: int, mode: str, device: torch.device) -> torch.Te
     if isinstance(c, int):
         return _cached_align_matrix(c, m, width, mode, device)
     return align_matrix(c, m, width, mode, device)
-
-
-def _initialise(model: nn.Module) -> None:
-    """As `build_resnet` (official `initialize_resnet`): Kaiming fan-out convs, N(0, 0.01) classifier."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)

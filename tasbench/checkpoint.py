@@ -64,6 +64,20 @@ def require(ckpt: dict, keys: tuple[str, ...], source: str) -> None:
         raise ConfigError(f"{source} has no {missing[0]!r} entry (it holds {held}); was it written by tas-bench?")
 
 
+def resume_state(path: str | Path | None, run_config: dict, keys: tuple[str, ...], what: str) -> dict | None:
+    """The state a resumed loop (training, a TAS search) goes on from: the checkpoint at `path` if there is one (None
+    if not), refused with one line if it was written for another `run_config` or lacks one of `keys`. Its writer
+    stores `run_config` under "config" (`save_torch(path, {..., "config": run_config})`)."""
+    if path is None or not Path(path).exists():
+        return None
+    state = load_checkpoint(path)
+    if state.get("config") != run_config:
+        raise ConfigError(f"{what} {str(path)!r} belongs to another configuration; delete it or rerun with the "
+                          "configuration it was written for")  # fmt: skip
+    require(state, keys, f"{what} {str(path)!r}")
+    return state
+
+
 # "DefaultCPUAllocator: can't allocate memory", "not enough memory", CUDA's "out of memory"
 _OUT_OF_MEMORY = re.compile(r"can't allocate memory|not enough memory|out of memory", re.IGNORECASE)
 # torch.save writes its entries stored; deflate is what zip tools (and torch's reader) also know. Anything else is

@@ -120,6 +120,14 @@ def build_resnet(arch: Arch) -> ResNet:
     """Build the network `arch` describes, initialised from the global RNG as the official TAS code does
     (`initialize_resnet` in `lib/models/initialization.py`: Kaiming fan-out convs, unit BN, N(0, 0.01) classifier)."""
     model = ResNet(arch)
+    initialise(model)
+    return model
+
+
+def initialise(model: nn.Module) -> None:
+    """Initialise `model`'s convs, BNs and classifier from the global RNG, as the official `initialize_resnet`
+    (`lib/models/initialization.py`): Kaiming fan-out convs, unit BN, N(0, 0.01) classifier. Also the TAS search
+    model's, which draws in the same module order as the net it searches."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -129,4 +137,3 @@ def build_resnet(arch: Arch) -> ResNet:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
-    return model

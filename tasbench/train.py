@@ -26,9 +26,8 @@ from tqdm import tqdm
 
 from tasbench.atomic import save_torch
 from tasbench.bounds import MAX_BATCH, MAX_EPOCHS, MAX_SEED, check_fields
-from tasbench.checkpoint import load_checkpoint
+from tasbench.checkpoint import resume_state
 from tasbench.data import ImageData, eval_batches, num_train_batches, train_batches
-from tasbench.errors import ConfigError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels, images) -> loss
 EVAL_BATCH = 500
@@ -117,13 +116,8 @@ def train(
     )
     history: list[dict] = []
     start = 0
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_checkpoint(checkpoint_path)
-        if state.get("config") != run_config:
-            raise ConfigError(
-                f"checkpoint {str(checkpoint_path)!r} belongs to another configuration; delete it or rerun with the "
-                f"configuration it was written for"
-            )
+    state = resume_state(checkpoint_path, run_config, ("model", "optimizer", "epoch", "history"), "checkpoint")
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["epoch"], state["history"]

@@ -90,3 +90,19 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
         atomic_write(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
+
+
+def test_training_and_the_search_resume_through_one_check(tmp_path):
+    """`resume_state`, used by the training loop and the TAS search: nothing yet -> None; a checkpoint of another
+    configuration or one lacking an entry -> one line naming the file and what is wrong."""
+    from tasbench.atomic import save_torch
+    from tasbench.checkpoint import resume_state
+
+    path = tmp_path / "checkpoint.pt"
+    assert resume_state(path, {"lr": 0.1}, ("model",), "checkpoint") is None
+    save_torch(path, {"model": {}, "epoch": 3, "config": {"lr": 0.1}})
+    assert resume_state(path, {"lr": 0.1}, ("model", "epoch"), "checkpoint")["epoch"] == 3
+    with pytest.raises(ConfigError, match=r"checkpoint '.*checkpoint.pt' belongs to another configuration"):
+        resume_state(path, {"lr": 0.2}, ("model",), "checkpoint")
+    with pytest.raises(ConfigError, match=r"search checkpoint '.*checkpoint.pt' has no 'w_opt' entry"):
+        resume_state(path, {"lr": 0.1}, ("model", "w_opt"), "search checkpoint")
