@@ -45,9 +45,9 @@ def check_tas(arch: Arch, options: SearchConfig, ratio: float) -> None:
 
 
 # One image through the search net, forward and backward, in plain training passes of the unpruned net: its convs
-# at the k=2 sampled widths, the channel-wise interpolation, the Gumbel sampling, the FLOP loss. Measured on CPU at
-# batch 64 (README, "Benchmarks"): ResNet-20 search step 306 ms for 2 x 64 images, plain step 98 ms for 64, 1.56;
-# ResNet-56 1.40; ResNet-20 with one thread 1.53.
+# at the k=2 sampled widths, the channel-wise interpolation, the Gumbel sampling, the FLOP loss. The stored AMD EPYC
+# hot-path baseline (batch 64; docs/benchmarks-and-regression.md): ResNet-20 search step 311 ms for 2 x 64 images,
+# plain step 97.8 ms for 64, about 1.59.
 SEARCH_PASS_COST = 1.5
 
 

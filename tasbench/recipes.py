@@ -9,7 +9,7 @@ Four recipes, so that a method's number can be told apart from its recipe's:
                rounded ("Scratch-B" in the same paper; it caps nothing, and neither do we).
 - `kd`:        a fresh initialisation distilled from the unpruned teacher, (1-a)*CE + a*T^2*KL with a = 0.9, T = 4.
                This is how the official TAS code retrains a searched shape (random init + KD, see
-               ../shared/reference/TAS-OFFICIAL.md, "Retraining"), so TAS rows use it.
+               docs/reference/TAS-OFFICIAL.md, "Retraining"), so TAS rows use it.
 
     >>> recipe = Recipe("scratch-b", epochs=10)
     >>> recipe.train_config(seed=0, unpruned_macs=40_813_194, pruned_macs=20_406_597).epochs

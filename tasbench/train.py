@@ -7,7 +7,7 @@ and the checkpoint holds the rest (weights, BN statistics, momentum buffers, the
 
     >>> metrics = train(build_resnet(resnet20()), load_data(DataConfig("proxy")), TrainConfig(epochs=10),
     ...                 device=torch.device("cpu"), checkpoint_path="runs/x/checkpoint.pt")
-    >>> metrics["top1"]  # the proxy ResNet-20 figure is in the README
+    >>> metrics["top1"]  # measured on the proxy: docs/training.md
 """
 
 from __future__ import annotations

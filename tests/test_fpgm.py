@@ -64,7 +64,8 @@ def test_kept_indices_on_a_seeded_tiny_net():
 
 @pytest.mark.parametrize("net", [resnet56, resnet110])
 def test_reference_accounting_beside_the_counted_flops(net):
-    # BASELINES.md: 40% of every conv's filters; He et al. state about -52.6% (ResNet-56) and -52.3% (ResNet-110).
+    # docs/reference/BASELINES.md: 40% of every conv's filters; He et al. state about -52.6% (ResNet-56) and -52.3%
+    # (ResNet-110).
     full = net(shortcut="zero-pad")
     groups = channel_groups(full)
     physical = pruned_arch(full, keep_counts(groups, rate_counts(groups, 0.4)))

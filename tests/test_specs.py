@@ -16,7 +16,7 @@ from tasbench.runner.spec import load_sweep
 
 SPECS = Path(__file__).parents[1] / "benchmarks"
 REPRODUCE = ["cifar10", "cifar100", "imagenet"]
-# The release's search budget per data set (TAS-OFFICIAL.md, "Schedules"): epochs, batch per half.
+# The release's search budget per data set (docs/reference/TAS-OFFICIAL.md, "Schedules"): epochs, batch per half.
 SEARCH_BUDGET = {"cifar10": (600, 256), "cifar100": (600, 256), "imagenet": (120, 256)}
 # 300 (CIFAR) / 120 (ImageNet) epochs after 5 warm-up epochs, as the release's optimizer configs.
 TRAIN_EPOCHS = {"cifar10": 305, "cifar100": 305, "imagenet": 125}

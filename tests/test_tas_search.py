@@ -123,7 +123,7 @@ def proxy():
 # A short search: 8 epochs of 8 steps on 512 proxy images, Adam 10x faster than the official 1e-3. All logits start
 # near-tied, so each step flips many argmaxes at once and the argmax net oscillates around the band; which epoch
 # ends inside it depends on the last bit of every float (thread count, CPU). `select=in-band` keeps the last
-# epoch-end net inside the band, which every oscillating search visits; the README reports how often
+# epoch-end net inside the band, which every oscillating search visits; docs/tas.md reports how often
 # `select=last` (the paper's rule) ends inside. These settings were tuned on the random split: with the release's
 # split (the default, run by the resume test) this tiny net's 0.7 search happens to stay outside the band for 8
 # epochs, with either FLOP count.
