@@ -319,6 +319,7 @@ def test_teacher_prune_and_distil_end_to_end(capsys, tmp_path):
     assert config["distill"] == {"alpha": 0.9, "temperature": 4.0} and len(config["teacher"]) == 64
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
     argv = [sys.executable, "-m", "tasbench.cli", "train", "--network", "resnet20", *SMALL_PROXY, "--epochs", "3",
             "--no-progress"]  # fmt: skip

@@ -72,6 +72,7 @@ def test_long_commands_take_no_progress(argv):
     assert build_parser().parse_args(argv).no_progress is True
 
 
+@pytest.mark.slow
 def test_a_shipped_spec_by_name_from_any_directory(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     expected = len(load_sweep(ROOT / "benchmarks" / "regression.yaml").runs)
@@ -123,6 +124,7 @@ def build_wheel(tmp_path: Path) -> Path:
     return wheel
 
 
+@pytest.mark.slow
 def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     wheel = build_wheel(tmp_path)
     site = tmp_path / "site"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from runner_helpers import write_spec
 
@@ -24,12 +25,14 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_gathered_forward_gives_the_whole_batch_gradient():
     result = torchrun(str(Path(__file__).with_name("ddp_grad_check.py")))
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     assert result.stdout.count("logits and gradient match") == 2
 
 
+@pytest.mark.slow
 def test_a_run_under_torchrun_with_two_cpu_processes(tmp_path):
     spec = write_spec(tmp_path, ratios=[0.5])
     (cfg,) = load_sweep(spec).runs

@@ -53,6 +53,7 @@ def test_a_sweep_writes_one_directory_per_run_and_shares_its_teacher(tmp_path):
     assert describe("tiny", sweep.runs, root).startswith("sweep 'tiny': 2 runs: 2 done, 0 partial (resume), 0 to do")
 
 
+@pytest.mark.slow
 def test_the_sweep_command_and_its_dry_run(capsys, tmp_path):
     spec = str(write_spec(tmp_path))
     out = ["--out", str(tmp_path / "runs"), "--wandb", "disabled", *LATENCY, "--threads", "1"]
@@ -78,6 +79,7 @@ def test_the_sweep_command_and_its_dry_run(capsys, tmp_path):
     assert re.search(r"speed: .* x[0-9.]+ to match the teacher that finished in .*/train/[0-9a-f]{12}\)", plan)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_killed_sweep_resumes_to_the_same_metrics(tmp_path, workers):
     """SIGKILL the sweep mid-run (workers=1: the sweep's process group; workers=2: one worker process), restart it,
@@ -115,6 +117,7 @@ def test_a_killed_sweep_resumes_to_the_same_metrics(tmp_path, workers):
         assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.slow
 def test_local_worker_processes_give_the_same_runs(tmp_path):
     sweep = load_sweep(write_spec(tmp_path))
     threads = torch.get_num_threads()
@@ -129,6 +132,7 @@ def test_local_worker_processes_give_the_same_runs(tmp_path):
     assert os.getpid() not in {m["timing"]["pid"] for m in parallel}  # ran in worker processes
 
 
+@pytest.mark.slow
 def test_the_ray_executor_on_a_local_ray_instance(tmp_path):
     """Slow-ish (Ray starts its own services): one teacher and one run, on a one-CPU local instance; then a run that
     fails on Ray is recorded and the sweep goes on."""
@@ -213,12 +217,14 @@ def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_t
     from tasbench.runner.run_state import run_state
     from tasbench.runner.supersede import superseded
 
-    spec = write_spec(tmp_path, ratios=[0.5], methods=[{"method": "uniform"}, {"method": "l1", "label": "L1"}])
+    # `released` (package tas) beside `l1` (package baselines): a change to baselines leaves the released run alone.
+    methods = [{"method": "released", "ratios": [0.55]}, {"method": "l1", "label": "L1"}]
+    spec = write_spec(tmp_path, ratios=[0.5], methods=methods)
     runs = load_sweep(spec).runs
     root = tmp_path / "runs"
     first = execute(runs, root, latency_batches=(1, 8), log=lambda line: None)
-    uniform, l1 = (cfg.directory(root) for cfg in runs)
-    kept = [p for d in (uniform, runs[0].teacher_directory(root)) for p in d.rglob("*")]
+    released, l1 = (cfg.directory(root) for cfg in runs)
+    kept = [p for d in (released, runs[0].teacher_directory(root)) for p in d.rglob("*")]
     stamps = {p: p.stat().st_mtime_ns for p in kept}
 
     source = baselines_copy / "l1_norm.py"
@@ -230,7 +236,7 @@ def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_t
     plan = describe("tiny", runs, root).splitlines()
     assert plan[1] == ("stale: 1 runs computed by other code or from another teacher; reused as they are "
                        "(--rerun-stale recomputes them)")  # fmt: skip
-    assert [line.split()[:2] for line in plan if str(root) in line] == [["done", str(uniform)],
+    assert [line.split()[:2] for line in plan if str(root) in line] == [["done", str(released)],
                                                                         ["done,", "stale"]]  # fmt: skip
 
     # Without a flag the stale run is reused as it is (and still reported stale); nothing is recomputed.
@@ -239,7 +245,7 @@ def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_t
 
     assert main(["sweep", str(spec), "--rerun-stale", "--out", str(root), "--wandb", "disabled", *LATENCY]) == 0
     assert "1 runs already done, 1 to run, 0 teachers to train" in capsys.readouterr()[1]
-    again = [json.loads((d / "metrics.json").read_text()) for d in (uniform, l1)]
+    again = [json.loads((d / "metrics.json").read_text()) for d in (released, l1)]
     (old,) = superseded(l1)  # the old result, moved aside whole
     assert json.loads((old / "metrics.json").read_text()) == first[1]
     assert sorted(p.name for p in old.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json", "model.pt",
@@ -247,10 +253,11 @@ def test_a_changed_method_makes_its_runs_stale_and_rerun_stale_recomputes_only_t
     assert again[1]["code"]["source_hash"] == source_hash(("baselines", "tasbench")) != first[1]["code"]["source_hash"]
     assert {k: v for k, v in without_timing(again[1]).items() if k != "code"} == \
         {k: v for k, v in without_timing(first[1]).items() if k != "code"}  # a comment changes no number  # fmt: skip
-    assert again[0] == first[0] and stamps == {p: p.stat().st_mtime_ns for p in kept}  # uniform, teacher untouched
+    assert again[0] == first[0] and stamps == {p: p.stat().st_mtime_ns for p in kept}  # released run, teacher untouched
     assert [run_state(cfg, root).stale for cfg in runs] == ["", ""]
 
 
+@pytest.mark.slow
 def test_force_recomputes_every_run_and_its_teacher(capsys, tmp_path):
     from tasbench.runner.supersede import superseded
 
@@ -277,6 +284,7 @@ def test_force_recomputes_every_run_and_its_teacher(capsys, tmp_path):
         assert (old / "metrics.json").stat().st_mtime < (directory / "metrics.json").stat().st_mtime
 
 
+@pytest.mark.slow
 def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_path):
     methods = [{"method": "uniform", "label": "Uniform"},
                {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}}]
@@ -323,6 +331,7 @@ def test_a_failed_teacher_fails_only_its_runs_and_the_sweep_goes_on(capsys, tmp_
     assert not (broken / "error.json").exists() and len(result["failed"]) == 2
 
 
+@pytest.mark.slow
 def test_a_failed_run_in_a_worker_process_is_recorded_and_the_others_finish(tmp_path):
     from tasbench.runner.executors import RunsFailed
     from tasbench.runner.failures import read_failure

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 
+import pytest
 import yaml
 from runner_helpers import LATENCY, assert_same_runs, spawned_workers, without_timing
 
@@ -152,6 +153,7 @@ def kill_while_writing(argv, root, pattern: str) -> dict:
     return {"target": f"fsync {pattern}", "hit": f"writing {tmp.name}", "seconds": round(time.monotonic() - began, 2)}
 
 
+@pytest.mark.slow
 def test_ten_random_kills_lose_nothing(tmp_path):
     spec = tmp_path / "kills.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
@@ -209,6 +211,7 @@ def interrupt(argv, root, runs, signum: int, group: bool) -> tuple[int, str, lis
     return proc.returncode, err, workers
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_says_so_in_one_line_and_the_same_command_resumes(tmp_path):
     """SIGINT to a sequential sweep's process group, then SIGTERM to a 2-worker sweep's main process only: exit
     status 130 and 143, one line naming what finished and how to resume, no traceback, no worker left running; the
@@ -253,6 +256,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_a_recompute_killed_while_moving_the_old_results_aside_loses_none_of_them(tmp_path):
     """`--force` SIGKILLed after it moved a run's metrics.json, checkpoint and log aside but not yet its model: the
     run reads as not finished, and the next sweep (no flag) completes the move and computes the run afresh, to an

@@ -51,6 +51,7 @@ def _ran(stderr: str) -> set[str]:
     return set(re.findall(r"run done: .* -> (\S+)$", stderr, re.MULTILINE))
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_root_run_each_run_once(tmp_path):
     spec = write_spec(tmp_path, ratios=[0.9, 0.7, 0.5, 0.3])
     sweep = load_sweep(spec)
@@ -75,6 +76,7 @@ def test_two_sweeps_on_one_root_run_each_run_once(tmp_path):
     assert not list(root.rglob(".*.tmp-*"))
 
 
+@pytest.mark.slow
 def test_a_run_held_by_another_process_is_not_moved_aside(tmp_path):
     """A recompute (`--force`, `--rerun-stale`) moves a run's old results aside under the run's lock: while another
     process holds the run, the job is "busy" and nothing in the run directory changes."""

@@ -141,6 +141,7 @@ def test_a_bad_stored_file_says_how_to_regenerate_it(tmp_path, capsys, content, 
     assert_one_line_error(capsys, argv, message)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_update_then_check_passes_and_a_changed_result_fails(tmp_path, capsys):
     """End to end on a tiny spec: `--update` stores seed 0 and the spread of seeds 0-1; a fresh rerun matches it
@@ -179,6 +180,7 @@ def pytest_bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_benchmark_baseline_round_trip_and_bad_baselines(tmp_path):
     """A baseline written by the suite compares; a missing, foreign or incomplete one stops with how to fix it."""
     baseline = tmp_path / "baseline.json"

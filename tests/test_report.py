@@ -80,6 +80,7 @@ def test_runs_that_differ_beyond_the_seed_are_separate_rows_that_say_how(tmp_pat
                                                           ["ours", "Uniform", "recipe.epochs=300", "2"]]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_three_configurations_of_real_runs_are_three_rows_with_their_own_teachers(capsys, tmp_path):
     """Three sweeps of one method into one root, differing in the retraining and then the teacher's epochs."""

@@ -66,6 +66,7 @@ def assert_interrupted_in_one_line(code: int, err: str, signum: int, line: str) 
     assert err.rstrip("\n").splitlines()[-1] == line and err.count("tas-bench:") == 1, err[-3000:]
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_and_resumed_under_other_workers_ends_as_an_uninterrupted_one(tmp_path):
     """Killed mid-teacher (root b) and mid-retraining (root c) under --threads 1, resumed under --workers 2
     --threads 2: the teacher (b, c) and the run (c) end bit for bit as in an uninterrupted --threads 1 sweep, with
@@ -110,6 +111,7 @@ def die_after_first_checkpoint(monkeypatch, module) -> None:
     monkeypatch.setattr(module, "save_torch", save_then_die)
 
 
+@pytest.mark.slow
 def test_tas_bench_train_resumes_with_the_thread_count_it_started_with(tmp_path, monkeypatch, threads, capsys):
     """`tas-bench train` stopped after its first epoch under 1 thread, resumed under 2: it ends with the weights
     and metrics of an uninterrupted 1-thread run, its params.json (which it used to rewrite) still says 1, and the
@@ -132,6 +134,7 @@ def test_tas_bench_train_resumes_with_the_thread_count_it_started_with(tmp_path,
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_a_tas_search_resumes_with_its_runs_thread_count(tmp_path, monkeypatch, threads):
     """A TAS run whose search stopped after its first epoch under 1 thread, resumed under 2 (its teacher, trained
     and kept before, is read): the search, the retraining and the final metrics equal an uninterrupted 1-thread
@@ -157,6 +160,7 @@ def test_a_tas_search_resumes_with_its_runs_thread_count(tmp_path, monkeypatch, 
     assert metrics["timing"]["threads"] == 1 and torch.get_num_threads() == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_two_worker_sweep_in_one_line_and_the_same_command_resumes(tmp_path):
     """SIGINT to the process group of a `--workers 2` sweep, its workers retraining: one line, exit status 130, no
     worker traceback or leaked-semaphore warning; the same command then finishes as an uninterrupted sweep."""
@@ -177,6 +181,7 @@ def test_ctrl_c_stops_a_two_worker_sweep_in_one_line_and_the_same_command_resume
     assert_same_runs(runs, tmp_path / "a", root)
 
 
+@pytest.mark.slow
 def test_ctrl_c_and_sigterm_stop_tas_bench_train_in_one_line_and_the_same_command_resumes(tmp_path):
     """`tas-bench train` (with its progress bar) stopped by SIGINT to its process group, then by SIGTERM, each
     after one more epoch: one line each (the bar closed before it), 130 and 143; the same command then ends with the
@@ -209,6 +214,7 @@ def logged_epochs(run) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_an_offline_w_and_b_sweep_writes_nothing_outside_its_root(tmp_path):
     """HOME (and the XDG directories) empty and fresh: after a sweep logging to W&B offline, they are still empty,
     and W&B's debug logs (its service's too) lie under --out."""

@@ -135,6 +135,7 @@ def searches(proxy):
     return {ratio: run_search(tiny_arch(), proxy, FAST, ratio, seed=0, progress=False) for ratio in (0.3, 0.5, 0.7)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7])
 def test_short_search_ends_inside_the_flop_band(searches, ratio):
     result = searches[ratio]
@@ -160,6 +161,7 @@ def test_history_records_the_release_count_and_the_built_count(searches):
     assert differ == 24  # the release's count never includes the classifier bias
 
 
+@pytest.mark.slow
 def test_the_flop_loss_moves_the_search_into_the_band(proxy, searches):
     """Without the FLOP loss the argmax net never reaches the band [0.65, 0.7]; with it, it does."""
     free = run_search(tiny_arch(), proxy, dataclasses.replace(FAST, flop_weight=0.0), 0.7, seed=0, progress=False)
@@ -233,6 +235,7 @@ def test_the_dry_run_counts_the_epoch_the_search_runs(n, split):
     assert epoch_size(n, 16, split) == (len(batches), sum(len(w[1]) + len(a[1]) for w, a in batches))
 
 
+@pytest.mark.slow
 def test_resumed_search_equals_an_uninterrupted_one(proxy, tmp_path, monkeypatch):
     import tas.search
 
@@ -270,6 +273,7 @@ def test_random_search_lands_in_the_band(ratio):
     assert arch != random_arch(space, ratio, 0.05, seed=2)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [resnet18, resnet50], ids=["resnet18", "resnet50"])
 def test_imagenet_search_steps_on_random_224_pixel_images(make):
     """The released code has no ImageNet search; ours runs the loop's own step (weights, then logits) at 224x224."""

@@ -36,6 +36,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_is_bit_identical(tmp_path):
     data = random_data()
     cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, warmup_epochs=1)
@@ -119,6 +120,7 @@ def learned():
     return data, model, before, result
 
 
+@pytest.mark.slow
 def test_training_learns(learned):
     _, _, before, result = learned
     assert result["top1"] > max(before, 10) + 30  # chance is 10%
@@ -138,6 +140,7 @@ def test_kd_loss_formula():
     assert kd_loss(t, t, y, DistillConfig(alpha=1.0)).item() == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_distillation_trains_the_student_towards_the_teacher(learned):
     data, teacher, _, _ = learned
     frozen = {k: v.clone() for k, v in teacher.state_dict().items()}

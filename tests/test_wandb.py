@@ -19,6 +19,7 @@ from tasbench.report.wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, offl
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow
 def test_offline_round_trip_and_compare(capsys, tmp_path):
     spec, root = str(write_spec(tmp_path)), tmp_path / "runs"
     threads = ["--threads", "1"]
@@ -91,6 +92,7 @@ def test_records_span_blocks_and_a_torn_tail_is_dropped(tmp_path):
         list(records(tmp_path / "other.wandb"))
 
 
+@pytest.mark.slow
 def test_an_unreachable_wandb_project_is_one_clear_error(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
@@ -102,6 +104,7 @@ def test_an_unreachable_wandb_project_is_one_clear_error(capsys, tmp_path, monke
     assert err.startswith("tas-bench: error: cannot read W&B project 'nobody/nothing': ")
 
 
+@pytest.mark.slow
 def test_unreachable_wandb_online_logs_offline_and_says_how_to_sync(capsys, tmp_path, monkeypatch):
     """Online mode with no server to reach: the sweep finishes, results stay local, one warning per run."""
     from tasbench.report import wandb_log
@@ -128,6 +131,7 @@ def test_unreachable_wandb_online_logs_offline_and_says_how_to_sync(capsys, tmp_
     assert seconds < 60  # one timed-out online start, not one per run
 
 
+@pytest.mark.slow
 def test_online_without_an_api_key_logs_offline(tmp_path):
     """Misconfigured rather than unreachable: no API key anywhere. The same fallback, at once. A process of its own:
     W&B's service keeps the environment of the process's first start."""
