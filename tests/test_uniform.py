@@ -1,5 +1,7 @@
 """The pruner interface and uniform width scaling: FLOP targets met within 1%, a really smaller net."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -76,10 +78,15 @@ def test_unreachable_ratio_and_unknown_method_are_named():
         UniformOptions(tolerance=0)
 
 
-def test_every_registered_pruner_loads():
+def test_every_registered_pruner_loads_under_its_own_name_with_frozen_defaulted_options():
+    assert set(pruner_names()) >= {"uniform", "tas", "released", "l1", "fpgm"}
     for name in pruner_names():
         pruner = get_pruner(name)
-        assert pruner.name == name and pruner.options() is not None
+        options = pruner.options()  # every field has a default: a spec may name the method alone
+        assert pruner.name == name and dataclasses.is_dataclass(options) and pruner.summary
+        field = dataclasses.fields(options)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):  # options are part of a run's hashed identity
+            setattr(options, field, getattr(options, field))
 
 
 # Each registered pruner's FLOP band at ratio 0.5 with default options: relative +-1% for the FLOP-matching
