@@ -80,12 +80,12 @@ def train_once(run: TrainingRun, root: str | Path, *, load: Callable[[], ImageDa
     """The metrics of `run` under `root` (as metrics.json holds them: null for a non-finite number), and whether it
     trained here: False when it was finished already (a damaged one is moved aside and trained afresh).
 
-    `model` is the net to train (`tas-bench train --weights`'s); None: the seeded initialisation every unpruned net starts
-    from, `seeded_resnet(arch, derive_seed(train.seed, "init"))`. `teacher` is the net to distil from, needed
-    exactly when `run.distill` is set. `load` gives the data, called only when there is training to do."""
+    `model` is the net to train (`tas-bench train --weights`'s); None: the seeded initialisation every unpruned net
+    starts from, `seeded_resnet(arch, derive_seed(train.seed, "init"))`. `teacher` is the net to distil from,
+    needed exactly when `run.distill` is set. `load` gives the data, called only when there is training to do."""
     if (teacher is None) != (run.distill is None):
-        raise ConfigError(f"training run {run.directory(root)} {'needs' if teacher is None else 'takes no'} "
-                          "teacher net")  # fmt: skip
+        why = "distils: it needs its teacher net" if teacher is None else "does not distil: it takes no teacher net"
+        raise ConfigError(f"training run {str(run.directory(root))!r} {why}")
     out = run.directory(root)
     config = run.config()
     # Two processes that need the same run (two sweep workers, a sweep and `tas-bench train`) train it once: the
