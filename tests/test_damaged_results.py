@@ -10,8 +10,9 @@ from runner_helpers import LATENCY, TINY_SPEC, one_thread, write_spec  # noqa: F
 from test_report import fake_run
 
 from tasbench.atomic import write_json
+from tasbench.presets import PRESETS
 from tasbench.runner.failures import read_failure
-from tasbench.runner.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_run_file
+from tasbench.runner.run_files import RUN_METRICS, TEACHER_METRICS, DamagedRunFile, read_run_file, recorded_arch
 from tasbench.runner.supersede import superseded
 
 from helpers import assert_one_line_error, run_cli
@@ -64,6 +65,17 @@ def test_a_nested_key_of_the_schema_is_checked(tmp_path):
     write_json(path, {**metrics, "environment": {"device": "cpu", "torch": 2.1, "git_commit": None}})
     with pytest.raises(DamagedRunFile, match="'environment.torch' is 2.1, expected a string$"):
         read_run_file(path, RUN_METRICS)
+
+
+def test_a_recorded_arch_is_optional_and_a_malformed_one_is_foreign(tmp_path):
+    path = tmp_path / "metrics.json"
+    arch = PRESETS["resnet20"](num_classes=10)
+    assert recorded_arch(path, {"top1": 91.0}) is None  # written before metrics.json recorded it
+    assert recorded_arch(path, {"arch": arch.to_dict()}) == arch
+    with pytest.raises(DamagedRunFile, match=r"is not a tas-bench run file: 'arch' does not rebuild a network "
+                                             r"\(arch is missing field 'xchannels'\)$") as e:  # fmt: skip
+        recorded_arch(path, {"arch": {k: v for k, v in arch.to_dict().items() if k != "xchannels"}})
+    assert e.value.foreign
 
 
 def test_non_finite_numbers_are_written_as_null_and_old_ones_read_as_null(tmp_path):

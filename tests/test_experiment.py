@@ -1,5 +1,6 @@
 """One run and a whole sweep: files written, shared teachers, skipping, and a SIGKILLed sweep that resumes exactly."""
 
+import dataclasses
 import json
 import os
 import re
@@ -13,12 +14,23 @@ import pytest
 import torch
 from runner_helpers import LATENCY, one_thread, spawned_workers, without_timing, write_spec  # noqa: F401 (a fixture)
 
+from baselines.l1_norm import L1Options
+from baselines.uniform import UniformOptions
+from tasbench.arch import Arch
 from tasbench.cli import main
+from tasbench.data import DataConfig
+from tasbench.distill import DistillConfig
 from tasbench.errors import ConfigError
+from tasbench.flops import macs
+from tasbench.presets import preset
 from tasbench.runner.executors import Executor, execute
+from tasbench.runner.experiment import RunConfig, RunNotFinished, read_metrics
 from tasbench.runner.plan import describe
+from tasbench.runner.run_files import recorded_arch
 from tasbench.runner.spec import load_sweep
-from tasbench.runner.store import file_digest
+from tasbench.runner.store import config_hash, file_digest
+from tasbench.runner.teacher import TrainingRun
+from tasbench.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,11 +58,48 @@ def test_a_sweep_writes_one_directory_per_run_and_shares_its_teacher(tmp_path):
                                           "latency_ms_batch1", "latency_ms_batch8"}  # fmt: skip
         assert metrics["environment"]["torch"] == torch.__version__ and len(metrics["environment"]["git_commit"]) == 40
         assert len((out / "log.csv").read_text().splitlines()) == 1 + 2  # header + 2 retraining epochs
+        # the pruned shape is recorded (not hashed): it rebuilds a net of the recorded MACs, narrower than the teacher
+        assert recorded_arch(out / "metrics.json", metrics) == Arch.from_dict(metrics["arch"]) != cfg.arch()
+        assert macs(Arch.from_dict(metrics["arch"])) == metrics["macs"] < metrics["unpruned_macs"]
+        assert read_metrics(cfg, root) == metrics
     # finished runs are skipped: nothing is rewritten
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.json")}
     assert execute(sweep.runs, root, latency_batches=(1, 8), log=lambda line: None) == results
     assert stamps == {p: p.stat().st_mtime_ns for p in root.rglob("*.json")}
     assert describe("tiny", sweep.runs, root).startswith("sweep 'tiny': 2 runs: 2 done, 0 partial (resume), 0 to do")
+
+
+def test_reading_an_unfinished_run_names_it_and_computes_nothing(tmp_path):
+    cfg = RunConfig(DataConfig("proxy"), "resnet20", "uniform", UniformOptions(), ratio=0.5, seed=0, label="Uniform")
+    with pytest.raises(RunNotFinished) as e:
+        read_metrics(cfg, tmp_path / "runs")
+    assert str(e.value) == (f"run Uniform resnet20 ratio=0.5 seed=0 is not finished: "
+                            f"{str(cfg.directory(tmp_path / 'runs'))!r} has no metrics.json")  # fmt: skip
+    assert not (tmp_path / "runs").exists()  # no teacher trained, no directory made
+
+
+def test_run_directories_keep_their_names():
+    """The hashes of existing run directories (computed before `tas-bench train` and the sweep's teacher shared
+    runner/teacher.py): a change here orphans every stored run."""
+    cfg = RunConfig(DataConfig("proxy"), "resnet20", "uniform", UniformOptions(), ratio=0.5, seed=0)
+    assert (cfg.teacher_directory("r").name, cfg.directory("r").name) == ("75432f0aaa2a", "2e9ec39ba894")
+    cfg = RunConfig(DataConfig("cifar10"), "resnet56", "l1", L1Options(), ratio=0.6, seed=3,
+                    teacher=TrainConfig(epochs=7, seed=3))  # fmt: skip
+    assert (cfg.teacher_directory("r").name, cfg.directory("r").name) == ("be58ec1c206e", "746a1c16218f")
+    # `tas-bench train --network resnet20 --dataset proxy --proxy-train 64 --proxy-test 32 --epochs 1
+    # --batch-size 32`, as that command named it before
+    data = DataConfig("proxy", proxy_train=64, proxy_test=32)
+    arch = preset("resnet20", 10, "cifar")
+    assert TrainingRun(arch, data, TrainConfig(epochs=1, batch_size=32)).directory("r").name == "19488fe86f11"
+    # a distilled student from a weights file: the config `tas-bench train --weights W --teacher T` has hashed
+    train, distill = TrainConfig(epochs=1), DistillConfig(0.9, 4.0)
+    run = TrainingRun(arch, data, train, init_weights="a" * 64, teacher="b" * 64, distill=distill)
+    assert run.config() == {"arch": arch.to_dict(), "data": dataclasses.asdict(data),
+                            "train": dataclasses.asdict(train), "init_weights": "a" * 64, "teacher": "b" * 64,
+                            "distill": {"alpha": 0.9, "temperature": 4.0}}  # fmt: skip
+    assert config_hash(run.config()) == "50e42f0ac952"
+    with pytest.raises(ConfigError, match="distils .* exactly when it names a teacher"):
+        TrainingRun(arch, data, train, teacher="b" * 64)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 from runner_helpers import LATENCY, one_thread, write_spec  # noqa: F401 (a fixture)
 
 from tasbench.errors import ConfigError
+from tasbench.presets import preset
 from tasbench.report.paper import COLUMNS, PACKAGED, read_paper
 from tasbench.report.plots import Look, count_text, method_styles, pareto_front, plot
 from tasbench.report.tables import collect, render, summary, with_settings, write_report
@@ -107,6 +108,17 @@ def test_three_configurations_of_real_runs_are_three_rows_with_their_own_teacher
                   tmp_path / "p.png")  # fmt: skip
     assert [e for e in legend if e.startswith("unpruned")] == ["unpruned (teacher.epochs=1), 1 teacher",
                                                                "unpruned (teacher.epochs=2), 1 teacher"]  # fmt: skip
+
+
+def test_runs_written_before_metrics_recorded_the_arch_report_beside_newer_ones(tmp_path):
+    """metrics.json's `arch` (the pruned net) is newer than some stored runs: the report reads both alike."""
+    arch = preset("resnet56", 10, "cifar").to_dict()
+    fake_run(tmp_path, "Uniform", 0.5, 0, 91.0, 62_000_000)  # written before: no "arch"
+    fake_run(tmp_path, "Uniform", 0.5, 1, 93.0, 62_000_000, arch=arch)
+    runs = collect(tmp_path)
+    assert runs.attrs["skipped"] == [] and len(runs) == 2
+    (row,) = cells(render(runs, read_paper(None), "cifar10")[0], "ours")
+    assert row[1] == "Uniform" and row[-1] == "2" and "92.00 ± 1.41" in row
 
 
 def test_a_net_outside_its_band_is_marked_with_the_band(tmp_path):

@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import time
 
 from tasbench import overrides
 from tasbench.bounds import path_flag
@@ -43,21 +41,14 @@ def _train_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    import torch
-
-    from tasbench.atomic import check_output_dir, finite, remove_stale_temporaries, write_json
-    from tasbench.checkpoint import load_model, save_model
+    from tasbench.atomic import check_output_dir
+    from tasbench.checkpoint import load_model
     from tasbench.data import DataConfig, load_data
-    from tasbench.distill import DistillConfig, DistillLoss
-    from tasbench.flops import macs, params
-    from tasbench.runner.code_identity import code_identity, code_packages
-    from tasbench.runner.experiment import start_teacher
-    from tasbench.runner.locks import directory_lock
-    from tasbench.runner.run_files import TEACHER_METRICS, divergence, finished
-    from tasbench.runner.store import environment, file_digest, run_dir, torch_threads, write_log_csv
-    from tasbench.runner.supersede import finish_superseding
+    from tasbench.distill import DistillConfig
+    from tasbench.runner.store import file_digest
+    from tasbench.runner.teacher import TrainingRun, train_once
     from tasbench.seeds import derive_seed
-    from tasbench.train import TrainConfig, cross_entropy, train
+    from tasbench.train import TrainConfig
 
     device = parse_device(args.device)
     if not (args.network or args.tas_config or args.weights):
@@ -73,40 +64,14 @@ def cmd_train(args: argparse.Namespace) -> dict:
         if teacher_arch.num_classes != arch.num_classes:
             raise ConfigError(f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student "
                               f"{arch.num_classes}")  # fmt: skip
-    config = {
-        "arch": arch.to_dict(),
-        "data": dataclasses.asdict(data_cfg),
-        "train": dataclasses.asdict(train_cfg),
-        "init_weights": file_digest(args.weights) if args.weights else None,
-        "teacher": file_digest(args.teacher) if args.teacher else None,
-        "distill": dataclasses.asdict(distill) if distill else None,
-    }
-    out = run_dir(args.out, "train", config)
-    # The lock a sweep takes on its teachers (the same directory): one process at a time trains a run directory.
-    with directory_lock(out):
-        done = finished(out, TEACHER_METRICS)  # None, too, if it was damaged: its files are moved aside
-        if done is not None:
-            print(f"already done: {out}", file=sys.stderr)
-            return done
-        remove_stale_temporaries(out)
-        finish_superseding(out)  # a damaged run's move aside, if a kill cut it short: it must not resume from there
-        data = load_data(data_cfg, args.data_dir, args.download)
-        loss_fn = cross_entropy
-        if teacher is not None:
-            loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), distill)
-        threads = start_teacher(out, config)  # a resumed run goes on with the params.json and threads it began with
-        began = time.perf_counter()
-        with torch_threads(threads):
-            result = train(model, data, train_cfg, device=device, loss_fn=loss_fn,
-                           checkpoint_path=out / "checkpoint.pt", run_config=config, progress=not args.no_progress,
-                           on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
-            environment_record = environment(device)
-        # Written again here: a run killed after its last checkpoint resumes with nothing left to train.
-        history = result.pop("history")
-        write_log_csv(out / "log.csv", history)
-        save_model(out / "model.pt", arch, model)
-        metrics = {**result, **divergence(out, result, history), "macs": macs(arch), "params": params(arch),
-                   "run_dir": str(out), "wall_seconds": time.perf_counter() - began, "environment": environment_record,
-                   "code": code_identity(code_packages(None))}  # fmt: skip
-        write_json(out / "metrics.json", metrics)
-        return finite(metrics)  # printed as the file holds it: strict JSON, null for a diverged loss
+    # The run directory a sweep's teacher of the same net, data and recipe trains in too (runner/teacher.py).
+    run = TrainingRun(arch, data_cfg, train_cfg,
+                      init_weights=file_digest(args.weights) if args.weights else None,
+                      teacher=file_digest(args.teacher) if args.teacher else None,
+                      distill=distill)  # fmt: skip
+    metrics, trained = train_once(run, args.out, load=lambda: load_data(data_cfg, args.data_dir, args.download),
+                                  device=device, model=model, teacher=teacher,
+                                  progress=not args.no_progress)  # fmt: skip
+    if not trained:
+        print(f"already done: {run.directory(args.out)}", file=sys.stderr)
+    return metrics  # printed as metrics.json holds it: strict JSON, null for a diverged loss

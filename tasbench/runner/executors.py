@@ -41,11 +41,10 @@ from tasbench.data import load_data
 from tasbench.device import parse_device
 from tasbench.errors import ConfigError, StorageError, choice_error
 from tasbench.runner.cost import job_macs
-from tasbench.runner.experiment import LATENCY_BATCHES, RunConfig, ensure_teacher, run_one
+from tasbench.runner.experiment import LATENCY_BATCHES, RunConfig, RunNotFinished, ensure_teacher, read_metrics, run_one
 from tasbench.runner.failures import read_failure, record_failure, summary
 from tasbench.runner.locks import directory_lock
 from tasbench.runner.progress import SweepBar, sweep_bar
-from tasbench.runner.run_files import RUN_METRICS, read_run_file
 from tasbench.runner.run_state import run_state, teacher_state
 from tasbench.runner.spec import check_runs, invalid_runs
 from tasbench.runner.supersede import finish_superseding, supersede
@@ -233,9 +232,12 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
                 _stages(executor, teacher_jobs, run_jobs, root, bar, pool)
     results = []
     for i, cfg in enumerate(runs):
-        path = cfg.directory(root) / "metrics.json"
-        results.append(read_run_file(path, RUN_METRICS) if path.exists() else None)
-        if results[-1] is None and i not in failures:
+        try:  # read only: a run left unfinished here (failed, invalid, its teacher failed) is named, never computed
+            results.append(read_metrics(cfg, root))
+            continue
+        except RunNotFinished:
+            results.append(None)
+        if i not in failures:
             own, teacher = read_failure(cfg.directory(root)), read_failure(cfg.teacher_directory(root))
             failures[i] = summary(own) if own else f"its teacher failed ({summary(teacher)})" if teacher else \
                 "not finished"  # fmt: skip

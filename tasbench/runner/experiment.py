@@ -1,7 +1,7 @@
 """One benchmark run: (dataset, network, method, ratio, seed, recipe) -> teacher -> prune -> retrain -> evaluate.
 
     runs/train/<hash>/      the unpruned teacher: the same directory `tas-bench train` writes for the same settings,
-                            so every run (and every user) that needs this teacher shares it
+                            so every run (and every user) that needs this teacher shares it (teacher.py)
     runs/<method>/<hash>/   params.json   the resolved config (hashed), the row label, seed, and the environment
                                           (git commit, torch/CUDA, device), `code` and torch `threads` it started
                                           with (not hashed; every resume computes with these threads: runs.py)
@@ -47,15 +47,14 @@ from tasbench.flops import macs, params
 from tasbench.presets import preset
 from tasbench.pruner import Pruned, PruneRequest, band_record, check_ratio, get_pruner
 from tasbench.recipes import Recipe, retrain
-from tasbench.resnet import seeded_resnet
 from tasbench.runner.code_identity import code_identity, code_packages
 from tasbench.runner.failures import clear_failure
 from tasbench.runner.locks import directory_lock
 from tasbench.runner.run_files import (
+    METRICS,
     PARAMS,
     PARAMS_FILE,
     RUN_METRICS,
-    TEACHER_METRICS,
     DamagedRunFile,
     divergence,
     finished,
@@ -73,8 +72,8 @@ from tasbench.runner.store import (
     write_log_csv,
 )
 from tasbench.runner.supersede import finish_superseding
-from tasbench.seeds import derive_seed
-from tasbench.train import TrainConfig, evaluate, train
+from tasbench.runner.teacher import TrainingRun, train_once
+from tasbench.train import TrainConfig, evaluate
 
 LATENCY_BATCHES = (1, 256)  # batch 1 (one request) and a large throughput batch; a measurement, not in the config
 
@@ -101,11 +100,12 @@ class RunConfig:
     def arch(self) -> Arch:
         return preset(self.network, self.data.num_classes, self.data.family, self.shortcut)
 
+    def teacher_run(self) -> TrainingRun:
+        """The unpruned teacher: the training run `tas-bench train` writes for the same net, data and recipe."""
+        return TrainingRun(self.arch(), self.data, self.teacher)
+
     def teacher_config(self) -> dict:
-        """The teacher's config, key for key what `tas-bench train` hashes for the same net, data and recipe."""
-        return {"arch": self.arch().to_dict(), "data": dataclasses.asdict(self.data),
-                "train": dataclasses.asdict(self.teacher),
-                "init_weights": None, "teacher": None, "distill": None}  # fmt: skip
+        return self.teacher_run().config()
 
     def config(self) -> dict:
         """The hashed config of the run (the teacher enters by its own hash and recipe)."""
@@ -127,7 +127,7 @@ class RunConfig:
         return run_dir(root, self.method, self.config())
 
     def teacher_directory(self, root: str | Path) -> Path:
-        return run_dir(root, "train", self.teacher_config())
+        return self.teacher_run().directory(root)
 
     @property
     def name(self) -> str:
@@ -137,43 +137,10 @@ class RunConfig:
 def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: torch.device,
                    progress: bool = False) -> tuple[nn.Module, dict]:  # fmt: skip
     """The trained unpruned net and its metrics: read from its run directory, or trained there (resumably)."""
-    out = cfg.teacher_directory(root)
-    config = cfg.teacher_config()
-    # Two workers that need the same teacher train it once: the second waits here, then reads it.
-    with directory_lock(out):
-        if finished(out, TEACHER_METRICS) is None:  # a damaged teacher's files are moved aside: trained afresh
-            remove_stale_temporaries(out)
-            finish_superseding(out)
-            arch = cfg.arch()
-            model = seeded_resnet(arch, derive_seed(cfg.teacher.seed, "init"))  # as cmd_train seeds it
-            # A resumed teacher keeps the params.json it started with: its code record says which code began it, and
-            # it trains on with the thread count recorded there.
-            threads = start_teacher(out, config)
-            began = time.perf_counter()
-            with torch_threads(threads):
-                result = train(model, data, cfg.teacher, device=device, checkpoint_path=out / "checkpoint.pt",
-                               run_config=config, progress=progress,
-                               on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
-                environment_record = environment(device)
-            history = result.pop("history")
-            write_log_csv(out / "log.csv", history)
-            save_model(out / "model.pt", arch, model)
-            write_json(out / "metrics.json", {**result, **divergence(out, result, history),
-                                              "macs": macs(arch), "params": params(arch),
-                                              "run_dir": str(out), "wall_seconds": time.perf_counter() - began,
-                                              "environment": environment_record,
-                                              "code": code_identity(code_packages(None))})  # fmt: skip
-            clear_failure(out)
-    _, model = load_model(out / "model.pt")
-    return model.to(device), read_run_file(out / "metrics.json", TEACHER_METRICS)
-
-
-def start_teacher(out: Path, config: dict) -> int:
-    """Begin (or go on with) the teacher or `tas-bench train` run in `out`, whose resolved config is `config`; its
-    torch thread count (see `runs.start_run`). The two share run directories, so they share this too."""
-    started = (out / "checkpoint.pt").exists() and (out / "params.json").exists()
-    record = {"hash": config_hash(config), "config": config, "code": code_identity(code_packages(None))}
-    return start_run(out, record, started)
+    run = cfg.teacher_run()
+    metrics, _ = train_once(run, root, load=lambda: data, device=device, progress=progress)
+    _, model = load_model(run.directory(root) / "model.pt")
+    return model.to(device), metrics
 
 
 def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, device: torch.device,
@@ -230,7 +197,9 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     `wrap` and `writer` serve torchrun (ddp.py): every rank retrains through `wrap`, only the writer writes files
     other than the checkpoint (which all ranks hold identically and replace atomically) and only it takes the lock.
     """
-    out = cfg.directory(root)
+    ctx = RunContext(cfg, root, device, data_dir=data_dir, progress=progress, latency_batches=latency_batches,
+                     on_epoch=on_epoch, wrap=wrap, writer=writer)  # fmt: skip
+    out = ctx.out
     try:
         done = read_results(out, RUN_METRICS).metrics
     except DamagedRunFile:  # moved aside below, under the lock, and computed afresh
@@ -238,7 +207,7 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     if done is not None:
         return done
     if not writer:
-        return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
+        return _run_here(ctx)
     with directory_lock(out, wait=wait) as held:
         if not held:
             return None
@@ -247,37 +216,73 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
         done = finished(out, RUN_METRICS)  # finished by the process whose lock we waited for; or damaged: moved aside
         if done is not None:
             return done
-        return _run_here(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
+        return _run_here(ctx)
 
 
-def _run_here(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, data_dir: str | Path | None,
-              progress: bool, latency_batches: tuple[int, ...],
-              on_epoch: Callable[[RunConfig, list[dict]], None] | None,
-              wrap: Callable[[nn.Module], nn.Module] | None, writer: bool) -> dict:  # fmt: skip
-    """The body of `run_one`, in the process that may write `out`."""
+class RunNotFinished(ConfigError):
+    """A run whose metrics were asked for has none: it is not finished (or not started)."""
+
+
+def read_metrics(cfg: RunConfig, root: str | Path) -> dict:
+    """The metrics of finished run `cfg` under `root`, read and never computed (nor its teacher trained).
+
+    An unfinished run is a `RunNotFinished` naming it and its directory; a damaged or foreign metrics.json or
+    params.json a `DamagedRunFile` naming the file (run_files.py; left where it is: only the runner moves it aside).
+    """
+    out = cfg.directory(root)
+    metrics = read_results(out, RUN_METRICS).metrics
+    if metrics is None:
+        raise RunNotFinished(f"run {cfg.name} {cfg.network} ratio={cfg.ratio} seed={cfg.seed} is not finished: "
+                             f"{str(out)!r} has no {METRICS}")  # fmt: skip
+    return metrics
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run of `run_one` in this process: the run, where its directory is, and how it computes there (none of
+    this is hashed: it cannot change a number). `wrap` and `writer` serve torchrun ranks (see `run_one`)."""
+
+    cfg: RunConfig
+    root: str | Path
+    device: torch.device
+    data_dir: str | Path | None = None
+    progress: bool = False
+    latency_batches: tuple[int, ...] = LATENCY_BATCHES
+    on_epoch: Callable[[RunConfig, list[dict]], None] | None = None
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    writer: bool = True
+    out: Path = field(init=False)  # cfg.directory(root)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", self.cfg.directory(self.root))
+
+
+def _run_here(ctx: RunContext) -> dict:
+    """The body of `run_one`, in the process that may write `ctx.out`."""
+    cfg, out = ctx.cfg, ctx.out
     config = cfg.config()
     started = (out / PARAMS_FILE).exists()
     if started and read_run_file(out / PARAMS_FILE, PARAMS)["config"] != config:
         raise ConfigError(f"{out} holds another run's params.json (a hash collision?); refusing to overwrite it")
-    if writer:  # written once, when the run starts: a resumed run keeps the environment and thread count it began with
+    # params.json is written once, when the run starts: a resumed run keeps the environment and thread count it
+    # began with.
+    if ctx.writer:
         threads = start_run(out, {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
-                                  "environment": environment(device),
+                                  "environment": environment(ctx.device),
                                   "code": code_identity(code_packages(cfg.method))}, started)  # fmt: skip
     else:  # a torchrun rank: rank 0 wrote params.json before the ranks met
         threads = recorded_threads(out) if started else torch.get_num_threads()
     # Every stage (the teacher, which keeps its own record, the pruner's search or soft training, the retraining and
     # the evaluation) computes with the run's recorded count, whatever this process was started with.
     with torch_threads(threads):
-        return _compute(cfg, root, out, device, data_dir, progress, latency_batches, on_epoch, wrap, writer)
+        return _compute(ctx)
 
 
-def _compute(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, data_dir: str | Path | None,
-             progress: bool, latency_batches: tuple[int, ...],
-             on_epoch: Callable[[RunConfig, list[dict]], None] | None,
-             wrap: Callable[[nn.Module], nn.Module] | None, writer: bool) -> dict:  # fmt: skip
-    """The numbers of run `out`, whose params.json is written."""
+def _compute(ctx: RunContext) -> dict:
+    """The numbers of run `ctx.out`, whose params.json is written."""
+    cfg, root, out, device, progress, writer = ctx.cfg, ctx.root, ctx.out, ctx.device, ctx.progress, ctx.writer
     config = cfg.config()
-    data = load_data(cfg.data, data_dir)
+    data = load_data(cfg.data, ctx.data_dir)
     began = time.perf_counter()
     teacher, teacher_metrics = ensure_teacher(cfg, root, data, device, progress)
     teacher_seconds = time.perf_counter() - began
@@ -288,13 +293,13 @@ def _compute(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, 
         if not writer:
             return
         write_log_csv(out / "log.csv", history)
-        if on_epoch is not None:
-            on_epoch(cfg, history)
+        if ctx.on_epoch is not None:
+            ctx.on_epoch(cfg, history)
 
     unpruned_macs = macs(cfg.arch())
     model, result = retrain(pruned, cfg.recipe, data, seed=cfg.seed, unpruned_macs=unpruned_macs, device=device,
                             teacher=teacher, checkpoint_path=out / "checkpoint.pt", run_config=config,
-                            progress=progress, on_epoch=log, wrap=wrap)  # fmt: skip
+                            progress=progress, on_epoch=log, wrap=ctx.wrap)  # fmt: skip
     history = result.pop("history")
     if writer:
         write_log_csv(out / "log.csv", history)
@@ -303,7 +308,7 @@ def _compute(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, 
     final = evaluate(model, data, device)  # the retrained net, measured again rather than read from the log
     eval_seconds = time.perf_counter() - began
     shape = tuple(data.test.images.shape[1:]) if hasattr(data.test, "images") else (3, 224, 224)
-    latency = {f"latency_ms_batch{b}": latency_ms(model, shape, b, device) for b in latency_batches}
+    latency = {f"latency_ms_batch{b}": latency_ms(model, shape, b, device) for b in ctx.latency_batches}
     pruned_macs = macs(pruned.arch)
     metrics = {
         "hash": out.name, "label": cfg.name, "dataset": cfg.data.dataset, "network": cfg.network,
@@ -313,7 +318,7 @@ def _compute(cfg: RunConfig, root: str | Path, out: Path, device: torch.device, 
         **divergence(out, final, history, teacher_metrics),
         "unpruned_top1": teacher_metrics["top1"], "unpruned_top5": teacher_metrics["top5"],
         "acc_drop": teacher_metrics["top1"] - final["top1"],
-        "macs": pruned_macs, "params": params(pruned.arch),
+        "arch": pruned.arch.to_dict(), "macs": pruned_macs, "params": params(pruned.arch),
         "unpruned_macs": unpruned_macs, "unpruned_params": params(cfg.arch()),
         "flop_ratio": pruned_macs / unpruned_macs, "flop_reduction_pct": 100 * (1 - pruned_macs / unpruned_macs),
         # a search can end outside its band: the report marks such a net instead of showing it at its target

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasbench.arch import Arch
 from tasbench.errors import ConfigError, warn
 from tasbench.runner.supersede import supersede
 from tasbench.untrusted import RUN_JSON, read_bytes
@@ -101,6 +102,18 @@ def validate(path: str | Path, value: dict, schema: dict) -> dict:
                                               for t in (kind if isinstance(kind, tuple) else (kind,))))  # fmt: skip
             raise DamagedRunFile(path, f"{key!r} is {node!r}, expected {names}", foreign=True)
     return value
+
+
+def recorded_arch(path: str | Path, metrics: dict) -> Arch | None:
+    """The pruned net's `Arch` that run metrics `metrics` (read from `path`) record under "arch" (not a required
+    key: None for a run written before metrics.json recorded it); one that does not rebuild is a foreign
+    DamagedRunFile. `flops.macs(recorded_arch(path, m)) == m["macs"]`."""
+    if "arch" not in metrics:
+        return None
+    try:
+        return Arch.from_dict(metrics["arch"])
+    except (ConfigError, TypeError) as e:  # TypeError: a field of the wrong JSON type that the dataclass rejects
+        raise DamagedRunFile(path, f"'arch' does not rebuild a network ({e})", foreign=True) from None
 
 
 _A = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean", "number": "a number",
