@@ -8,7 +8,7 @@ and `labels` (CIFAR-10) or `fine_labels` (CIFAR-100), a list of N ints.
 The published files were pickled by Python 2, so their strings are byte strings that Python 3 reads as latin-1
 (`encoding="latin1"`, as torchvision does). Pickle can run arbitrary code, so the reader unpickles with an
 allow-list: dicts, lists, strings and the numpy functions that rebuild an array. A file that needs anything else is
-refused, not executed. `write_cifar` writes Python-2-style pickles, byte for byte of the kind the real files hold.
+refused, not executed. (`tasbench.testing.write_cifar` writes such files, for tests.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import dataclasses
 import importlib
 import io
 import pickle
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,46 +122,3 @@ def _integer_labels(labels: object, key: str, corrupt: Callable[[str], ConfigErr
             return labels
         raise corrupt(f"{key!r} holds {bad!r} ({type(bad).__name__}), expected a list of integers")
     raise corrupt(f"{key!r} is a {type(labels).__name__}, expected a list of integers")
-
-
-def write_cifar(dataset: str, root: str | Path, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Path:
-    """Write `{"train": (images, labels), "test": ...}` in the real format (used by tests and for subsets).
-
-    Training images are spread over the data set's training files as evenly as the real ones are; the meta file
-    names the classes `class_0`, `class_1`, ...
-    """
-    folder, train_files, test_files, label_key, classes = LAYOUT[dataset]
-    base = Path(root) / folder
-    base.mkdir(parents=True, exist_ok=True)
-    meta_file, names_key = META[dataset]
-    (base / meta_file).write_bytes(python2_pickle({names_key: [f"class_{c}" for c in range(classes)]}))
-    for split, files in (("train", train_files), ("test", test_files)):
-        images, labels = splits[split]
-        for i, (x, y) in enumerate(zip(images.tensor_split(len(files)), labels.tensor_split(len(files)))):
-            batch = {
-                "batch_label": f"{split} batch {i + 1}",
-                label_key: [int(v) for v in y],
-                "data": x.reshape(len(x), 3072).numpy(),
-                "filenames": [f"image_{j}.png" for j in range(len(x))],
-            }
-            (base / files[i]).write_bytes(python2_pickle(batch))
-    return base
-
-
-def python2_pickle(obj: object) -> bytes:
-    """Pickle `obj` as Python 2's cPickle did (protocol 2, every string a byte string), like the real CIFAR files."""
-    buffer = io.BytesIO()
-    _Python2Pickler(buffer, protocol=2).dump(obj)
-    return buffer.getvalue()
-
-
-class _Python2Pickler(pickle._Pickler):  # the pure-Python pickler, whose dispatch table can be extended
-    def _save_py2_string(self, obj: str | bytes) -> None:
-        raw = obj.encode("latin1") if isinstance(obj, str) else obj
-        if len(raw) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
-        self.memoize(obj)
-
-    dispatch = {**pickle._Pickler.dispatch, str: _save_py2_string, bytes: _save_py2_string}

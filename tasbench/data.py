@@ -219,11 +219,6 @@ def normalizer(data: ImageData, device: torch.device) -> Callable[[torch.Tensor]
     return lambda images: ((images.float().div_(255) - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def normalize(images: torch.Tensor, data: ImageData) -> torch.Tensor:
-    """One batch through `normalizer` (for one-off use; loaders build the normalizer once)."""
-    return normalizer(data, images.device)(images)
-
-
 def crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Pad-`pad` random crop + horizontal flip of a whole uint8 batch at once, on the batch's device.
 

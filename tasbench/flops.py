@@ -107,7 +107,3 @@ def count_macs(model: nn.Module, image_size: int, in_channels: int = 3) -> dict[
         for h in handles:
             h.remove()
     return counts
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasbench.arch import BLOCK_KERNELS, NUM_STAGES, Arch
-from tasbench.flops import count_macs, count_params, layer_macs, macs, params
+from tasbench.flops import count_macs, layer_macs, macs, params
 from tasbench.resnet import build_resnet
+from tasbench.testing import count_params
 
 
 @st.composite

@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_report import fake_run
 
-from tasbench import cifar
+from tasbench import testing
 from tasbench.checkpoint import save_model
 from tasbench.presets import resnet20
 from tasbench.resnet import build_resnet
@@ -72,11 +72,11 @@ def cifar10(**batch_overrides):
 
     def make(d):
         images = torch.zeros((20, 3, 32, 32), dtype=torch.uint8)
-        base = cifar.write_cifar("cifar10", d, {"train": (images, torch.arange(20) % 10),
+        base = testing.write_cifar("cifar10", d, {"train": (images, torch.arange(20) % 10),
                                                 "test": (images[:10], torch.arange(10))})  # fmt: skip
         for name, batch in batch_overrides.items():
             batch = batch(d) if callable(batch) else batch
-            (base / name).write_bytes(batch if isinstance(batch, bytes) else cifar.python2_pickle(batch))
+            (base / name).write_bytes(batch if isinstance(batch, bytes) else testing.python2_pickle(batch))
         return d
 
     return make
@@ -84,7 +84,7 @@ def cifar10(**batch_overrides):
 
 def cifar100_dir(d):
     images = torch.zeros((100, 3, 32, 32), dtype=torch.uint8)
-    cifar.write_cifar("cifar100", d, {"train": (images, torch.arange(100)), "test": (images, torch.arange(100))})
+    testing.write_cifar("cifar100", d, {"train": (images, torch.arange(100)), "test": (images, torch.arange(100))})
     return d
 
 

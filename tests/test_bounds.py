@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_report import fake_run
 
-from tasbench import cifar
+from tasbench import testing
 from tasbench.data import DataConfig
 from tasbench.distill import DistillConfig
 from tasbench.errors import ConfigError
@@ -74,7 +74,7 @@ def spec(text: str):
 
 def empty_cifar10(d):
     nothing, ten = torch.zeros((0, 3, 32, 32), dtype=torch.uint8), torch.zeros((10, 3, 32, 32), dtype=torch.uint8)
-    cifar.write_cifar("cifar10", d, {"train": (nothing, torch.zeros(0, dtype=torch.int64)),
+    testing.write_cifar("cifar10", d, {"train": (nothing, torch.zeros(0, dtype=torch.int64)),
                                      "test": (ten, torch.arange(10))})  # fmt: skip
     return d
 

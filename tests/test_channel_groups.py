@@ -15,10 +15,11 @@ from baselines.channel_groups import (
 )
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
-from tasbench.flops import count_macs, count_params, macs, params
+from tasbench.flops import count_macs, macs, params
 from tasbench.official_config import read_tas_config
 from tasbench.presets import resnet20, resnet164
 from tasbench.resnet import seeded_resnet
+from tasbench.testing import count_params
 
 from conftest import OFFICIAL_CONFIGS
 from helpers import tiny_arch, tiny_bottleneck

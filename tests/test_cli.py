@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tasbench import cifar
+from tasbench import testing
 from tasbench.checkpoint import load_model, save_model
 from tasbench.cli import main
 from tasbench.flops import macs
@@ -139,7 +139,7 @@ def test_flops_prints_a_summary_and_json_on_request(capsys):
 def corrupt_cifar(tmp_path):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8, generator=g)
-    base = cifar.write_cifar("cifar10", tmp_path, {"train": (images, torch.arange(20) % 10),
+    base = testing.write_cifar("cifar10", tmp_path, {"train": (images, torch.arange(20) % 10),
                                                    "test": (images[:10], torch.arange(10))})  # fmt: skip
     (base / "data_batch_2").write_bytes(b"\x80\x02}q\x00(U\x04data")  # cut off mid-way
     return tmp_path
@@ -168,7 +168,8 @@ def proxy_spec():
 def cifar100_dir(tmp_path):
     """A directory holding CIFAR-100, for a sweep that asks for CIFAR-10: the wrong data set."""
     images = torch.zeros((100, 3, 32, 32), dtype=torch.uint8)
-    cifar.write_cifar("cifar100", tmp_path, {"train": (images, torch.arange(100)), "test": (images, torch.arange(100))})
+    labels = torch.arange(100)
+    testing.write_cifar("cifar100", tmp_path, {"train": (images, labels), "test": (images, labels)})
     return tmp_path
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from tasbench import cifar
+from tasbench import cifar, testing
 from tasbench.data import DataConfig, balanced_subset, crop_flip, load_data, train_batches
 from tasbench.errors import ConfigError
 
@@ -20,7 +20,7 @@ def fake_split(n: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Ten
 @pytest.fixture
 def cifar10_dir(tmp_path):
     splits = {"train": fake_split(50, 10, 0), "test": fake_split(20, 10, 1)}
-    cifar.write_cifar("cifar10", tmp_path, splits)
+    testing.write_cifar("cifar10", tmp_path, splits)
     return tmp_path, splits
 
 
@@ -52,14 +52,14 @@ def test_pixel_layout_is_rgb_planes_row_major(tmp_path):
     batch = {"data": flat, "labels": [3], "batch_label": "x", "filenames": ["a.png"]}
     base = tmp_path / "cifar-10-batches-py"
     base.mkdir()
-    (base / "test_batch").write_bytes(cifar.python2_pickle(batch))
+    (base / "test_batch").write_bytes(testing.python2_pickle(batch))
     images, labels = cifar.read_batch(base / "test_batch", "labels", 10, "CIFAR-10")
     assert images.shape == (1, 3, 32, 32) and labels.tolist() == [3]
     assert images[0, 0, 1, 2] == 34 and images[0, 2, 0, 5] == 200 and images[0, 1].sum() == 0
 
 
 def test_writer_emits_python2_byte_strings():
-    blob = cifar.python2_pickle({"labels": [1], "data": np.zeros((1, 3072), np.uint8)})
+    blob = testing.python2_pickle({"labels": [1], "data": np.zeros((1, 3072), np.uint8)})
     assert blob[:2] == b"\x80\x02" and b"U\x06labels" in blob  # protocol 2, SHORT_BINSTRING keys
     assert b"_codecs" not in blob and b"X\x06\x00\x00\x00labels" not in blob  # no Python-3 str or bytes opcodes
 
@@ -67,7 +67,7 @@ def test_writer_emits_python2_byte_strings():
 def test_reader_accepts_arrays_pickled_by_old_numpy(tmp_path):
     # The published files were pickled by numpy 1.x, which names numpy.core.multiarray rather than numpy._core.
     batch = {"data": np.full((2, 3072), 7, dtype=np.uint8), "labels": [0, 1]}
-    blob = cifar.python2_pickle(batch)
+    blob = testing.python2_pickle(batch)
     assert b"numpy._core.multiarray" in blob
     path = tmp_path / "old"
     path.write_bytes(blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
@@ -77,7 +77,7 @@ def test_reader_accepts_arrays_pickled_by_old_numpy(tmp_path):
 
 def test_cifar100_uses_fine_labels(tmp_path):
     splits = {"train": fake_split(30, 100, 2), "test": fake_split(10, 100, 3)}
-    cifar.write_cifar("cifar100", tmp_path, splits)
+    testing.write_cifar("cifar100", tmp_path, splits)
     data = load_data(DataConfig("cifar100"), tmp_path / "cifar-100-python")  # the sub-folder itself works too
     assert data.num_classes == 100 and torch.equal(data.train.labels, splits["train"][1])
     other = "it has no 'labels' key \\(keys: .*\\); its 'fine_labels' say it is the other CIFAR"
@@ -94,7 +94,7 @@ class Exploit:
     "content,message",
     [
         (b"", "not a readable pickle"),
-        (cifar.python2_pickle({"data": np.zeros((4, 3072), np.uint8), "labels": [0] * 4})[:200], "not a readable"),
+        (testing.python2_pickle({"data": np.zeros((4, 3072), np.uint8), "labels": [0] * 4})[:200], "not a readable"),
         (pickle.dumps({"data": Exploit(), "labels": [0]}, protocol=2), "refusing to load __builtin__.print"),
         (pickle.dumps([1, 2, 3], protocol=2), "holds a list, expected a dict"),
         (pickle.dumps({"data": np.zeros((4, 100), np.uint8), "labels": [0] * 4}), "expected uint8 \\(N, 3072\\)"),

@@ -6,10 +6,11 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from tasbench.arch import block_specs
-from tasbench.flops import conv_macs, count_macs, count_params, layer_macs, macs, params
+from tasbench.flops import conv_macs, count_macs, layer_macs, macs, params
 from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
 from tasbench.resnet import build_resnet
+from tasbench.testing import count_params
 
 from conftest import COMPARE_CONFIGS, OFFICIAL_CONFIGS
 

@@ -18,10 +18,11 @@ from tas.flop_loss import FLOP_COUNTS, ExpectedFlops
 from tas.search_model import SearchResNet
 from tas.search_space import choices, search_space
 from tasbench.errors import ConfigError
-from tasbench.flops import count_macs, count_params, macs, params
+from tasbench.flops import count_macs, macs, params
 from tasbench.official_config import read_tas_config
 from tasbench.presets import cifar_resnet
 from tasbench.resnet import build_resnet
+from tasbench.testing import count_params
 
 from conftest import COMPARE_CONFIGS, OFFICIAL_CONFIGS
 

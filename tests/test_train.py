@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tasbench.data import normalize
 from tasbench.distill import DistillConfig, DistillLoss, kd_loss
 from tasbench.errors import ConfigError
 from tasbench.resnet import build_resnet
+from tasbench.testing import normalize
 from tasbench.train import TrainConfig, evaluate, lr_at, train
 
 from helpers import random_data, tiny_arch
