@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tasbench.errors import ConfigError
 from tasbench.proxy_data import NUM_CLASSES, PROXY_CLASSES, make_proxy
 
 
@@ -48,7 +49,7 @@ def test_small_and_odd_sizes(n: int) -> None:
 
 
 def test_negative_size_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="proxy num_images -1 is not allowed; it must be >= 0"):
         make_proxy(-1, seed=0)
 
 
@@ -208,7 +209,8 @@ def test_large_seed() -> None:
     ],
 )
 def test_bad_knobs_rejected(kwargs: dict) -> None:
-    with pytest.raises(ValueError):
+    (name,) = kwargs
+    with pytest.raises(ConfigError, match=f"proxy {name} .* is not allowed; it must be"):
         make_proxy(10, seed=0, **kwargs)
 
 
