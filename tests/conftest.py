@@ -17,3 +17,13 @@ COMPARE_CONFIGS = sorted((Path(__file__).parents[1] / "tasbench" / "official_con
 @pytest.fixture
 def official_configs() -> list[Path]:
     return OFFICIAL_CONFIGS
+
+
+@pytest.fixture
+def one_thread():
+    """Runner tests use one torch thread: on 2 cores shared with other jobs, 2 threads spin-wait on each other and a
+    ResNet-20 forward pass takes ~50x longer (0.67 s instead of 0.01 s, measured here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

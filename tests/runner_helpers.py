@@ -4,7 +4,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
@@ -39,16 +38,6 @@ def without_timing(metrics: dict) -> dict:
         return [strip(v) for v in value] if isinstance(value, list) else value
 
     return strip({k: v for k, v in metrics.items() if k not in ("timing", "environment")})
-
-
-@pytest.fixture
-def one_thread():
-    """Runner tests use one torch thread: on 2 cores shared with other jobs, 2 threads spin-wait on each other and a
-    ResNet-20 forward pass takes ~50x longer (0.67 s instead of 0.01 s, measured here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def spawned_workers(pid: int) -> list[int]:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import yaml
-from runner_helpers import LATENCY, TINY_SPEC, one_thread, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import LATENCY, TINY_SPEC, write_spec
 from test_report import fake_run
 
 from tasbench.atomic import write_json

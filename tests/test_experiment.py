@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from runner_helpers import LATENCY, one_thread, spawned_workers, without_timing, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import LATENCY, spawned_workers, without_timing, write_spec
 
 from baselines.l1_norm import L1Options
 from baselines.uniform import UniformOptions

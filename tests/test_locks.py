@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from runner_helpers import LATENCY, one_thread, without_timing, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import LATENCY, without_timing, write_spec
 
 from tasbench.runner.executors import execute
 from tasbench.runner.experiment import run_one

@@ -4,7 +4,6 @@ import re
 
 import pytest
 import torch
-from runner_helpers import one_thread  # noqa: F401 (a fixture)
 
 from tasbench.errors import ConfigError
 from tasbench.flops import macs

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runner_helpers import one_thread, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import write_spec
 
 from tasbench.errors import ConfigError
 from tasbench.runner import regression

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from runner_helpers import one_thread, write_spec  # noqa: F401 (fixture)
+from runner_helpers import write_spec
 
 from tas.released import CONFIG_DIR, PAPER_SHAPES, ReleasedOptions, prune_released, shipped_configs
 from tasbench.errors import ConfigError

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from runner_helpers import LATENCY, one_thread, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import LATENCY, write_spec
 
 from tasbench.errors import ConfigError
 from tasbench.presets import preset

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from runner_helpers import LATENCY, one_thread, write_spec  # noqa: F401 (a fixture)
+from runner_helpers import LATENCY, write_spec
 
 from tasbench.cli import main
 from tasbench.errors import ConfigError
