@@ -23,7 +23,7 @@ from tas.search import SHAPES, SearchConfig, build_search_model, make_optimizers
 from tas.search_space import WIDTH_RATIOS, search_space
 from tasbench.arch import IMAGE_SIZE
 from tasbench.bounds import MAX_BATCH, MAX_THREADS, int_flag
-from tasbench.device import DEVICE_HELP, parse_device
+from tasbench.device import DEVICE_HELP, device_flag
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.microbench import Benchmark, peak_memory_mib, time_interleaved
@@ -40,12 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int_flag(0, len(WIDTH_RATIOS)), default=2,
                    help="widths sampled per conv (default: 2; 0 = all)")
     p.add_argument("--shapes", default="auto", help=f"one of: {', '.join(SHAPES)} (default: auto)")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--device", type=device_flag, default="auto", help=DEVICE_HELP)
     p.add_argument("--official", action="store_true", help="also time the official formulation (slow)")
 
 
 def run(args: argparse.Namespace) -> dict:
-    device = parse_device(args.device)
+    device = args.device
     torch.set_num_threads(args.threads)
     family = PRESETS[args.network]().family if args.network in PRESETS else "cifar"
     arch = preset(args.network, 10, family)

@@ -1,4 +1,4 @@
-"""The one reading of a `--device` value (every command, the sweep's workers, torchrun ranks, benchmarks).
+"""The one reading of a `--device` value (every command, as argparse `type=`; the sweep's workers; torchrun ranks).
 
     >>> parse_device("auto")     # device(type='cuda') where torch sees a GPU, else device(type='cpu')
     >>> parse_device("cuda:1")   # on a 1-GPU machine: ConfigError "device 'cuda:1' asked for, but this machine has
@@ -9,6 +9,7 @@ torch is imported only when a device is resolved, so that a parser can name the 
 
 from __future__ import annotations
 
+import argparse
 import re
 from typing import TYPE_CHECKING
 
@@ -47,3 +48,21 @@ def parse_device(name: str) -> torch.device:
             raise ConfigError(f"device {name!r} asked for, but this machine has {gpus} ({indices}); allowed: auto, "
                               f"cpu, cuda, {indices}")  # fmt: skip
     return device
+
+
+def device_flag(name: str) -> torch.device:
+    """`--device` as an argparse `type=`: the device on this machine (`train`, `prune`, `bench`), checked as the
+    command line is read, so a machine without the GPU asked for says so before anything starts."""
+    try:
+        return parse_device(name)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def device_name_flag(name: str) -> str:
+    """`--device` of `sweep` as an argparse `type=`: a valid name, resolved where each run executes (a Ray node may
+    have the GPU that the machine starting the sweep lacks)."""
+    try:
+        return check_device_name(name)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from tasbench import overrides
 from tasbench.arch import SHORTCUTS, Arch
 from tasbench.bounds import path_flag
-from tasbench.device import DEVICE_HELP
+from tasbench.device import DEVICE_HELP, device_flag
 from tasbench.errors import ConfigError
 from tasbench.presets import PRESETS, check_fits, natural_dataset, resolve_network
 
@@ -35,7 +35,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--device", type=device_flag, default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from tasbench import overrides
 from tasbench.bounds import MAX_SEED, int_flag, path_flag
 from tasbench.cli.args import add_data_args, add_device_args, add_network_args, unpruned_net
-from tasbench.device import parse_device
 from tasbench.errors import ConfigError
 
 
@@ -57,7 +56,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     from tasbench.pruner import PruneRequest, get_pruner, pruner_names
     from tasbench.seeds import derive_seed
 
-    device = parse_device(args.device)
+    device = args.device
     pruner = get_pruner(args.method)
     if args.workdir:
         check_output_dir(args.workdir, "--workdir")

@@ -19,7 +19,7 @@ import sys
 
 from tasbench.bounds import MAX_BATCH, MAX_THREADS, MAX_WORKERS, float_flag, int_flag, path_flag
 from tasbench.cli.bars import close_bars
-from tasbench.device import DEVICE_HELP, check_device_name, parse_device
+from tasbench.device import DEVICE_HELP, device_name_flag, parse_device
 from tasbench.errors import ConfigError, interrupt_signal
 from tasbench.report.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
 
@@ -43,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-run", type=float_flag(0), default=0, help="Ray only: GPUs each run reserves")
     p.add_argument("--latency-batches", type=batch_sizes, default=(1, 256),
                    help="batch sizes timed for latency (default: 1,256)")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--device", type=device_name_flag, default="auto", help=DEVICE_HELP)
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and "
                         "stop")  # fmt: skip
@@ -73,9 +73,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     from tasbench.runner.plan import describe
     from tasbench.runner.spec import check_runs, invalid_runs, load_sweep
 
-    if args.executor == "ray":  # each Ray task resolves the device on its own node
-        check_device_name(args.device)
-    else:
+    if args.executor != "ray":  # each Ray task resolves the device on its own node; here, it must exist here
         parse_device(args.device)
     sweep = load_sweep(args.spec, args.set)
     check_output_dir(args.out, "--out")

@@ -11,7 +11,6 @@ import sys
 from tasbench import overrides
 from tasbench.bounds import path_flag
 from tasbench.cli.args import add_data_args, add_device_args, add_network_args, unpruned_net
-from tasbench.device import parse_device
 from tasbench.errors import ConfigError
 
 
@@ -50,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     from tasbench.seeds import derive_seed
     from tasbench.train import TrainConfig
 
-    device = parse_device(args.device)
+    device = args.device
     if not (args.network or args.tas_config or args.weights):
         args.network = "resnet20"
     check_output_dir(args.out, "--out")
