@@ -38,8 +38,9 @@ from baselines.flop_match import check_matching, group_scores, keep_best, kept_b
 from tasbench.arch import Arch, block_specs
 from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
+from tasbench.flop_target import relative_band
 from tasbench.flops import layer_macs
-from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest, relative_band
+from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
 from tasbench.train import TrainConfig, evaluate, train
 
 MODES = ("hard", "soft")
@@ -61,7 +62,7 @@ class FpgmOptions:
         TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)  # names a bad value
 
     @property
-    def needs_data(self) -> bool:  # the CLI loads data for a pruner, or for options that ask (soft mode trains)
+    def needs_data(self) -> bool:  # options may ask for data (`tasbench.pruner.needs_data`): soft mode trains
         return self.mode == "soft"
 
 

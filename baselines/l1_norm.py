@@ -13,7 +13,7 @@ ResNet-56 with zero-pad shortcuts, variant B: the pruned first convs of stages 1
 filters, and the MACs fall from 125,485,706 to 90,907,274 (-27.56%; Li et al. report 9.09E7, -27.6%)::
 
     >>> arch = resnet56(shortcut="zero-pad")
-    >>> out = prune_l1(PruneRequest(arch, seeded_resnet(arch, 0), 1.0), L1Options(variant="B"))
+    >>> out = prune_l1(PruneRequest(arch, seeded_resnet(arch, 0), None), L1Options(variant="B"))
     >>> macs(out.arch), out.info["kept"]["stages.0.0.convs.0"]
     (90907274, [1, 2, 4, 7, 9, 11])
 """
@@ -28,8 +28,9 @@ from baselines.channel_groups import channel_groups, slice_resnet
 from baselines.flop_match import check_matching, group_scores, keep_best, kept_by_layer, match_counts
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
+from tasbench.flop_target import FlopTarget, relative_band
 from tasbench.presets import cifar_resnet
-from tasbench.pruner import Band, Pruned, Pruner, PruneRequest, relative_band
+from tasbench.pruner import Pruned, Pruner, PruneRequest
 
 # Li et al. (2017), Sec. 4.2 and Table 2, as BASELINES.md transcribes them: per depth and variant, the fraction of
 # filters removed from the first conv of each block in stages 1/2/3, and the skipped ("sensitive") layers, numbered
@@ -99,7 +100,7 @@ def check_l1(arch: Arch, options: L1Options, ratio: float) -> None:
         match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, "L1")
 
 
-def l1_band(options: L1Options, ratio: float) -> Band | None:
+def l1_band(options: L1Options, ratio: float) -> FlopTarget | None:
     """FLOP-matched: `ratio` within the relative tolerance; a paper variant is a fixed shape with no FLOP target."""
     return None if options.variant else relative_band(ratio, options.tolerance)
 
@@ -113,4 +114,5 @@ PRUNER = Pruner(
     summary="filters with the smallest L1 norm removed (Li et al. 2017): variants A/B or FLOP-matched",
     check=check_l1,
     band=l1_band,
+    fixed_shape=lambda options: bool(options.variant),  # a paper variant takes no ratio
 )

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
-from tasbench.flop_target import fit_flops, scale_widths
-from tasbench.pruner import Pruned, Pruner, PruneRequest, relative_band
+from tasbench.flop_target import fit_flops, relative_band, scale_widths
+from tasbench.pruner import Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 

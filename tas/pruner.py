@@ -17,8 +17,9 @@ from tas.search_data import epoch_size
 from tas.search_space import check_reachable, search_space
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
+from tasbench.flop_target import FlopTarget, at_most
 from tasbench.flops import macs
-from tasbench.pruner import Band, PruneBudget, Pruned, Pruner, PruneRequest
+from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -61,21 +62,21 @@ def search_budget(options: SearchConfig, train_images: int, test_images: int) ->
                        options.epochs * images, pass_cost=SEARCH_PASS_COST)  # fmt: skip
 
 
-def tas_band(options: SearchConfig, ratio: float) -> Band:
+def tas_band(options: SearchConfig, ratio: float) -> FlopTarget:
     """[ratio - flop_tolerance, ratio], absolute and one-sided: where the FLOP loss is zero (official `get_flop_loss`
     in `search-shape.py`), and what `select=in-band` and the random search keep to.
 
     >>> tas_band(SearchConfig(), 0.5)
-    (0.45, 0.5)
+    FlopTarget(ratio=0.5, low=0.45, high=0.5, rule='at most 0.5, at least 0.45')
     """
-    return ratio - options.flop_tolerance, ratio
+    return at_most(ratio, options.flop_tolerance)
 
 
 PRUNER = Pruner(
     name="tas",
     prune=prune_tas,
     options=SearchConfig,
-    needs_data=True,
+    needs_data=False,  # the learned search asks through SearchConfig.needs_data; the random one needs none
     summary="TAS: differentiable search of widths and depths under a FLOP loss (Dong & Yang, NeurIPS 2019)",
     check=check_tas,
     budget=search_budget,

@@ -24,10 +24,11 @@ from pathlib import Path
 import tasbench
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError
+from tasbench.flop_target import FlopTarget, absolute_band
 from tasbench.flops import macs
 from tasbench.official_config import read_tas_config
 from tasbench.presets import PRESETS
-from tasbench.pruner import Band, Pruned, Pruner, PruneRequest
+from tasbench.pruner import Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
 from tasbench.seeds import derive_seed
 
@@ -93,9 +94,9 @@ def check_released(arch: Arch, options: ReleasedOptions, ratio: float) -> None:
                           f"set the run's ratio to {own:.3f}")  # fmt: skip
 
 
-def released_band(options: ReleasedOptions, ratio: float) -> Band:
+def released_band(options: ReleasedOptions, ratio: float) -> FlopTarget:
     """The run's ratio is the shape's own to RATIO_TOLERANCE (`check_released`), so the band is that close."""
-    return ratio - RATIO_TOLERANCE, ratio + RATIO_TOLERANCE
+    return absolute_band(ratio, RATIO_TOLERANCE)
 
 
 def prune_released(request: PruneRequest, options: ReleasedOptions) -> Pruned:

@@ -105,6 +105,10 @@ class SearchConfig:
             ("split_seed", 0 <= self.split_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
         ])  # fmt: skip
 
+    @property
+    def needs_data(self) -> bool:  # `tasbench.pruner.needs_data`: the random search draws a shape, it trains nothing
+        return self.search != "random"
+
 
 def tau_at(epoch: int, cfg: SearchConfig) -> float:
     """tau of `epoch` (0-based): the paper's linear decay from tau_max to tau_min, or the released code's cosine."""

@@ -8,9 +8,10 @@ JSON-ready `info` dict. TAS, L1-norm, FPGM and uniform scaling all look like thi
     out = pruner.prune(PruneRequest(arch=resnet56(), model=build_resnet(resnet56()), ratio=0.5), pruner.options())
     macs(out.arch) / macs(resnet56())   # 0.4996..., within 1% of 0.5
 
-Each pruner also says which FLOP ratios count as "on target" (`band`), so a run records whether its built net is::
+Each pruner also says which FLOP ratios count as "on target" (`band`, a `FlopTarget`), so a run records whether
+its built net is::
 
-    pruner.band(pruner.options(), 0.5)   # (0.495, 0.505): uniform, L1 and FPGM match the FLOPs within 1%
+    pruner.band(pruner.options(), 0.5)   # FlopTarget(0.5, 0.495, 0.505, "within 1% of 0.5, either side")
 
 Pruners register under the entry-point group `tas_bench.pruners` (see pyproject.toml), so the engine finds `tas`
 and `baselines` without importing them, and neither method package needs the other.
@@ -30,10 +31,10 @@ from torch import nn
 from tasbench.arch import Arch
 from tasbench.data import ImageData
 from tasbench.errors import ConfigError, choice_error
+from tasbench.flop_target import FlopTarget
 
 ENTRY_POINT_GROUP = "tas_bench.pruners"
-
-Band = tuple[float, float]  # (low, high): the FLOP ratios (pruned / unpruned MACs) a pruned net must land in
+FIXED_SHAPE_RULE = "a fixed shape: no FLOP target"  # the `band_rule` of a net whose options chose its shape
 
 
 def check_ratio(ratio: float) -> float:
@@ -43,22 +44,13 @@ def check_ratio(ratio: float) -> float:
     return float(ratio)
 
 
-def relative_band(ratio: float, tolerance: float) -> Band:
-    """The band of a pruner that matches the FLOPs from both sides: `ratio` within a relative `tolerance`.
-
-    >>> relative_band(0.5, 0.01)   # uniform, FLOP-matched L1 and FPGM at their default tolerance
-    (0.495, 0.505)
-    """
-    return ratio * (1 - tolerance), ratio * (1 + tolerance)
-
-
 @dataclass
 class PruneRequest:
     """What every pruner gets: the unpruned shape and net, the FLOP target, and (if it needs them) the data."""
 
     arch: Arch
     model: nn.Module  # built from `arch`, trained or freshly initialised, as the method needs
-    ratio: float  # target MACs as a fraction of macs(arch), in (0, 1]
+    ratio: float | None  # target MACs as a fraction of macs(arch), in (0, 1]; None: the options fix the shape
     data: ImageData | None = None
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -66,7 +58,8 @@ class PruneRequest:
     progress: bool = False  # show a progress bar
 
     def __post_init__(self) -> None:
-        check_ratio(self.ratio)
+        if self.ratio is not None:
+            check_ratio(self.ratio)
 
 
 @dataclass
@@ -94,14 +87,16 @@ class PruneBudget:
 class Pruner:
     """A registry entry: the method's function, its options dataclass (all fields defaulted), what it needs.
 
-    `needs_data`: the CLI loads the data set for every call; an options object may also ask for it through a
-    `needs_data` property (FPGM's soft mode trains, its hard mode does not).
+    `needs_data`: the method gets the data set for every call; an options object may also ask for it through a
+    `needs_data` property (FPGM's soft mode trains, its hard mode does not). Ask `needs_data(pruner, options)`.
     `check(arch, options, ratio)`: optional; raises a ConfigError for a run that cannot work (an L1 variant of a
     net Li et al. did not prune, a ratio below what the method reaches) without pruning anything, so a sweep
     names its bad runs before anything trains. It must be cheap: no training, well under a second.
     `budget(options, train_images, test_images)`: optional; the training the pruner does per run (None: none).
-    `band(options, ratio)`: the FLOP band a net pruned to `ratio` must land in, or None for a fixed shape that has
-    no FLOP target (L1's paper variants A/B); a pruner without it records no band.
+    `band(options, ratio)`: the `FlopTarget` a net pruned to `ratio` must land in, or None for a fixed shape that
+    has no FLOP target (L1's paper variants A/B); a pruner without it records no band.
+    `fixed_shape(options)`: optional; True when the options choose a shape of their own that takes no ratio (L1's
+    `variant=A|B`): the request's ratio may then be None. Ask `fixed_shape(pruner, options)`.
     `reads_weights`: the method scores the unpruned net's trained weights (L1, FPGM), so `prune` without --weights
     says it prunes a fresh initialisation; False: it uses the net's shape only (TAS searches from a fresh
     initialisation, as the official release does; uniform scaling builds a fresh net), so --weights is refused.
@@ -114,24 +109,35 @@ class Pruner:
     summary: str = ""
     check: Callable[[Arch, Any, float], None] | None = None
     budget: Callable[[Any, int, int], PruneBudget | None] | None = None
-    band: Callable[[Any, float], Band | None] | None = None
+    band: Callable[[Any, float], FlopTarget | None] | None = None
     reads_weights: bool = False
+    fixed_shape: Callable[[Any], bool] | None = None
+
+
+def needs_data(pruner: Pruner, options: Any) -> bool:
+    """Whether the method, with these options, reads the data set: `get_pruner("fpgm")` in soft mode does (it
+    trains while it prunes), in hard mode it does not; TAS's learned search does, its random search does not."""
+    return pruner.needs_data or bool(getattr(options, "needs_data", False))
+
+
+def fixed_shape(pruner: Pruner, options: Any) -> bool:
+    """Whether these options choose the shape by themselves, with no FLOP ratio (L1's `variant="B"`)."""
+    return pruner.fixed_shape is not None and pruner.fixed_shape(options)
 
 
 def band_record(pruner: Pruner, options: Any, ratio: float, flop_ratio: float) -> dict:
-    """A run's `target_band` and whether its net of `flop_ratio` (pruned / unpruned MACs) is `in_band`, for
-    metrics.json; both None for a fixed shape, and nothing when the pruner defines no band.
+    """A run's `target_band`, whether its net of `flop_ratio` (pruned / unpruned MACs) is `in_band`, and the
+    `band_rule` in words, for metrics.json; no band for a fixed shape, and nothing when the pruner defines no band.
 
     >>> band_record(get_pruner("tas"), SearchConfig(), 0.5, 0.516)    # flop_tolerance 0.05: one-sided, absolute
-    {'target_band': [0.45, 0.5], 'in_band': False}
+    {'target_band': [0.45, 0.5], 'in_band': False, 'band_rule': 'at most 0.5, at least 0.45'}
     """
     if pruner.band is None:
         return {}
     band = pruner.band(options, ratio)
     if band is None:
-        return {"target_band": None, "in_band": None}
-    low, high = band
-    return {"target_band": [low, high], "in_band": low <= flop_ratio <= high}
+        return {"target_band": None, "in_band": None, "band_rule": FIXED_SHAPE_RULE}
+    return {"target_band": [band.low, band.high], "in_band": band.contains(flop_ratio), "band_rule": band.rule}
 
 
 @functools.cache

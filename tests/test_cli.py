@@ -88,7 +88,7 @@ def test_prune_trained_weights(capsys, tmp_path):
 
 def test_prune_l1_variant_b(capsys, tmp_path):
     code, out, err = run(capsys, "prune", "--method", "l1", "--network", "resnet56", "--shortcut", "zero-pad",
-                         "--variant", "B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
+                         "--opt", "variant=B", "--save", str(tmp_path / "b.pt"))  # fmt: skip
     assert code == 0 and out["ratio"] is None and out["options"]["variant"] == "B"
     assert err == ("tas-bench: warning: --method l1 pruned a freshly initialised resnet56 (--seed 0), not a trained "
                    "net; give --weights MODEL.pt to prune a trained one\n")  # fmt: skip
@@ -190,16 +190,20 @@ BAD_INPUT = [
      "unknown UniformOptions key 'tol'; allowed: tolerance"),
     (["prune", "--method", "l1", "--weights", "/no/model.pt", "--ratio", "0.5"],
      "checkpoint '/no/model.pt' does not exist"),
-    (["prune", "--method", "l1", "--network", "resnet56", "--variant", "C"], "unknown L1 variant 'C'; allowed: A, B"),
-    (["prune", "--method", "fpgm", "--network", "resnet56", "--variant", "A"],
-     "method 'fpgm' has no --variant (methods with paper variants: l1); give --ratio"),
-    (["prune", "--method", "l1", "--network", "resnet20", "--variant", "A"],
+    (["prune", "--method", "l1", "--network", "resnet56", "--opt", "variant=C"],
+     "unknown L1 variant 'C'; allowed: A, B"),
+    (["prune", "--method", "fpgm", "--network", "resnet56", "--opt", "variant=A"],
+     "unknown FpgmOptions key 'variant'; allowed: mode, scope, tolerance, epochs, lr, batch_size"),
+    (["prune", "--method", "l1", "--network", "resnet20", "--opt", "variant=A"],
      "L1 variant 'A' is defined for the full resnet56 and resnet110 only"),
-    (["prune", "--method", "l1", "--network", "resnet56", "--variant", "A", "--ratio", "0.5"],
-     "give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both"),
     (["prune", "--method", "l1", "--network", "resnet56", "--opt", "variant=A", "--ratio", "0.5"],
-     "give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both"),
-    (["prune", "--method", "l1", "--network", "resnet56"], "give --ratio R (a FLOP target in (0, 1]) or, for"),
+     "give --ratio (a FLOP target) or options that fix the shape, not both: --method l1 with --opt variant=A "
+     "fixes it"),
+    (["prune", "--method", "l1", "--network", "resnet56"],
+     "give --ratio R (a FLOP target in (0, 1]): --method l1 with these options does not fix the shape"),
+    (["prune", "--method", "tas", "--network", "resnet56", "--opt", "search=random"],
+     "give --ratio R (a FLOP target in (0, 1]): --method tas with these options does not fix the shape"),
+    (["prune", "--method", "l1", "--network", "resnet56", "--variant", "B"], "unrecognized arguments: --variant B"),
     (["prune", "--method", "l1", "--network", "resnet56", "--ratio", "0.001"],
      "FLOP ratio 0.001 is below what L1 pruning (scope 'internal') reaches (smallest net: 0.0421)"),
     (["prune", "--method", "fpgm", "--network", "resnet56", "--ratio", "0.5", "--opt", "scope=some"],

@@ -90,9 +90,12 @@ def test_every_registered_pruner_loads_under_its_own_name_with_frozen_defaulted_
 
 
 # Each registered pruner's FLOP band at ratio 0.5 with default options: relative +-1% for the FLOP-matching
-# pruners, [ratio - 0.05, ratio] for TAS. A new pruner must say its band here.
+# pruners, [ratio - 0.05, ratio] for TAS. A new pruner must say its band, and its rule in words, here.
 BANDS = {"uniform": (0.495, 0.505), "l1": (0.495, 0.505), "fpgm": (0.495, 0.505), "tas": (0.45, 0.5),
          "released": (0.549, 0.551)}  # fmt: skip
+RULES = {"uniform": "within 1% of 0.5, either side", "l1": "within 1% of 0.5, either side",
+         "fpgm": "within 1% of 0.5, either side", "tas": "at most 0.5, at least 0.45",
+         "released": "within 0.001 of 0.55, either side"}  # fmt: skip
 NO_DATA = {"tas": {"search": "random"}}  # the learned search needs data; the random one draws a net in its band
 TARGET = {"released": 0.55}  # a released shape runs at its own ratio (C010-ResNet20: 0.5499)
 
@@ -102,20 +105,23 @@ def test_every_pruner_names_its_flop_band_and_its_net_lies_inside(name):
     pruner = get_pruner(name)
     options = pruner.options(**NO_DATA.get(name, {}))
     target = TARGET.get(name, 0.5)
-    assert pruner.band(options, target) == pytest.approx(BANDS[name])
+    band = pruner.band(options, target)
+    assert (band.ratio, band.rule) == (target, RULES[name]) and (band.low, band.high) == pytest.approx(BANDS[name])
     full = PRESETS["resnet20"]()
     out = pruner.prune(PruneRequest(full, build_resnet(full), target, seed=1), options)
     ratio = macs(out.arch) / macs(full)
     record = band_record(pruner, options, target, ratio)
     assert record["target_band"] == pytest.approx(list(BANDS[name])) and record["in_band"] is True
-    low, high = pruner.band(options, target)
-    assert band_record(pruner, options, target, low - 1e-9)["in_band"] is False
-    assert band_record(pruner, options, target, high + 1e-9)["in_band"] is False
+    assert record["band_rule"] == RULES[name]
+    assert band_record(pruner, options, target, band.low - 1e-9)["in_band"] is False
+    assert band_record(pruner, options, target, band.high + 1e-9)["in_band"] is False
+    assert band.contains(band.low) and band.contains(band.high) and not band.contains(band.high + 1e-9)
 
 
 def test_a_fixed_shape_has_no_band_and_a_pruner_without_the_hook_records_none():
     l1 = get_pruner("l1")
-    assert band_record(l1, l1.options(variant="B"), 1.0, 0.7244) == {"target_band": None, "in_band": None}
+    assert band_record(l1, l1.options(variant="B"), 0.724, 0.7244) == {
+        "target_band": None, "in_band": None, "band_rule": "a fixed shape: no FLOP target"}  # fmt: skip
     assert band_record(get_pruner("tas"), get_pruner("tas").options(), 0.7, 0.516)["in_band"] is False
     silent = Pruner("silent", get_pruner("uniform").prune, UniformOptions)
     assert band_record(silent, UniformOptions(), 0.5, 0.5) == {}

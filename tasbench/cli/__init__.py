@@ -5,7 +5,7 @@
     tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
     tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5
     tas-bench prune --method l1 --weights model.pt --ratio 0.5          # L1 and FPGM score a trained net's filters
-    tas-bench prune --method l1 --network resnet56 --shortcut zero-pad --variant B   # Li et al.'s fixed shape
+    tas-bench prune --method l1 --network resnet56 --shortcut zero-pad --opt variant=B   # Li et al.'s fixed shape
     tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
     tas-bench sweep proxy                                                # a shipped spec (benchmarks/proxy.yaml)
 

@@ -2,7 +2,10 @@
 
     tas-bench prune --method uniform --network resnet56 --dataset cifar10 --ratio 0.5
     tas-bench prune --method l1 --weights model.pt --ratio 0.5          # L1 and FPGM score a trained net's filters
-    tas-bench prune --method l1 --network resnet56 --shortcut zero-pad --variant B   # Li et al.'s fixed shape
+    tas-bench prune --method l1 --network resnet56 --shortcut zero-pad --opt variant=B   # Li et al.'s fixed shape
+
+Options that fix the shape by themselves (L1's paper variants, `--opt variant=A|B`) take no --ratio; every other
+run needs one.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
     from tasbench.pruner import pruner_names
 
     p.add_argument("--method", required=True, help=f"one of: {', '.join(pruner_names())}")
-    p.add_argument("--ratio", type=float, help="target FLOPs as a fraction of the unpruned, in (0, 1]")
-    p.add_argument("--variant", help="a paper-faithful shape instead of --ratio (l1: A or B, for resnet56/110)")
+    p.add_argument("--ratio", type=float, help="target FLOPs as a fraction of the unpruned, in (0, 1]; none when "
+                                               "the options fix the shape (l1: --opt variant=A|B, resnet56/110)")
     add_network_args(p)
     p.add_argument("--weights", type=path_flag,
                    help="the trained unpruned net as a model file, for methods that score its weights "
@@ -53,7 +56,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     from tasbench.data import DataConfig, load_data
     from tasbench.flops import macs, params
     from tasbench.official_config import format_tas_config
-    from tasbench.pruner import PruneRequest, get_pruner, pruner_names
+    from tasbench.pruner import PruneRequest, fixed_shape, get_pruner, needs_data
     from tasbench.seeds import derive_seed
 
     device = args.device
@@ -69,25 +72,17 @@ def cmd_prune(args: argparse.Namespace) -> dict:
                           "--tas-config, and use the trained net as the retraining's teacher (tas-bench train "
                           "--teacher)")  # fmt: skip
     options = overrides.parse_overrides(pruner.options, args.opt)
-    if args.variant is not None:
-        if "variant" not in [f.name for f in dataclasses.fields(options)]:
-            with_variants = [n for n in pruner_names() if "variant" in
-                             [f.name for f in dataclasses.fields(get_pruner(n).options)]]  # fmt: skip
-            raise ConfigError(f"method {args.method!r} has no --variant (methods with paper variants: "
-                              f"{', '.join(with_variants)}); give --ratio")  # fmt: skip
-        options = dataclasses.replace(options, variant=args.variant)
-    if getattr(options, "variant", "") and args.ratio is not None:  # --variant V and --opt variant=V alike
-        raise ConfigError("give --ratio (a FLOP target) or --variant (a paper's fixed shape), not both")
-    if not getattr(options, "variant", "") and args.ratio is None:
-        raise ConfigError("give --ratio R (a FLOP target in (0, 1]) or, for --method l1, --variant A|B")
+    fixed = fixed_shape(pruner, options)
+    if fixed and args.ratio is not None:
+        raise ConfigError(f"give --ratio (a FLOP target) or options that fix the shape, not both: --method "
+                          f"{args.method} with {' '.join(f'--opt {o}' for o in args.opt)} fixes it")  # fmt: skip
+    if not fixed and args.ratio is None:
+        raise ConfigError(f"give --ratio R (a FLOP target in (0, 1]): --method {args.method} with these options "
+                          "does not fix the shape")  # fmt: skip
     arch, model, dataset = unpruned_net(args, args.dataset, derive_seed(args.seed, "unpruned-init"))
     data_cfg = overrides.from_namespace(DataConfig, args, dataset=dataset)
-    # Options may ask for data too (FPGM's soft mode trains while it prunes).
-    needs_data = pruner.needs_data or getattr(options, "needs_data", False)
-    data = load_data(data_cfg, args.data_dir, args.download) if needs_data else None
-    # A variant fixes the shape by itself; the request's ratio is then only a placeholder the pruner ignores.
-    ratio = args.ratio if args.ratio is not None else 1.0
-    request = PruneRequest(arch, model.to(device), ratio, data, args.seed, device, workdir=args.workdir,
+    data = load_data(data_cfg, args.data_dir, args.download) if needs_data(pruner, options) else None
+    request = PruneRequest(arch, model.to(device), args.ratio, data, args.seed, device, workdir=args.workdir,
                            progress=not args.no_progress)  # fmt: skip
     pruned = pruner.prune(request, options)
     if pruner.reads_weights and not args.weights:  # said once it worked: bad input stays one line

@@ -45,7 +45,7 @@ from tasbench.data import DataConfig, ImageData, load_data
 from tasbench.errors import ConfigError
 from tasbench.flops import macs, params
 from tasbench.presets import preset
-from tasbench.pruner import Pruned, PruneRequest, band_record, check_ratio, get_pruner
+from tasbench.pruner import Pruned, PruneRequest, band_record, check_ratio, get_pruner, needs_data
 from tasbench.recipes import Recipe, retrain
 from tasbench.runner.code_identity import code_identity, code_packages
 from tasbench.runner.failures import clear_failure
@@ -156,8 +156,8 @@ def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, d
     began = time.perf_counter()
     # A copy: a pruner may edit the module it is given, and the teacher must stay the unpruned net.
     # Options may ask for data too (FPGM's soft mode trains); a search keeps its resumable state in the run dir.
-    needs_data = pruner.needs_data or getattr(cfg.options, "needs_data", False)
-    request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, data if needs_data else None, cfg.seed,
+    given = data if needs_data(pruner, cfg.options) else None
+    request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, given, cfg.seed,
                            device, workdir=str(out), progress=progress)  # fmt: skip
     pruned = pruner.prune(request, cfg.options)
     seconds = time.perf_counter() - began
