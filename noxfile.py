@@ -34,10 +34,14 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+LINTED = ("tasbench", "tas", "baselines", "tests", "benchmarks", "noxfile.py")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.5")
-    session.run("ruff", "check", "tasbench", "tas", "baselines", "tests", "benchmarks", "noxfile.py")
+    session.install("ruff==0.17.6")  # as pyproject's dev extra
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 # `nox -s bench` fails when a benchmark's median, as a ratio to the reference workload, is more than this much
@@ -88,12 +92,20 @@ def _bench(session: nox.Session, tolerance: str) -> None:
     if not baseline.is_file():
         # A baseline of another CPU model compares nothing meaningful: run the suites (they must still pass), say so.
         stored = ", ".join(sorted(p.stem for p in BASELINES.glob("*.json"))) or "none"
-        session.warn(f"no benchmark baseline for this CPU ({cpu_model()!r}: {baseline}); stored: {stored}. Running "
-                     f"without a comparison; `nox -s bench_update` on an idle machine of this kind stores one.")
+        session.warn(
+            f"no benchmark baseline for this CPU ({cpu_model()!r}: {baseline}); stored: {stored}. Running "
+            f"without a comparison; `nox -s bench_update` on an idle machine of this kind stores one."
+        )
         session.run("pytest", "benchmarks/", "--benchmark-only", *session.posargs)
         return
-    session.run("pytest", "benchmarks/", "--benchmark-only", f"--benchmark-compare={baseline}",
-                f"--benchmark-compare-fail=median:{tolerance}", *session.posargs)
+    session.run(
+        "pytest",
+        "benchmarks/",
+        "--benchmark-only",
+        f"--benchmark-compare={baseline}",
+        f"--benchmark-compare-fail=median:{tolerance}",
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -154,8 +166,10 @@ def _reproduce(session: nox.Session, spec: str) -> None:
         default, inside, what = DATA[spec]
         # Stop before installing anything: a reproduction never silently runs on other data.
         if not (Path(default) / inside).is_dir():
-            session.error(f"no {spec} data: looked for {Path(default) / inside}/. Put {what} under {default}/ "
-                          f"(CIFAR: {SOURCE}), or pass its directory: nox -s {session.name} -- --data-dir DIR")
+            session.error(
+                f"no {spec} data: looked for {Path(default) / inside}/. Put {what} under {default}/ "
+                f"(CIFAR: {SOURCE}), or pass its directory: nox -s {session.name} -- --data-dir DIR"
+            )
         args += ["--data-dir", default]
     session.install("-e", ".")
     runs = "runs"

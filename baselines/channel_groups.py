@@ -137,8 +137,10 @@ def slice_resnet(model: nn.Module, arch: Arch, keep: Keep) -> tuple[Arch, nn.Mod
     if [s.shortcut for s in block_specs(new_arch)] != [s.shortcut for s in block_specs(arch)]:
         # A residual chain split (an identity would need a projection), or a bottleneck's stem and first chain cut
         # to one width (its stride-1 projection would become an identity): no module for the sliced weights.
-        raise ConfigError("this pruning changes a shortcut (identity <-> projection): a residual group was split, or "
-                          "a projection's two sides were cut to the same width")  # fmt: skip
+        raise ConfigError(
+            "this pruning changes a shortcut (identity <-> projection): a residual group was split, or "
+            "a projection's two sides were cut to the same width"
+        )
     new = seeded_resnet(new_arch, 0)  # every tensor is overwritten below; the seed only spares the global RNG
     device = next(model.parameters()).device
     old_modules, new_modules = dict(model.named_modules()), dict(new.named_modules())

@@ -104,5 +104,8 @@ def keep_best(groups: list[ChannelGroup], scores: list[torch.Tensor], counts: li
 
 def kept_by_layer(arch: Arch, keep: Keep) -> dict[str, list[int]]:
     """The pruned convs' kept filter indices by module name (JSON-ready, for a pruner's `info`)."""
-    return {name: keep[slot] for slot, name in slot_convs(arch).items()
-            if slot in keep and len(keep[slot]) < arch.xchannels[slot]}  # fmt: skip
+    return {
+        name: keep[slot]
+        for slot, name in slot_convs(arch).items()
+        if slot in keep and len(keep[slot]) < arch.xchannels[slot]
+    }

@@ -134,8 +134,9 @@ def soft_train(
         last[epoch] = keep
 
     zero_losers(model, -1)
-    metrics = train(model, data, cfg, device=device, checkpoint_path=checkpoint_path, progress=progress,
-                    post_epoch=zero_losers)  # fmt: skip
+    metrics = train(
+        model, data, cfg, device=device, checkpoint_path=checkpoint_path, progress=progress, post_epoch=zero_losers
+    )
     final = last.get(cfg.epochs - 1)
     return (final if final is not None else zeroed_selection(model, arch, groups, counts)), metrics
 
@@ -168,8 +169,9 @@ def prune_fpgm(request: PruneRequest, options: FpgmOptions) -> Pruned:
         # The soft-masked net still adds its zeroed channels' BN shifts; the sliced one drops them (as the
         # reference's small model does), so its accuracy is measured too.
         info["soft_training"]["sliced_top1"] = evaluate(pruned, request.data, request.device)["top1"]
-    return Pruned(new_arch, pruned, {**info, "mode": options.mode, "kept": kept_by_layer(arch, keep),
-                                     "inherits_weights": True})  # fmt: skip
+    return Pruned(
+        new_arch, pruned, {**info, "mode": options.mode, "kept": kept_by_layer(arch, keep), "inherits_weights": True}
+    )
 
 
 def check_fpgm(arch: Arch, options: FpgmOptions, ratio: float) -> None:
@@ -182,8 +184,11 @@ def fpgm_budget(options: FpgmOptions, train_images: int, test_images: int) -> Pr
     if options.mode != "soft":
         return None
     steps = max(1, train_images // options.batch_size)
-    return PruneBudget(f"soft {options.epochs} ep x {steps} steps (batch {options.batch_size})",
-                       options.epochs * steps * options.batch_size, (options.epochs + 1) * test_images)  # fmt: skip
+    return PruneBudget(
+        f"soft {options.epochs} ep x {steps} steps (batch {options.batch_size})",
+        options.epochs * steps * options.batch_size,
+        (options.epochs + 1) * test_images,
+    )
 
 
 PRUNER = Pruner(

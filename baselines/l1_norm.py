@@ -63,9 +63,11 @@ def variant_counts(arch: Arch, variant: str) -> dict[int, int]:
     """Filters kept per pruned first conv (by slot) in Li et al.'s variant of this CIFAR ResNet-56 or -110."""
     depth = next((d for d in VARIANTS if arch == cifar_resnet(d, arch.num_classes, arch.shortcut)), None)
     if depth is None:
-        raise ConfigError(f"L1 variant {variant!r} is defined for the full resnet56 and resnet110 only (Li et al., "
-                          f"Table 2), not for this {sum(arch.xblocks) * arch.convs_per_block + 2}-layer network; "
-                          f"give --ratio for a FLOP-matched L1 net")  # fmt: skip
+        raise ConfigError(
+            f"L1 variant {variant!r} is defined for the full resnet56 and resnet110 only (Li et al., "
+            f"Table 2), not for this {sum(arch.xblocks) * arch.convs_per_block + 2}-layer network; "
+            f"give --ratio for a FLOP-matched L1 net"
+        )
     fractions, skipped = VARIANTS[depth][variant]
     n = arch.layers[0]
     counts = {}

@@ -33,8 +33,9 @@ def _compare_path(config: pytest.Config) -> Path | None:
 
 
 def _baseline_error(path: Path, problem: str) -> pytest.UsageError:
-    return pytest.UsageError(f"benchmark baseline {path}: {problem}; regenerate it on an idle machine with "
-                             f"`{UPDATE}` and commit it")  # fmt: skip
+    return pytest.UsageError(
+        f"benchmark baseline {path}: {problem}; regenerate it on an idle machine with `{UPDATE}` and commit it"
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -59,8 +60,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     stored = config.stash.get(_BASELINE, None)
     if stored is None:
         return
-    missing = [item.nodeid for item in session.items if "benchmark" in getattr(item, "fixturenames", ()) and
-               item.nodeid not in stored]  # fmt: skip
+    missing = [
+        item.nodeid
+        for item in session.items
+        if "benchmark" in getattr(item, "fixturenames", ()) and item.nodeid not in stored
+    ]
     if missing:
         raise _baseline_error(_compare_path(config), f"has no entry for {missing[0]} ({len(missing)} missing)")
 
@@ -85,7 +89,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         return
     from tabulate import tabulate
 
-    rows = [[s["name"], f"{s['median_seconds']:.4g}", f"{s['reference_seconds']:.4g}", f"{s['ratio']:.3f}"]
-            for s in SUMMARY]  # fmt: skip
+    rows = [
+        [s["name"], f"{s['median_seconds']:.4g}", f"{s['reference_seconds']:.4g}", f"{s['ratio']:.3f}"] for s in SUMMARY
+    ]
     terminalreporter.write_sep("-", "medians in seconds and as a ratio to the reference workload")
     terminalreporter.write_line(tabulate(rows, headers=["benchmark", "median s", "reference s", "ratio"]))

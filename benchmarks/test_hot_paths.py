@@ -59,10 +59,17 @@ def bench(benchmark, request, bench_summary):
         stats.data[:] = [t / reference for t in stats.data]
         for cached in [name for name in vars(stats) if name != "data"]:  # statistics computed before the rescale
             delattr(stats, cached)
-        benchmark.extra_info.update(threads=THREADS, reference_seconds=reference, median_seconds=seconds,
-                                    ratio_to_reference=stats.median)  # fmt: skip
-        bench_summary.append({"name": request.node.name, "median_seconds": seconds, "reference_seconds": reference,
-                        "ratio": stats.median})  # fmt: skip
+        benchmark.extra_info.update(
+            threads=THREADS, reference_seconds=reference, median_seconds=seconds, ratio_to_reference=stats.median
+        )
+        bench_summary.append(
+            {
+                "name": request.node.name,
+                "median_seconds": seconds,
+                "reference_seconds": reference,
+                "ratio": stats.median,
+            }
+        )
 
     return run
 
@@ -87,8 +94,10 @@ def test_tas_search_step(bench, net, formulation):
     forward = None
     if formulation == "official":
         forward = lambda images, tau, g: official_forward(model, images, *model.sample(tau, g))  # noqa: E731
-    bench(lambda: search_step(model, w_opt, a_opt, data, data, 5.0, gumbel, goal, forward=forward),
-          rounds=10 if formulation == "ours" else 5)
+    bench(
+        lambda: search_step(model, w_opt, a_opt, data, data, 5.0, gumbel, goal, forward=forward),
+        rounds=10 if formulation == "ours" else 5,
+    )
 
 
 def sgd_step(model: torch.nn.Module, loss_fn):

@@ -37,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int_flag(1, 100_000), default=10, help="timed steps (default: 10)")
     p.add_argument("--warmup", type=int_flag(0, 100_000), default=2, help="untimed steps first (default: 2)")
     p.add_argument("--threads", type=int_flag(1, MAX_THREADS), default=2, help="torch CPU threads (default: 2)")
-    p.add_argument("--k", type=int_flag(0, len(WIDTH_RATIOS)), default=2,
-                   help="widths sampled per conv (default: 2; 0 = all)")
+    p.add_argument(
+        "--k", type=int_flag(0, len(WIDTH_RATIOS)), default=2, help="widths sampled per conv (default: 2; 0 = all)"
+    )
     p.add_argument("--shapes", default="auto", help=f"one of: {', '.join(SHAPES)} (default: auto)")
     p.add_argument("--device", type=device_flag, default="auto", help=DEVICE_HELP)
     p.add_argument("--official", action="store_true", help="also time the official formulation (slow)")
@@ -82,22 +83,36 @@ def run(args: argparse.Namespace) -> dict:
     if args.official:
         if model.static_shapes:
             raise ConfigError("--official times the dynamic-shape formulation; add --shapes dynamic")
-        steps["official_step"] = lambda: search_step(model, w_opt, a_opt, w_batch, a_batch, 5.0, gumbel, goal,
-                                                     forward=official)  # fmt: skip
+        steps["official_step"] = lambda: search_step(
+            model, w_opt, a_opt, w_batch, a_batch, 5.0, gumbel, goal, forward=official
+        )
     memory = peak_memory_mib(steps["search_step"], device)  # first, while the process's high-water mark is low
     timing = time_interleaved(steps, args.steps, args.warmup, device)
     ours = timing["search_step"]["seconds_per_step"]
-    out = {"benchmark": "search-step", "network": args.network, "batch_size": args.batch_size, "image_size": size,
-           "threads": torch.get_num_threads(), "device": str(device),
-           "shapes": "static" if model.static_shapes else "dynamic", "k": args.k, **timing["search_step"],
-           "images_per_second": 2 * args.batch_size / ours,
-           "train_step_seconds": timing["train_step"]["seconds_per_step"],
-           "ratio_to_train_step": ours / timing["train_step"]["seconds_per_step"], **memory}  # fmt: skip
+    out = {
+        "benchmark": "search-step",
+        "network": args.network,
+        "batch_size": args.batch_size,
+        "image_size": size,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "shapes": "static" if model.static_shapes else "dynamic",
+        "k": args.k,
+        **timing["search_step"],
+        "images_per_second": 2 * args.batch_size / ours,
+        "train_step_seconds": timing["train_step"]["seconds_per_step"],
+        "ratio_to_train_step": ours / timing["train_step"]["seconds_per_step"],
+        **memory,
+    }
     if args.official:
         out["official_step_seconds"] = timing["official_step"]["seconds_per_step"]
         out["speedup_over_official"] = out["official_step_seconds"] / ours
     return out
 
 
-BENCHMARK = Benchmark(name="search-step", add_arguments=add_arguments, run=run,
-                      summary="one TAS search step: a weight step and an architecture step")  # fmt: skip
+BENCHMARK = Benchmark(
+    name="search-step",
+    add_arguments=add_arguments,
+    run=run,
+    summary="one TAS search step: a weight step and an architecture step",
+)

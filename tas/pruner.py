@@ -33,8 +33,16 @@ def prune_tas(request: PruneRequest, options: SearchConfig) -> Pruned:
         if request.data is None:
             raise ConfigError("TAS searches on training data; the request has none")
         checkpoint = Path(request.workdir) / "tas-search.pt" if request.workdir else None
-        result = run_search(request.arch, request.data, options, request.ratio, seed=request.seed,
-                            device=request.device, checkpoint_path=checkpoint, progress=request.progress)  # fmt: skip
+        result = run_search(
+            request.arch,
+            request.data,
+            options,
+            request.ratio,
+            seed=request.seed,
+            device=request.device,
+            checkpoint_path=checkpoint,
+            progress=request.progress,
+        )
         arch, info = result.arch, {**result.info, "history": result.history}
     model = seeded_resnet(arch, derive_seed(request.seed, "tas-init"))
     return Pruned(arch, model, {**info, "macs": macs(arch), "inherits_weights": False})
@@ -58,8 +66,11 @@ def search_budget(options: SearchConfig, train_images: int, test_images: int) ->
     if options.search == "random":
         return None
     steps, images = epoch_size(train_images, options.batch_size, options.split)
-    return PruneBudget(f"search {options.epochs} ep x {steps} steps (batch {options.batch_size}/half)",
-                       options.epochs * images, pass_cost=SEARCH_PASS_COST)  # fmt: skip
+    return PruneBudget(
+        f"search {options.epochs} ep x {steps} steps (batch {options.batch_size}/half)",
+        options.epochs * images,
+        pass_cost=SEARCH_PASS_COST,
+    )
 
 
 def tas_band(options: SearchConfig, ratio: float) -> FlopTarget:

@@ -32,8 +32,11 @@ def official_conv(conv: SearchConv, x: torch.Tensor, pick: Pick, align_mode: str
     y = conv.conv(x)
     outs = []
     for index, width in zip(pick.index.tolist(), pick.widths):  # one BatchNorm2d per candidate width
-        outs.append(F.batch_norm(y[:, :width], None, None, conv.bn_weight[index, :width], conv.bn_bias[index, :width],
-                                 training=True))  # fmt: skip
+        outs.append(
+            F.batch_norm(
+                y[:, :width], None, None, conv.bn_weight[index, :width], conv.bn_bias[index, :width], training=True
+            )
+        )
     widest = max(o.shape[1] for o in outs)
     return sum(w * grow(o, widest, align_mode) for w, o in zip(pick.weight, outs))
 
@@ -55,8 +58,11 @@ def official_forward(model: SearchResNet, images: torch.Tensor, picks: list[Pick
         for i, (conv, row) in enumerate(zip(block.convs, block.rows)):
             out = official_conv(conv, out, picks[row], model.align_mode)
             out = F.relu(out) if i < len(block.convs) - 1 else out
-        residual = x if block.projection is None else official_conv(block.projection, x, picks[block.rows[-1]],
-                                                                    model.align_mode)  # fmt: skip
+        residual = (
+            x
+            if block.projection is None
+            else official_conv(block.projection, x, picks[block.rows[-1]], model.align_mode)
+        )
         x = F.relu(additive(residual, out))
         if index + 1 in model.space.depths[stage]:
             outputs.append(x)

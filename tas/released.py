@@ -64,8 +64,10 @@ def network_name(arch: Arch) -> str:
     for name, make in PRESETS.items():
         if make(num_classes=arch.num_classes, shortcut=arch.shortcut) == arch:
             return name
-    raise ConfigError("released shapes replace an unpruned preset network; this one is not a preset "
-                      f"(layers={list(arch.layers)}, {arch.num_classes} classes)")  # fmt: skip
+    raise ConfigError(
+        "released shapes replace an unpruned preset network; this one is not a preset "
+        f"(layers={list(arch.layers)}, {arch.num_classes} classes)"
+    )
 
 
 def released_shape(arch: Arch, options: ReleasedOptions) -> tuple[Arch, str]:
@@ -79,8 +81,11 @@ def released_shape(arch: Arch, options: ReleasedOptions) -> tuple[Arch, str]:
         raise ConfigError(f"no released shape for {name} with {arch.num_classes} classes; released: {have}")
     shape = read_tas_config(CONFIG_DIR / relative)
     if (shape.family, shape.block, shape.layers, shape.num_classes) != (
-        arch.family, arch.block, arch.layers, arch.num_classes,
-    ):  # fmt: skip
+        arch.family,
+        arch.block,
+        arch.layers,
+        arch.num_classes,
+    ):
         raise ConfigError(f"released config {relative!r} is not a shape of {name} with {arch.num_classes} classes")
     return shape, relative
 
@@ -90,8 +95,10 @@ def check_released(arch: Arch, options: ReleasedOptions, ratio: float) -> None:
     shape, relative = released_shape(arch, options)
     own = macs(shape) / macs(arch)
     if abs(ratio - own) > RATIO_TOLERANCE:
-        raise ConfigError(f"ratio {ratio} is not that of the released shape {relative!r} ({own:.4f} of the FLOPs); "
-                          f"set the run's ratio to {own:.3f}")  # fmt: skip
+        raise ConfigError(
+            f"ratio {ratio} is not that of the released shape {relative!r} ({own:.4f} of the FLOPs); "
+            f"set the run's ratio to {own:.3f}"
+        )
 
 
 def released_band(options: ReleasedOptions, ratio: float) -> FlopTarget:
@@ -103,8 +110,12 @@ def prune_released(request: PruneRequest, options: ReleasedOptions) -> Pruned:
     check_released(request.arch, options, request.ratio)
     shape, relative = released_shape(request.arch, options)
     model = seeded_resnet(shape, derive_seed(request.seed, "released-init"))
-    info = {"config": relative, "flop_ratio": macs(shape) / macs(request.arch), "macs": macs(shape),
-            "inherits_weights": False}  # fmt: skip
+    info = {
+        "config": relative,
+        "flop_ratio": macs(shape) / macs(request.arch),
+        "macs": macs(shape),
+        "inherits_weights": False,
+    }
     return Pruned(shape, model, info)
 
 

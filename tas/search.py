@@ -83,27 +83,36 @@ class SearchConfig:
     split_seed: int = 111  # the release's split seed; independent of the run's seed
 
     def __post_init__(self) -> None:
-        for name, allowed in (("tau_schedule", TAU_SCHEDULES), ("align", ALIGN_MODES), ("search", SEARCH_MODES),
-                              ("shapes", SHAPES), ("select", SELECT), ("flop_count", FLOP_COUNTS),
-                              ("split", SPLITS)):  # fmt: skip
+        for name, allowed in (
+            ("tau_schedule", TAU_SCHEDULES),
+            ("align", ALIGN_MODES),
+            ("search", SEARCH_MODES),
+            ("shapes", SHAPES),
+            ("select", SELECT),
+            ("flop_count", FLOP_COUNTS),
+            ("split", SPLITS),
+        ):
             if getattr(self, name) not in allowed:
                 raise choice_error(name, getattr(self, name), allowed)
-        check_fields(self, [
-            ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
-            ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
-            ("lr", self.lr > 0, "> 0"),
-            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("arch_lr", self.arch_lr > 0, "> 0"),
-            ("arch_beta1", 0 <= self.arch_beta1 < 1, "in [0, 1) (Adam's first beta)"),
-            ("arch_weight_decay", self.arch_weight_decay >= 0, ">= 0"),
-            ("tau_max", self.tau_max > 0, "> 0"),
-            ("tau_min", 0 < self.tau_min <= self.tau_max, f"in (0, tau_max={self.tau_max}]"),
-            ("k", 0 <= self.k <= len(WIDTH_RATIOS), f"in [0, {len(WIDTH_RATIOS)}] (0 = all candidates)"),
-            ("flop_weight", self.flop_weight >= 0, ">= 0"),
-            ("flop_tolerance", 0 < self.flop_tolerance < 1, "in (0, 1)"),
-            ("split_seed", 0 <= self.split_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
-        ])  # fmt: skip
+        check_fields(
+            self,
+            [
+                ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
+                ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
+                ("lr", self.lr > 0, "> 0"),
+                ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+                ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                ("arch_lr", self.arch_lr > 0, "> 0"),
+                ("arch_beta1", 0 <= self.arch_beta1 < 1, "in [0, 1) (Adam's first beta)"),
+                ("arch_weight_decay", self.arch_weight_decay >= 0, ">= 0"),
+                ("tau_max", self.tau_max > 0, "> 0"),
+                ("tau_min", 0 < self.tau_min <= self.tau_max, f"in (0, tau_max={self.tau_max}]"),
+                ("k", 0 <= self.k <= len(WIDTH_RATIOS), f"in [0, {len(WIDTH_RATIOS)}] (0 = all candidates)"),
+                ("flop_weight", self.flop_weight >= 0, ">= 0"),
+                ("flop_tolerance", 0 < self.flop_tolerance < 1, "in (0, 1)"),
+                ("split_seed", 0 <= self.split_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+            ],
+        )
 
     @property
     def needs_data(self) -> bool:  # `tasbench.pruner.needs_data`: the random search draws a shape, it trains nothing
@@ -169,8 +178,14 @@ def run_search(
 
     steps = num_search_steps(weight_half, arch_half, cfg.batch_size, cfg.split)
     total = cfg.epochs * steps
-    bar = tqdm(total=total, initial=start * steps, unit="step", desc=f"TAS search {ratio:g}", disable=not progress,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        initial=start * steps,
+        unit="step",
+        desc=f"TAS search {ratio:g}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for epoch in range(start, cfg.epochs):
         model.train()
         tau = tau_at(epoch, cfg)
@@ -180,8 +195,16 @@ def run_search(
         for step, ((w_images, w_labels), (a_images, a_labels)) in enumerate(batches):
             for group in w_opt.param_groups:
                 group["lr"] = lr_at(epoch * steps + step, total, 0, cfg.lr)
-            sums += search_step(model, w_opt, a_opt, (w_images, w_labels), (a_images, a_labels), tau, gumbel,
-                                (target, tolerance, cfg.flop_weight))  # fmt: skip
+            sums += search_step(
+                model,
+                w_opt,
+                a_opt,
+                (w_images, w_labels),
+                (a_images, a_labels),
+                tau,
+                gumbel,
+                (target, tolerance, cfg.flop_weight),
+            )
             bar.update(1)
             if progress and step % 20 == 0:
                 bar.set_postfix(_postfix(sums, model.argmax_flops(), full, ratio))
@@ -189,9 +212,18 @@ def run_search(
         history.append(row)
         bar.set_postfix(_postfix(sums, model.argmax_flops(), full, ratio))
         if checkpoint_path is not None:
-            save_torch(checkpoint_path, {"model": model.state_dict(), "w_opt": w_opt.state_dict(),
-                                         "a_opt": a_opt.state_dict(), "gumbel": gumbel.get_state(),
-                                         "epoch": epoch + 1, "history": history, "config": run_config})  # fmt: skip
+            save_torch(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "w_opt": w_opt.state_dict(),
+                    "a_opt": a_opt.state_dict(),
+                    "gumbel": gumbel.get_state(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "config": run_config,
+                },
+            )
     bar.close()
     derived, selected = model.derive(), len(history)
     if cfg.select == "in-band":
@@ -255,16 +287,29 @@ def search_step(
     a_opt.step()
     _requires_grad(w_params, True)
     n = len(w_labels)
-    return torch.stack([w_loss.detach() * n, (w_logits.argmax(1) == w_labels).sum(), a_ce.detach() * n,
-                        (a_logits.argmax(1) == a_labels).sum(), torch.tensor(n, device=w_labels.device)])  # fmt: skip
+    return torch.stack(
+        [
+            w_loss.detach() * n,
+            (w_logits.argmax(1) == w_labels).sum(),
+            a_ce.detach() * n,
+            (a_logits.argmax(1) == a_labels).sum(),
+            torch.tensor(n, device=w_labels.device),
+        ]
+    )
 
 
 def make_optimizers(model: SearchResNet, cfg: SearchConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """SGD (Nesterov) for the weights and Adam (betas (0.5, 0.999)) for the logits, as the official search."""
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                            weight_decay=cfg.weight_decay)  # fmt: skip
-    a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=(cfg.arch_beta1, 0.999),
-                             weight_decay=cfg.arch_weight_decay)  # fmt: skip
+    w_opt = torch.optim.SGD(
+        model.weight_parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
+    a_opt = torch.optim.Adam(
+        model.arch_parameters(), lr=cfg.arch_lr, betas=(cfg.arch_beta1, 0.999), weight_decay=cfg.arch_weight_decay
+    )
     return w_opt, a_opt
 
 
@@ -276,8 +321,12 @@ def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
 def _postfix(sums: torch.Tensor, current: torch.Tensor, full: int, ratio: float) -> dict:
     s = sums.tolist()
     seen = max(s[4], 1)
-    return {"loss": f"{s[0] / seen:.3f}", "acc": f"{100 * s[1] / seen:.1f}", "arch_acc": f"{100 * s[3] / seen:.1f}",
-            "flops": f"{float(current) / full:.3f}/{ratio:g}"}  # fmt: skip
+    return {
+        "loss": f"{s[0] / seen:.3f}",
+        "acc": f"{100 * s[1] / seen:.1f}",
+        "arch_acc": f"{100 * s[3] / seen:.1f}",
+        "flops": f"{float(current) / full:.3f}/{ratio:g}",
+    }
 
 
 def _epoch_row(epoch: int, tau: float, sums: torch.Tensor, model: SearchResNet, full: int, seconds: float) -> dict:

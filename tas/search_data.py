@@ -59,8 +59,10 @@ def split_halves(data: ImageData, split: str, split_seed: int, seed: int) -> tup
         weight_index, arch_index = order[:half], order[half:]
     if len(weight_index) == 0 or len(arch_index) == 0:
         raise ConfigError(f"the search needs at least 2 training images (one per half), got {len(labels)}")
-    return (dataclasses.replace(data, train=data.train.take(weight_index.sort().values)),
-            dataclasses.replace(data, train=data.train.take(arch_index.sort().values)))  # fmt: skip
+    return (
+        dataclasses.replace(data, train=data.train.take(weight_index.sort().values)),
+        dataclasses.replace(data, train=data.train.take(arch_index.sort().values)),
+    )
 
 
 def num_search_steps(weight_half: ImageData, arch_half: ImageData, batch_size: int, split: str) -> int:
@@ -86,14 +88,22 @@ def epoch_size(train_images: int, batch_size: int, split: str) -> tuple[int, int
     return steps, steps * (min(batch_size, weight) + min(batch_size, arch))  # a half smaller than a batch: one batch
 
 
-def search_batches(weight_half: ImageData, arch_half: ImageData, batch_size: int, split: str, seed: int, epoch: int,
-                   device: torch.device) -> Iterator[tuple[Batch, Batch]]:  # fmt: skip
+def search_batches(
+    weight_half: ImageData,
+    arch_half: ImageData,
+    batch_size: int,
+    split: str,
+    seed: int,
+    epoch: int,
+    device: torch.device,
+) -> Iterator[tuple[Batch, Batch]]:
     """Epoch `epoch`'s (weight batch, architecture batch) pairs, augmented and normalised, on `device`."""
     w_seed, a_seed = derive_seed(seed, "tas-w"), derive_seed(seed, "tas-a")
     if split == "official":
         weights = train_batches(weight_half, batch_size, w_seed, epoch, device, drop_last=False)
-        archs = train_batches(arch_half, batch_size, a_seed, epoch, device, drop_last=False,
-                              draws=len(weight_half.train))  # fmt: skip
+        archs = train_batches(
+            arch_half, batch_size, a_seed, epoch, device, drop_last=False, draws=len(weight_half.train)
+        )
     else:
         weights = train_batches(weight_half, batch_size, w_seed, epoch, device)
         archs = train_batches(arch_half, batch_size, a_seed, epoch, device)

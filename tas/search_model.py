@@ -59,8 +59,9 @@ class Pick:
 class SearchConv(nn.Module):
     """A conv with candidate output widths: one full-width weight, BN affine and running stats per candidate."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, candidates: tuple[int, ...],
-                 pool: bool = False):  # fmt: skip
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, candidates: tuple[int, ...], pool: bool = False
+    ):
         super().__init__()
         # A strided projection averages 2x2 first, then runs a 1x1 conv (official `ConvBNReLU(has_avg=True)`).
         self.pool = nn.AvgPool2d(2) if pool else None
@@ -145,8 +146,15 @@ class SearchBlock(nn.Module):
 class SearchResNet(nn.Module):
     """The search network for `space`: weights, width logits [rows, N] and depth logits [stages, D]."""
 
-    def __init__(self, space: SearchSpace, k: int = 2, align_mode: str = "cwi", searched: str = "width+depth",
-                 static_shapes: bool = False, flop_count: str = "official"):  # fmt: skip
+    def __init__(
+        self,
+        space: SearchSpace,
+        k: int = 2,
+        align_mode: str = "cwi",
+        searched: str = "width+depth",
+        static_shapes: bool = False,
+        flop_count: str = "official",
+    ):
         super().__init__()
         if align_mode not in ALIGN_MODES:
             raise choice_error("alignment", align_mode, ALIGN_MODES)
@@ -154,8 +162,9 @@ class SearchResNet(nn.Module):
             raise choice_error("searched dimension", searched, SEARCHED)
         fewest = min(len(w) for w in space.widths)
         if k != 0 and not 1 <= k <= fewest:
-            raise ConfigError(f"k={k} width samples: allowed 1..{fewest} (the fewest candidates of any conv), "
-                              f"or 0 for all candidates")  # fmt: skip
+            raise ConfigError(
+                f"k={k} width samples: allowed 1..{fewest} (the fewest candidates of any conv), or 0 for all candidates"
+            )
         self.space, self.k, self.align_mode, self.searched = space, k, align_mode, searched
         self.static_shapes = static_shapes
         arch = space.arch
@@ -166,16 +175,19 @@ class SearchResNet(nn.Module):
         for spec in block_specs(arch):
             ins = (spec.in_width,) + spec.widths[:-1]
             rows = range(spec.first_conv - 1, spec.first_conv - 1 + len(spec.widths))
-            convs = [SearchConv(i, o, k_, s, space.widths[r]) for i, o, k_, s, r in
-                     zip(ins, spec.widths, spec.kernels, spec.strides, rows)]  # fmt: skip
+            convs = [
+                SearchConv(i, o, k_, s, space.widths[r])
+                for i, o, k_, s, r in zip(ins, spec.widths, spec.kernels, spec.strides, rows)
+            ]
             projection = None
             if spec.shortcut == "projection":
                 # Per-width BNs on every projection, the strided ones included: the release builds its strided
                 # `downsample` with `has_bn=False`, but `ConvBNReLU.search_forward` normalises with `self.BNs`
                 # whatever `has_bn` says (only `basic_forward`, unused while searching, reads it). The nets built
                 # from the search (`tasbench.resnet`) have no BN there, as the release's inferred nets.
-                projection = SearchConv(spec.in_width, spec.out_width, 1, spec.stride, space.widths[rows[-1]],
-                                        pool=spec.stride == 2)  # fmt: skip
+                projection = SearchConv(
+                    spec.in_width, spec.out_width, 1, spec.stride, space.widths[rows[-1]], pool=spec.stride == 2
+                )
             blocks.append(SearchBlock(convs, projection, rows[0]))
             self.stage_of.append((spec.stage, spec.index))
         self.blocks = nn.ModuleList(blocks)
@@ -208,8 +220,10 @@ class SearchResNet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def _masked(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.width_logits.masked_fill(~self.width_real, float("-inf")),
-                self.depth_logits.masked_fill(~self.depth_real, float("-inf")))  # fmt: skip
+        return (
+            self.width_logits.masked_fill(~self.width_real, float("-inf")),
+            self.depth_logits.masked_fill(~self.depth_real, float("-inf")),
+        )
 
     def _full(self, real: torch.Tensor) -> torch.Tensor:
         """One-hot on each row's last real candidate: the full width, or the full depth."""

@@ -70,8 +70,10 @@ class SearchSpace:
 def search_space(arch: Arch) -> SearchSpace:
     """The TAS search space around the full-width, full-depth `arch` (a preset such as `resnet56()`)."""
     if arch.xblocks != arch.layers:
-        raise ConfigError(f"TAS searches from a full-depth net; this one keeps xblocks={list(arch.xblocks)} of "
-                          f"layers={list(arch.layers)}")  # fmt: skip
+        raise ConfigError(
+            f"TAS searches from a full-depth net; this one keeps xblocks={list(arch.xblocks)} of "
+            f"layers={list(arch.layers)}"
+        )
     if arch.shortcut != "official":
         # A searched net may shrink a residual width, which a zero-pad shortcut cannot do (see arch.py).
         raise ConfigError(f"TAS searches nets with the official projection shortcut, not {arch.shortcut!r}")
@@ -82,8 +84,10 @@ def search_space(arch: Arch) -> SearchSpace:
 def derive(space: SearchSpace, width_index: list[int], depth_index: list[int]) -> Arch:
     """The `Arch` with width `space.widths[i][width_index[i]]` for conv row i and the chosen depth per stage."""
     if len(width_index) != space.rows or len(depth_index) != len(space.depths):
-        raise ConfigError(f"need {space.rows} width and {len(space.depths)} depth choices, "
-                          f"got {len(width_index)} and {len(depth_index)}")  # fmt: skip
+        raise ConfigError(
+            f"need {space.rows} width and {len(space.depths)} depth choices, "
+            f"got {len(width_index)} and {len(depth_index)}"
+        )
     xchannels = (space.arch.xchannels[0],) + tuple(c[i] for c, i in zip(space.widths, width_index))
     xblocks = tuple(d[i] for d, i in zip(space.depths, depth_index))
     return space.arch.replace(xchannels=xchannels, xblocks=xblocks)
@@ -100,8 +104,10 @@ def choices(space: SearchSpace, arch: Arch) -> tuple[list[int], list[int]]:
         width_index = [c.index(x) for c, x in zip(space.widths, arch.xchannels[1:], strict=True)]
         depth_index = [c.index(x) for c, x in zip(space.depths, arch.xblocks, strict=True)]
     except ValueError:
-        raise ConfigError(f"the shape is not in the TAS search space of {list(space.arch.layers)} blocks: a width or a "
-                          f"depth is not a candidate") from None  # fmt: skip
+        raise ConfigError(
+            f"the shape is not in the TAS search space of {list(space.arch.layers)} blocks: a width or a "
+            f"depth is not a candidate"
+        ) from None
     return width_index, depth_index
 
 
@@ -122,5 +128,7 @@ def check_reachable(space: SearchSpace, ratio: float, search: str = "width+depth
     `tasbench.pruner.check_ratio`)."""
     low = smallest_ratio(space, search)
     if ratio < low:
-        raise ConfigError(f"FLOP ratio {ratio} is below the smallest net this search can reach ({low:.4f} of the "
-                          f"FLOPs with search={search!r}); allowed: [{low:.4f}, 1]")  # fmt: skip
+        raise ConfigError(
+            f"FLOP ratio {ratio} is below the smallest net this search can reach ({low:.4f} of the "
+            f"FLOPs with search={search!r}); allowed: [{low:.4f}, 1]"
+        )

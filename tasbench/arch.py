@@ -228,8 +228,9 @@ def _validate(arch: Arch) -> None:
 
 def _check_bounds(arch: Arch) -> None:
     if arch.xchannels[0] != IMAGE_CHANNELS:
-        raise ConfigError(f"xchannels[0] is the input image's channels and must be {IMAGE_CHANNELS} (RGB), got "
-                          f"{arch.xchannels[0]}")  # fmt: skip
+        raise ConfigError(
+            f"xchannels[0] is the input image's channels and must be {IMAGE_CHANNELS} (RGB), got {arch.xchannels[0]}"
+        )
     widest = max(arch.xchannels[1:], default=0)
     if widest > MAX_WIDTH:
         where = arch.xchannels.index(widest)
@@ -237,11 +238,13 @@ def _check_bounds(arch: Arch) -> None:
     for name in ("layers", "xblocks"):
         deepest = max(getattr(arch, name))
         if deepest > MAX_BLOCKS:
-            raise ConfigError(f"arch {name} asks for {deepest} blocks in a stage; tas-bench builds at most "
-                              f"{MAX_BLOCKS}")  # fmt: skip
+            raise ConfigError(
+                f"arch {name} asks for {deepest} blocks in a stage; tas-bench builds at most {MAX_BLOCKS}"
+            )
     if arch.num_classes > MAX_CLASSES:
-        raise ConfigError(f"num_classes {arch.num_classes}; tas-bench builds classifiers of at most {MAX_CLASSES} "
-                          f"classes")  # fmt: skip
+        raise ConfigError(
+            f"num_classes {arch.num_classes}; tas-bench builds classifiers of at most {MAX_CLASSES} classes"
+        )
 
 
 def _is_positive_int(v: object) -> bool:

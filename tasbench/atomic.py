@@ -30,14 +30,18 @@ def storage_error(path: str | Path, e: OSError) -> StorageError:
     if e.errno in (errno.EEXIST, errno.ENOTDIR):  # a file where a directory must be: no space to free
         blocker = file_in_the_way(Path(path).parent)
         if blocker is not None:
-            return StorageError(f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a directory ({code}); "
-                                "nothing was written; move that file away or choose another output path")  # fmt: skip
+            return StorageError(
+                f"cannot write {str(path)!r}: {str(blocker)!r} is a file, not a directory ({code}); "
+                "nothing was written; move that file away or choose another output path"
+            )
     if e.filename and Path(e.filename) in Path(path).parents:  # it failed at creating a directory on the way
         path = e.filename
     reason = os.strerror(e.errno) if e.errno else str(e)
-    return StorageError(f"cannot write {str(path)!r}: {reason} ({code}); nothing was half-written; free space or "
-                        f"make the results directory writable (or choose another --out), then run the command "
-                        f"again")  # fmt: skip
+    return StorageError(
+        f"cannot write {str(path)!r}: {reason} ({code}); nothing was half-written; free space or "
+        f"make the results directory writable (or choose another --out), then run the command "
+        f"again"
+    )
 
 
 def file_in_the_way(directory: str | Path) -> Path | None:
@@ -51,8 +55,7 @@ def check_output_dir(directory: str | Path, flag: str, given: str | Path | None 
     blocker, given = file_in_the_way(directory), Path(given or directory)
     if blocker is not None:
         where = "is" if blocker == given else f"lies under {str(blocker)!r}, which is"
-        raise StorageError(f"{flag} {str(given)!r} {where} a file, not a directory; move it away or give "
-                           "another path")  # fmt: skip
+        raise StorageError(f"{flag} {str(given)!r} {where} a file, not a directory; move it away or give another path")
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

@@ -16,8 +16,14 @@ from torch import nn
 
 
 def _via_nchw(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] % 8 != 0 and torch.get_num_threads() > 1
-            and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())  # fmt: skip
+    return (
+        x.device.type == "cpu"
+        and x.dim() == 4
+        and x.shape[1] % 8 != 0
+        and torch.get_num_threads() > 1
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+    )
 
 
 def batch_norm(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:

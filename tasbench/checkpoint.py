@@ -72,8 +72,10 @@ def resume_state(path: str | Path | None, run_config: dict, keys: tuple[str, ...
         return None
     state = load_checkpoint(path)
     if state.get("config") != run_config:
-        raise ConfigError(f"{what} {str(path)!r} belongs to another configuration; delete it or rerun with the "
-                          "configuration it was written for")  # fmt: skip
+        raise ConfigError(
+            f"{what} {str(path)!r} belongs to another configuration; delete it or rerun with the "
+            "configuration it was written for"
+        )
     require(state, keys, f"{what} {str(path)!r}")
     return state
 
@@ -92,26 +94,35 @@ def _check_archive(path: Path, size: int) -> int:
         with zipfile.ZipFile(path) as archive:  # reads the central directory only, nothing is inflated
             entries = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError):  # torch.save has written zip archives since 1.6
-        raise ConfigError(f"checkpoint {str(path)!r} is truncated or not a PyTorch file (not a torch.save archive)"
-                          ) from None  # fmt: skip
+        raise ConfigError(
+            f"checkpoint {str(path)!r} is truncated or not a PyTorch file (not a torch.save archive)"
+        ) from None
     for entry in entries:
         if entry.compress_type not in _ZIP_METHODS:
-            raise ConfigError(f"checkpoint {str(path)!r} is not a PyTorch file (entry {entry.filename!r} uses zip "
-                              f"method {entry.compress_type}; torch.save stores its entries)")  # fmt: skip
+            raise ConfigError(
+                f"checkpoint {str(path)!r} is not a PyTorch file (entry {entry.filename!r} uses zip "
+                f"method {entry.compress_type}; torch.save stores its entries)"
+            )
         if entry.header_offset + entry.compress_size > size:
-            raise ConfigError(f"checkpoint {str(path)!r} is truncated or not a PyTorch file (entry "
-                              f"{entry.filename!r} ends past the end of the file)")  # fmt: skip
+            raise ConfigError(
+                f"checkpoint {str(path)!r} is truncated or not a PyTorch file (entry "
+                f"{entry.filename!r} ends past the end of the file)"
+            )
     inflated = sum(entry.file_size for entry in entries)
     if inflated > CHECKPOINT.limit:
-        raise ConfigError(f"checkpoint {str(path)!r} ({human_size(size)}) inflates to {human_size(inflated)}; "
-                          f"checkpoints are limited to {human_size(CHECKPOINT.limit)}")  # fmt: skip
+        raise ConfigError(
+            f"checkpoint {str(path)!r} ({human_size(size)}) inflates to {human_size(inflated)}; "
+            f"checkpoints are limited to {human_size(CHECKPOINT.limit)}"
+        )
     return inflated
 
 
 def _out_of_memory(path: Path, inflated: int) -> ConfigError:
     # Not "truncated": the archive checked out, and calling a sound file broken would send the user the wrong way.
-    return ConfigError(f"checkpoint {str(path)!r} ({human_size(inflated)} of entries) does not fit in memory: "
-                       f"loading it ran out; free memory or load it on a machine with more")  # fmt: skip
+    return ConfigError(
+        f"checkpoint {str(path)!r} ({human_size(inflated)} of entries) does not fit in memory: "
+        f"loading it ran out; free memory or load it on a machine with more"
+    )
 
 
 def save_model(path: str | Path, arch: Arch, model: nn.Module, **extra: object) -> None:
@@ -152,6 +163,8 @@ def load_state(model: nn.Module, state: dict, source: str) -> None:
     for key, value in state.items():
         if not isinstance(value, torch.Tensor) or value.shape != own[key].shape:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ConfigError(f"{source}: weights do not fit this network ({key!r} is {shape}, the network has "
-                              f"{tuple(own[key].shape)})")  # fmt: skip
+            raise ConfigError(
+                f"{source}: weights do not fit this network ({key!r} is {shape}, the network has "
+                f"{tuple(own[key].shape)})"
+            )
     model.load_state_dict(state)

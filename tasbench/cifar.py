@@ -76,8 +76,9 @@ def read_cifar(dataset: str, root: str | Path, train: bool) -> tuple[torch.Tenso
         labels.append(y)
     if not sum(map(len, labels)):  # every batch well-formed but empty: nothing to train or test on
         files = ", ".join(train_files if train else test_files)
-        raise ConfigError(f"{TITLE[dataset]} in {str(base)!r} holds no {'training' if train else 'test'} images "
-                          f"({files}: 0 images)")  # fmt: skip
+        raise ConfigError(
+            f"{TITLE[dataset]} in {str(base)!r} holds no {'training' if train else 'test'} images ({files}: 0 images)"
+        )
     return torch.cat(images), torch.cat(labels)
 
 

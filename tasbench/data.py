@@ -62,14 +62,21 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise choice_error("dataset", self.dataset, list(DATASETS))
-        check_fields(self, [
-            *[(name, 0 <= getattr(self, name) <= MAX_SUBSET, f"in [0, {MAX_SUBSET}] (0 = all)")
-              for name in ("subset", "test_subset")],
-            *[(name, 1 <= getattr(self, name) <= MAX_PROXY_IMAGES, f"in [1, {MAX_PROXY_IMAGES}]")
-              for name in ("proxy_train", "proxy_test")],
-            ("proxy_seed", 0 <= self.proxy_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
-            ("workers", 0 <= self.workers <= MAX_WORKERS, f"in [0, {MAX_WORKERS}]"),
-        ])  # fmt: skip
+        check_fields(
+            self,
+            [
+                *[
+                    (name, 0 <= getattr(self, name) <= MAX_SUBSET, f"in [0, {MAX_SUBSET}] (0 = all)")
+                    for name in ("subset", "test_subset")
+                ],
+                *[
+                    (name, 1 <= getattr(self, name) <= MAX_PROXY_IMAGES, f"in [1, {MAX_PROXY_IMAGES}]")
+                    for name in ("proxy_train", "proxy_test")
+                ],
+                ("proxy_seed", 0 <= self.proxy_seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+                ("workers", 0 <= self.workers <= MAX_WORKERS, f"in [0, {MAX_WORKERS}]"),
+            ],
+        )
 
     @property
     def num_classes(self) -> int:
@@ -173,9 +180,11 @@ def _ensure_cifar(dataset: str, root: Path, download: bool) -> None:
     title = cifar.TITLE[dataset]
     other = "cifar100" if dataset == "cifar10" else "cifar10"
     if not cifar.missing_files(other, root):  # a common slip: the other CIFAR, or a spec naming the wrong one
-        raise ConfigError(f"data directory {str(root)!r} holds {cifar.TITLE[other]} ({cifar.LAYOUT[other][0]}/), "
-                          f"not {title}; give the directory that holds {cifar.LAYOUT[dataset][0]}/, or dataset "
-                          f"{other!r}")  # fmt: skip
+        raise ConfigError(
+            f"data directory {str(root)!r} holds {cifar.TITLE[other]} ({cifar.LAYOUT[other][0]}/), "
+            f"not {title}; give the directory that holds {cifar.LAYOUT[dataset][0]}/, or dataset "
+            f"{other!r}"
+        )
     if not download:
         raise ConfigError(
             f"{title} batch {str(missing[0])!r} is missing; extract the python version of {title} into "
@@ -265,8 +274,14 @@ def train_batches(
     split = data.train
     norm = normalizer(data, device)
     if isinstance(split, FolderSplit):
-        loader = _folder_loader(split, batch_size, shuffle=True, seed=derive_seed(seed, "train-batches", epoch),
-                                drop_last=drop_last, draws=draws)  # fmt: skip
+        loader = _folder_loader(
+            split,
+            batch_size,
+            shuffle=True,
+            seed=derive_seed(seed, "train-batches", epoch),
+            drop_last=drop_last,
+            draws=draws,
+        )
         for images, labels in loader:
             yield norm(images.to(device, non_blocking=True)), labels.to(device, non_blocking=True)
         return
@@ -296,13 +311,15 @@ def eval_batches(
         yield norm(images.to(device)), part.labels[start : start + batch_size].to(device)
 
 
-def _folder_loader(split: FolderSplit, batch_size: int, shuffle: bool, seed: int, drop_last: bool | None = None,
-                   draws: int = 0) -> torch.utils.data.DataLoader:  # fmt: skip
+def _folder_loader(
+    split: FolderSplit, batch_size: int, shuffle: bool, seed: int, drop_last: bool | None = None, draws: int = 0
+) -> torch.utils.data.DataLoader:
     generator = torch.Generator().manual_seed(seed)
     sampler = None
     if draws:
-        sampler = torch.utils.data.RandomSampler(split.dataset, replacement=True, num_samples=draws,
-                                                 generator=generator)  # fmt: skip
+        sampler = torch.utils.data.RandomSampler(
+            split.dataset, replacement=True, num_samples=draws, generator=generator
+        )
     return torch.utils.data.DataLoader(
         split.dataset,
         batch_size=batch_size,

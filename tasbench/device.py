@@ -40,13 +40,17 @@ def parse_device(name: str) -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA GPU (torch "
-                              f"{torch.__version__} sees none); use --device cpu or auto")  # fmt: skip
+            raise ConfigError(
+                f"device {name!r} asked for, but this machine has no CUDA GPU (torch "
+                f"{torch.__version__} sees none); use --device cpu or auto"
+            )
         if device.index is not None and device.index >= count:
             indices = ", ".join(f"cuda:{i}" for i in range(count))
             gpus = f"{count} CUDA GPU{'s' if count > 1 else ''}"
-            raise ConfigError(f"device {name!r} asked for, but this machine has {gpus} ({indices}); allowed: auto, "
-                              f"cpu, cuda, {indices}")  # fmt: skip
+            raise ConfigError(
+                f"device {name!r} asked for, but this machine has {gpus} ({indices}); allowed: auto, "
+                f"cpu, cuda, {indices}"
+            )
     return device
 
 

@@ -24,8 +24,13 @@ class DistillConfig:
     temperature: float = 4.0
 
     def __post_init__(self) -> None:
-        check_fields(self, [("alpha", 0.0 <= self.alpha <= 1.0, "in [0, 1] (KD alpha)"),
-                            ("temperature", self.temperature > 0, "> 0 (KD temperature)")])  # fmt: skip
+        check_fields(
+            self,
+            [
+                ("alpha", 0.0 <= self.alpha <= 1.0, "in [0, 1] (KD alpha)"),
+                ("temperature", self.temperature > 0, "> 0 (KD temperature)"),
+            ],
+        )
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, cfg: DistillConfig) -> torch.Tensor:

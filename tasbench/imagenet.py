@@ -18,8 +18,10 @@ def image_folder(root: str | Path, split: str, train: bool):
 
     folder = Path(root) / split
     if not folder.is_dir():
-        raise ConfigError(f"ImageNet folder {str(folder)!r} does not exist; expected {root}/train/<class>/*.JPEG "
-                          f"and {root}/val/<class>/*.JPEG")  # fmt: skip
+        raise ConfigError(
+            f"ImageNet folder {str(folder)!r} does not exist; expected {root}/train/<class>/*.JPEG "
+            f"and {root}/val/<class>/*.JPEG"
+        )
     if train:
         tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()])
     else:

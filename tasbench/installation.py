@@ -42,8 +42,10 @@ def spec_path(spec: str | Path) -> Path:
     shipped = SPECS_DIR / f"{path.stem}.yaml"
     if len(path.parts) == 1 and path.suffix in ("", ".yaml") and shipped.is_file():
         return shipped.resolve()
-    raise ConfigError(f"sweep spec {str(spec)!r} does not exist; give a path to a YAML file or a shipped spec: "
-                      f"{', '.join(shipped_specs())}")  # fmt: skip
+    raise ConfigError(
+        f"sweep spec {str(spec)!r} does not exist; give a path to a YAML file or a shipped spec: "
+        f"{', '.join(shipped_specs())}"
+    )
 
 
 def source_tree() -> Path | None:

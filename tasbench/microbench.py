@@ -44,8 +44,9 @@ def benchmarks() -> dict[str, Benchmark]:
     return dict(sorted(found.items()))
 
 
-def time_interleaved(steps: dict[str, Callable[[], object]], repeats: int, warmup: int,
-                     device: torch.device) -> dict[str, dict]:  # fmt: skip
+def time_interleaved(
+    steps: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device
+) -> dict[str, dict]:
     """Time several step functions in turns (a, b, a, b, ...), so machine load drifts hit all alike.
 
     Per name: the median, mean and fastest of `repeats` timed calls, after `warmup` untimed calls of each.
@@ -62,10 +63,15 @@ def time_interleaved(steps: dict[str, Callable[[], object]], repeats: int, warmu
             _sync(device)
             seconds[name].append(time.perf_counter() - began)
     return {
-        name: {"seconds_per_step": statistics.median(s), "mean_seconds": statistics.fmean(s), "min_seconds": min(s),
-               "steps": repeats, "warmup": warmup}
+        name: {
+            "seconds_per_step": statistics.median(s),
+            "mean_seconds": statistics.fmean(s),
+            "min_seconds": min(s),
+            "steps": repeats,
+            "warmup": warmup,
+        }
         for name, s in seconds.items()
-    }  # fmt: skip
+    }
 
 
 def peak_memory_mib(step: Callable[[], object], device: torch.device) -> dict:

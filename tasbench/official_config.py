@@ -83,8 +83,9 @@ def parse_tas_config(text: str) -> Arch:
         layers = _field(raw, "layers", list)
     else:
         raise ConfigError(f"unknown dataset {dataset!r}; allowed: cifar, imagenet")
-    return Arch(dataset, block, tuple(layers), tuple(layers if xblocks is None else xblocks), tuple(xchannels),
-                num_classes)  # fmt: skip
+    return Arch(
+        dataset, block, tuple(layers), tuple(layers if xblocks is None else xblocks), tuple(xchannels), num_classes
+    )
 
 
 def format_tas_config(arch: Arch, estimated_flop: float | None = None, super_type: str = "infer-shape") -> str:
@@ -96,8 +97,10 @@ def format_tas_config(arch: Arch, estimated_flop: float | None = None, super_typ
     if super_type not in SUPER_TYPES:
         raise ConfigError(f"unknown super_type {super_type!r}; allowed: {', '.join(SUPER_TYPES)}")
     if super_type == "infer-width" and arch.xblocks != arch.layers:
-        raise ConfigError(f"an infer-width config keeps every block; this shape keeps xblocks={list(arch.xblocks)} of "
-                          f"layers={list(arch.layers)} (use super_type infer-shape)")  # fmt: skip
+        raise ConfigError(
+            f"an infer-width config keeps every block; this shape keeps xblocks={list(arch.xblocks)} of "
+            f"layers={list(arch.layers)} (use super_type infer-shape)"
+        )
     mflop = macs(arch) / 1e6 if estimated_flop is None else estimated_flop
     xchannels = ("xchannels", "int", [str(c) for c in arch.xchannels])
     xblocks = [("search_mode", "str", "shape"), ("xblocks", "int", [str(b) for b in arch.xblocks])]
@@ -107,20 +110,34 @@ def format_tas_config(arch: Arch, estimated_flop: float | None = None, super_typ
         depth = 2 + sum(arch.layers) * arch.convs_per_block
         module = {v: k for k, v in _CIFAR_MODULES.items()}[arch.block]
         fields = [
-            ("dataset", "str", "cifar"), ("arch", "str", "resnet"), ("depth", "int", str(depth)),
-            ("module", "str", module), ("super_type", "str", super_type), ("zero_init_residual", "bool", "0"),
-            ("class_num", "int", str(arch.num_classes)), *xblocks[:1], xchannels, *xblocks[1:],
+            ("dataset", "str", "cifar"),
+            ("arch", "str", "resnet"),
+            ("depth", "int", str(depth)),
+            ("module", "str", module),
+            ("super_type", "str", super_type),
+            ("zero_init_residual", "bool", "0"),
+            ("class_num", "int", str(arch.num_classes)),
+            *xblocks[:1],
+            xchannels,
+            *xblocks[1:],
             ("estimated_FLOP", "float", repr(round(mflop, 6))),
-        ]  # fmt: skip
+        ]
     else:
         name = {v: k for k, v in _IMAGENET_BLOCKS.items()}[arch.block]
         fields = [
-            ("dataset", "str", "imagenet"), ("arch", "str", "resnet"), ("block_name", "str", name),
-            ("layers", "int", [str(n) for n in arch.layers]), ("deep_stem", "bool", "0"),
-            ("zero_init_residual", "bool", "1"), ("class_num", "int", str(arch.num_classes)),
-            *xblocks[:1], xchannels, *xblocks[1:], ("super_type", "str", super_type),
+            ("dataset", "str", "imagenet"),
+            ("arch", "str", "resnet"),
+            ("block_name", "str", name),
+            ("layers", "int", [str(n) for n in arch.layers]),
+            ("deep_stem", "bool", "0"),
+            ("zero_init_residual", "bool", "1"),
+            ("class_num", "int", str(arch.num_classes)),
+            *xblocks[:1],
+            xchannels,
+            *xblocks[1:],
+            ("super_type", "str", super_type),
             ("estimated_FLOP", "float", repr(round(mflop, 6))),
-        ]  # fmt: skip
+        ]
     lines = [f"  {json.dumps(k):<20} : [{json.dumps(t):<7} , {json.dumps(v)}]" for k, t, v in fields]
     return "{\n" + ",\n".join(lines) + "\n}\n"
 

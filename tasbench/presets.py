@@ -118,8 +118,10 @@ def check_fits(arch: Arch, dataset: str, source: str) -> None:
         raise choice_error("dataset", dataset, list(DATASETS))
     facts = DATASETS[dataset]
     if (arch.num_classes, arch.family) != (facts.num_classes, facts.family):
-        raise ConfigError(f"{source} is a {arch.num_classes}-class {arch.family} network, not one for dataset "
-                          f"{dataset!r} ({facts.num_classes} classes of {facts.family} images)")  # fmt: skip
+        raise ConfigError(
+            f"{source} is a {arch.num_classes}-class {arch.family} network, not one for dataset "
+            f"{dataset!r} ({facts.num_classes} classes of {facts.family} images)"
+        )
 
 
 def resolve_network(

@@ -37,8 +37,17 @@ from tasbench.errors import ConfigError
 
 # The ten classes; index = label.
 PROXY_CLASSES: tuple[str, ...] = (
-    "disk", "ring", "square", "triangle", "plus", "star", "crescent", "striped_disk", "checker_square", "two_bars",
-)  # fmt: skip
+    "disk",
+    "ring",
+    "square",
+    "triangle",
+    "plus",
+    "star",
+    "crescent",
+    "striped_disk",
+    "checker_square",
+    "two_bars",
+)
 NUM_CLASSES = len(PROXY_CLASSES)
 IMAGE_SIZE = 32
 # Images are rendered this many at a time, to bound peak memory; fixed, so the bytes depend on the arguments only.

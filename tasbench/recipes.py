@@ -65,8 +65,14 @@ class Recipe:
         epochs = self.epochs
         if self.name == "scratch-b":
             epochs = max(1, round(self.epochs * unpruned_macs / pruned_macs))
-        return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup_epochs=min(self.warmup_epochs, epochs), seed=seed)  # fmt: skip
+        return TrainConfig(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_epochs=min(self.warmup_epochs, epochs),
+            seed=seed,
+        )
 
     def distill(self) -> DistillConfig | None:
         return DistillConfig(self.kd_alpha, self.kd_temperature) if self.name == "kd" else None
@@ -107,6 +113,15 @@ def retrain(
         loss_fn = DistillLoss(teacher.to(device, memory_format=torch.channels_last), recipe.distill())
     # train() sets channels_last itself; a wrapper (DDP) must see the final layout when it is built.
     trained = wrap(model.to(device, memory_format=torch.channels_last)) if wrap is not None else model
-    metrics = train(trained, data, cfg, device=device, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
-                    run_config=run_config, progress=progress, on_epoch=on_epoch)  # fmt: skip
+    metrics = train(
+        trained,
+        data,
+        cfg,
+        device=device,
+        loss_fn=loss_fn,
+        checkpoint_path=checkpoint_path,
+        run_config=run_config,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
     return model, metrics

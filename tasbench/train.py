@@ -47,15 +47,18 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_fields(self, [
-            ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
-            ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
-            ("lr", self.lr > 0, "> 0"),
-            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, f"in [0, epochs={self.epochs}]"),
-            ("seed", 0 <= self.seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
-        ])  # fmt: skip
+        check_fields(
+            self,
+            [
+                ("epochs", 1 <= self.epochs <= MAX_EPOCHS, f"in [1, {MAX_EPOCHS}]"),
+                ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"in [1, {MAX_BATCH}]"),
+                ("lr", self.lr > 0, "> 0"),
+                ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+                ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, f"in [0, epochs={self.epochs}]"),
+                ("seed", 0 <= self.seed <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+            ],
+        )
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
@@ -124,8 +127,15 @@ def train(
 
     steps = num_train_batches(data, cfg.batch_size)
     total, warmup = cfg.epochs * steps, cfg.warmup_epochs * steps
-    bar = tqdm(total=total * cfg.batch_size, initial=start * steps * cfg.batch_size, unit="img", unit_scale=True,
-               desc="train", disable=not progress, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total * cfg.batch_size,
+        initial=start * steps * cfg.batch_size,
+        unit="img",
+        unit_scale=True,
+        desc="train",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for epoch in range(start, cfg.epochs):
         model.train()
         began = time.perf_counter()
@@ -163,8 +173,16 @@ def train(
         history.append(row)
         bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.3f}", test_top1=f"{row['test_top1']:.2f}")
         if checkpoint_path is not None:
-            save_torch(checkpoint_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "epoch": epoch + 1, "history": history, "config": run_config})  # fmt: skip
+            save_torch(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "config": run_config,
+                },
+            )
         if on_epoch is not None:
             on_epoch(history)
     bar.close()

@@ -16,8 +16,20 @@ def tiny_arch(num_classes: int = 10) -> Arch:
 
 
 # Ten well-separated colours: the 8 corners of the RGB cube and two greys.
-PALETTE = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1],
-                        [0.33, 0.33, 0.33], [0.67, 0.67, 0.67]])  # fmt: skip
+PALETTE = torch.tensor(
+    [
+        [0, 0, 0],
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+        [1, 0, 1],
+        [0, 1, 1],
+        [1, 1, 1],
+        [0.33, 0.33, 0.33],
+        [0.67, 0.67, 0.67],
+    ]
+)
 
 
 def random_data(n_train: int = 96, n_test: int = 40, classes: int = 10, seed: int = 0) -> ImageData:

@@ -42,6 +42,7 @@ def without_timing(metrics: dict) -> dict:
 
 def spawned_workers(pid: int) -> list[int]:
     """The worker processes (multiprocessing spawn) that process `pid` started and that are still alive."""
+
     def read(path: str) -> str:  # a process may exit between being listed and being read: then it is not alive
         try:
             return open(path).read()

@@ -41,10 +41,19 @@ SHAPES = {
 def test_groups_of_resnet20():
     groups = channel_groups(resnet20())
     assert [(g.slots, len(g.channels), g.internal) for g in groups] == [
-        ((1, 3, 5, 7), 16, False), ((2,), 16, True), ((4,), 16, True), ((6,), 16, True),
-        ((8,), 32, True), ((9, 11, 13), 32, False), ((10,), 32, True), ((12,), 32, True),
-        ((14,), 64, True), ((15, 17, 19), 64, False), ((16,), 64, True), ((18,), 64, True),
-    ]  # fmt: skip
+        ((1, 3, 5, 7), 16, False),
+        ((2,), 16, True),
+        ((4,), 16, True),
+        ((6,), 16, True),
+        ((8,), 32, True),
+        ((9, 11, 13), 32, False),
+        ((10,), 32, True),
+        ((12,), 32, True),
+        ((14,), 64, True),
+        ((15, 17, 19), 64, False),
+        ((16,), 64, True),
+        ((18,), 64, True),
+    ]
 
 
 def test_zero_pad_ties_channels_across_stages():

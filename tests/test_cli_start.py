@@ -43,8 +43,17 @@ def heavy_imports(*argv: str) -> list[str]:
     return result.stdout.split()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["sweep", "--help"], ["regress", "--help"], ["report", "--help"],
-                                  ["compare", "--help"], ["--version"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["sweep", "--help"],
+        ["regress", "--help"],
+        ["report", "--help"],
+        ["compare", "--help"],
+        ["--version"],
+    ],
+)
 def test_help_imports_no_torch(argv):
     assert heavy_imports(*argv) == []
 
@@ -62,12 +71,15 @@ def test_version_names_the_package_and_the_checkout(capsys):
     assert e.value.code == 0 and out.startswith("tas-bench 0.1.0 (git ") and commit.stdout.strip() in out
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--no-progress"],
-    ["prune", "--method", "l1", "--no-progress"],
-    ["regress", "--no-progress"],
-    ["bench", "search-step", "--no-progress"],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--no-progress"],
+        ["prune", "--method", "l1", "--no-progress"],
+        ["regress", "--no-progress"],
+        ["bench", "search-step", "--no-progress"],
+    ],
+)
 def test_long_commands_take_no_progress(argv):
     assert build_parser().parse_args(argv).no_progress is True
 
@@ -92,9 +104,11 @@ def test_a_path_stays_a_path(capsys, monkeypatch, tmp_path):
     assert code == 0 and out["sweep"] == "mine"
     names = ", ".join(shipped_specs())
     for spec in ("benchmarks/proxy.yaml", "cifar1"):
-        assert_one_line_error(capsys, ["sweep", spec, "--out", str(tmp_path / "runs")],
-                              f"sweep spec '{spec}' does not exist; give a path to a YAML file or a shipped spec: "
-                              f"{names}")  # fmt: skip
+        assert_one_line_error(
+            capsys,
+            ["sweep", spec, "--out", str(tmp_path / "runs")],
+            f"sweep spec '{spec}' does not exist; give a path to a YAML file or a shipped spec: {names}",
+        )
 
 
 def test_regress_finds_its_spec_and_stored_results_from_any_directory(capsys, monkeypatch, tmp_path):
@@ -104,21 +118,26 @@ def test_regress_finds_its_spec_and_stored_results_from_any_directory(capsys, mo
     # the default stored results: the repository's file, here for other runs than this tiny spec's
     stored = default_expected(cpu_name(), update=False).resolve()  # this CPU model's, or another's
     assert stored.parent == ROOT / "benchmarks" / "regression"
-    assert_one_line_error(capsys, ["regress", "--spec", str(write_spec(tmp_path))],
-                          f"stored regression results '{stored}' are for other runs than the spec")  # fmt: skip
+    assert_one_line_error(
+        capsys,
+        ["regress", "--spec", str(write_spec(tmp_path))],
+        f"stored regression results '{stored}' are for other runs than the spec",
+    )
 
 
 def build_wheel(tmp_path: Path) -> Path:
     """The wheel pip builds from a copy of this source tree (offline: no index, no build isolation)."""
     source = tmp_path / "source"
     for name in ("tasbench", "tas", "baselines", "benchmarks", "results"):
-        shutil.copytree(ROOT / name, source / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+        shutil.copytree(
+            ROOT / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
-    built = subprocess.run([*pip, str(source), "-w", str(tmp_path / "dist")], capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
+    built = subprocess.run(
+        [*pip, str(source), "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("tas_bench-*.whl")
     return wheel
@@ -129,9 +148,12 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     wheel = build_wheel(tmp_path)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking
-    shipped = [(ROOT / "benchmarks", "*.yaml", "specs"), (ROOT / "benchmarks", "regression/*.json", "specs"),
-               (ROOT / "results" / "paper", "*.csv", "paper"),
-               (ROOT / "tasbench" / "official_configs", "**/*.config", "official_configs")]  # fmt: skip
+    shipped = [
+        (ROOT / "benchmarks", "*.yaml", "specs"),
+        (ROOT / "benchmarks", "regression/*.json", "specs"),
+        (ROOT / "results" / "paper", "*.csv", "paper"),
+        (ROOT / "tasbench" / "official_configs", "**/*.config", "official_configs"),
+    ]
     for folder, pattern, installed in shipped:
         files = sorted(folder.glob(pattern))
         assert files, pattern
@@ -144,8 +166,14 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     elsewhere.mkdir()
 
     def tas_bench(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tasbench.cli", *argv], cwd=elsewhere, capture_output=True,
-                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(site)})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "tasbench.cli", *argv],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(site)},
+        )
 
     where = tas_bench("--version")
     assert where.returncode == 0 and where.stdout == "tas-bench 0.1.0\n"  # no checkout: no git commit
@@ -154,6 +182,7 @@ def test_an_installed_wheel_carries_its_files_and_runs_from_anywhere(tmp_path):
     assert json.loads(planned.stdout)["runs"] == len(load_sweep(SPECS_DIR / "regression.yaml").runs)
     update = tas_bench("regress", "--update")
     assert update.returncode == 2 and update.stdout == "" and update.stderr.count("\n") == 1
-    assert "tas-bench: error: --update rewrites benchmarks/regression/<cpu>.json in the tas-bench repository, but " \
-           "this tas-bench is installed from a wheel, not run from a checkout" in update.stderr  # fmt: skip
-
+    assert (
+        "tas-bench: error: --update rewrites benchmarks/regression/<cpu>.json in the tas-bench repository, but "
+        "this tas-bench is installed from a wheel, not run from a checkout" in update.stderr
+    )

@@ -35,11 +35,17 @@ DAMAGES = [
     (b"{]", None, "is damaged: not JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
     (b'{"a": 1} {"b": 2}', None, "is damaged: not JSON (Extra data at line 1, column 10)"),
     (b'{"top1": 91.0, "top5": 99.0}', TEACHER_METRICS, "is not a tas-bench run file: lacks 'train_seconds'"),
-    (b'{"top1": "high", "top5": 99.0, "train_seconds": 1, "wall_seconds": 2, "environment": {}}', TEACHER_METRICS,
-     "is not a tas-bench run file: 'top1' is 'high', expected a number"),
-    (b'{"top1": true, "top5": 99.0, "train_seconds": 1, "wall_seconds": 2, "environment": {}}', TEACHER_METRICS,
-     "is not a tas-bench run file: 'top1' is True, expected a number"),
-]  # fmt: skip
+    (
+        b'{"top1": "high", "top5": 99.0, "train_seconds": 1, "wall_seconds": 2, "environment": {}}',
+        TEACHER_METRICS,
+        "is not a tas-bench run file: 'top1' is 'high', expected a number",
+    ),
+    (
+        b'{"top1": true, "top5": 99.0, "train_seconds": 1, "wall_seconds": 2, "environment": {}}',
+        TEACHER_METRICS,
+        "is not a tas-bench run file: 'top1' is True, expected a number",
+    ),
+]
 
 
 @pytest.mark.parametrize("content,schema,problem", DAMAGES, ids=[p[:40] for _, _, p in DAMAGES])
@@ -72,8 +78,11 @@ def test_a_recorded_arch_is_optional_and_a_malformed_one_is_foreign(tmp_path):
     arch = PRESETS["resnet20"](num_classes=10)
     assert recorded_arch(path, {"top1": 91.0}) is None  # written before metrics.json recorded it
     assert recorded_arch(path, {"arch": arch.to_dict()}) == arch
-    with pytest.raises(DamagedRunFile, match=r"is not a tas-bench run file: 'arch' does not rebuild a network "
-                                             r"\(arch is missing field 'xchannels'\)$") as e:  # fmt: skip
+    with pytest.raises(
+        DamagedRunFile,
+        match=r"is not a tas-bench run file: 'arch' does not rebuild a network "
+        r"\(arch is missing field 'xchannels'\)$",
+    ) as e:
         recorded_arch(path, {"arch": {k: v for k, v in arch.to_dict().items() if k != "xchannels"}})
     assert e.value.foreign
 
@@ -88,8 +97,10 @@ def test_non_finite_numbers_are_written_as_null_and_old_ones_read_as_null(tmp_pa
 def test_a_damaged_error_json_is_still_a_failure_that_names_the_file(tmp_path):
     (tmp_path / "error.json").write_text("42")
     failure = read_failure(tmp_path)
-    assert failure["error"] == "unknown" and "error.json' is not a tas-bench run file: holds a JSON number" in \
-        failure["message"]  # fmt: skip
+    assert (
+        failure["error"] == "unknown"
+        and "error.json' is not a tas-bench run file: holds a JSON number" in failure["message"]
+    )
 
 
 # --- report: a damaged or foreign run is skipped with a warning naming it; the report says how many
@@ -108,22 +119,34 @@ def edit_metrics(**changes):
 
 
 DAMAGED_REPORTS = [
-    (damage_metrics(b"42"), "metrics.json' is not a tas-bench run file: holds a JSON number, expected an object; "
-                            "skipped"),
+    (
+        damage_metrics(b"42"),
+        "metrics.json' is not a tas-bench run file: holds a JSON number, expected an object; skipped",
+    ),
     (damage_metrics(b'{"dataset": "cifar10", "teacher_hash": "t'), "metrics.json' is damaged: truncated"),
-    (damage_metrics(b'{"teacher_hash": "\xe9t\xe9"}'), "metrics.json' is damaged: not UTF-8 text (byte 18); skipped "
-                                                       "(its sweep recomputes it, keeping it aside)"),
-    (damage_metrics(b'{"teacher_hash": "t", "accuracy": 91}'), "metrics.json' is not a tas-bench run file: lacks "
-                                                               "'dataset'; skipped"),
+    (
+        damage_metrics(b'{"teacher_hash": "\xe9t\xe9"}'),
+        "metrics.json' is damaged: not UTF-8 text (byte 18); skipped (its sweep recomputes it, keeping it aside)",
+    ),
+    (
+        damage_metrics(b'{"teacher_hash": "t", "accuracy": 91}'),
+        "metrics.json' is not a tas-bench run file: lacks 'dataset'; skipped",
+    ),
     (edit_metrics(top1="91%"), "metrics.json' is not a tas-bench run file: 'top1' is '91%', expected a number"),
-    (edit_metrics(environment={"device": "cpu"}),
-     "metrics.json' is not a tas-bench run file: lacks 'environment.torch'"),
-    (edit_metrics(unpruned_macs=0), "metrics.json' is not a tas-bench run file: does not hold a tas-bench run "
-                                    "(ZeroDivisionError"),
-    (lambda run: (run / "params.json").write_text('{"config": [1]}'),
-     "params.json' is not a tas-bench run file: 'config' is [1], expected an object"),
+    (
+        edit_metrics(environment={"device": "cpu"}),
+        "metrics.json' is not a tas-bench run file: lacks 'environment.torch'",
+    ),
+    (
+        edit_metrics(unpruned_macs=0),
+        "metrics.json' is not a tas-bench run file: does not hold a tas-bench run (ZeroDivisionError",
+    ),
+    (
+        lambda run: (run / "params.json").write_text('{"config": [1]}'),
+        "params.json' is not a tas-bench run file: 'config' is [1], expected an object",
+    ),
     (lambda run: (run / "params.json").write_bytes(b"\x89PNG"), "params.json' is damaged: not UTF-8 text (byte 0)"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("damage,warning", DAMAGED_REPORTS, ids=[w[:40] for _, w in DAMAGED_REPORTS])
@@ -137,18 +160,25 @@ def test_report_skips_a_damaged_run_with_a_warning_and_says_so(capsys, tmp_path,
     (line,) = err.splitlines()
     assert line.startswith(f"tas-bench: warning: '{bad}/") and warning in line and "Traceback" not in err
     header = (root / "report" / "cifar10.md").read_text().splitlines()[2]
-    assert header.startswith("1 runs on") and header.endswith("; 1 result file skipped, damaged or not a tas-bench "
-                                                              "run's (`tas-bench report` names each in a warning)")
+    assert header.startswith("1 runs on") and header.endswith(
+        "; 1 result file skipped, damaged or not a tas-bench run's (`tas-bench report` names each in a warning)"
+    )
 
 
 def test_report_with_only_damaged_runs_is_one_line_naming_the_first_and_the_count(capsys, tmp_path):
     root = tmp_path / "runs"
     for seed in (0, 1):
         (fake_run(root, "Uniform", 0.5, seed, 91.0, 62_000_000) / "metrics.json").write_text("42")
-    assert_one_line_error(capsys, ["report", "--runs", str(root), "--paper", "none"],
-                          f"no readable finished runs under '{root}': '{root}/uniform/")  # fmt: skip
-    assert_one_line_error(capsys, ["report", "--runs", str(root), "--paper", "none"],
-                          "holds a JSON number, expected an object; skipped (and 1 more file)")  # fmt: skip
+    assert_one_line_error(
+        capsys,
+        ["report", "--runs", str(root), "--paper", "none"],
+        f"no readable finished runs under '{root}': '{root}/uniform/",
+    )
+    assert_one_line_error(
+        capsys,
+        ["report", "--runs", str(root), "--paper", "none"],
+        "holds a JSON number, expected an object; skipped (and 1 more file)",
+    )
 
 
 def test_report_marks_a_diverged_run(capsys, tmp_path):
@@ -165,8 +195,22 @@ def test_report_marks_a_diverged_run(capsys, tmp_path):
 
 
 def sweep(capsys, spec, root, *extra):
-    return run_cli(capsys, "sweep", str(spec), "--out", str(root), "--device", "cpu", "--threads", "1", "--wandb",
-                   "disabled", "--no-progress", *LATENCY, *extra)  # fmt: skip
+    return run_cli(
+        capsys,
+        "sweep",
+        str(spec),
+        "--out",
+        str(root),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--wandb",
+        "disabled",
+        "--no-progress",
+        *LATENCY,
+        *extra,
+    )
 
 
 @pytest.fixture
@@ -181,11 +225,14 @@ def finished(tmp_path, capsys, one_thread):  # noqa: F811 (the fixture)
     return spec, root, run, teacher
 
 
-@pytest.mark.parametrize("file,content,problem", [
-    ("metrics.json", b'{"top1": 9', "metrics.json: truncated (it ends mid-value at byte 10)"),
-    ("metrics.json", b"42", "metrics.json: holds a JSON number, expected an object"),
-    ("params.json", b"\xff\xfe{\x00}\x00", "params.json: not UTF-8 text (byte 0)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "file,content,problem",
+    [
+        ("metrics.json", b'{"top1": 9', "metrics.json: truncated (it ends mid-value at byte 10)"),
+        ("metrics.json", b"42", "metrics.json: holds a JSON number, expected an object"),
+        ("params.json", b"\xff\xfe{\x00}\x00", "params.json: not UTF-8 text (byte 0)"),
+    ],
+)
 def test_a_damaged_run_is_planned_moved_aside_recomputed_and_then_done(capsys, finished, file, content, problem):
     spec, root, run, _ = finished
     (run / file).write_bytes(content)
@@ -214,8 +261,20 @@ def test_a_damaged_teacher_is_retrained_when_a_run_needs_it(capsys, finished):
     assert strict(teacher / "metrics.json")["top5"] >= 0 and superseded(teacher)[0].name.endswith("-damaged")
 
 
-TRAIN = ["train", "--proxy-train", "64", "--proxy-test", "32", "--epochs", "1", "--batch-size", "32",
-         "--no-progress", "--device", "cpu"]  # fmt: skip
+TRAIN = [
+    "train",
+    "--proxy-train",
+    "64",
+    "--proxy-test",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
 
 
 def test_train_recomputes_a_damaged_run_instead_of_already_done(capsys, tmp_path, one_thread):  # noqa: F811
@@ -251,26 +310,38 @@ def spec_text(**changes) -> str:
 
 UNIFORM = {"method": "uniform"}
 DUPLICATES = [
-    ({"ratios": [0.5, 0.3, 0.5]}, "'ratios' lists 0.5 twice (ratios[0] and ratios[2]): its runs would run once and "
-                                  "count twice; remove one"),
+    (
+        {"ratios": [0.5, 0.3, 0.5]},
+        "'ratios' lists 0.5 twice (ratios[0] and ratios[2]): its runs would run once and count twice; remove one",
+    ),
     ({"ratios": [1, 1.0]}, "'ratios' lists 1.0 twice (ratios[0] and ratios[1])"),
     ({"seeds": [0, 1, 0]}, "'seeds' lists 0 twice (seeds[0] and seeds[2])"),
     ({"networks": ["resnet20", "resnet20"]}, "'networks' lists 'resnet20' twice (networks[0] and networks[1])"),
-    ({"ratios": {"resnet20": [0.5, 0.5]}}, "'ratios.resnet20' lists 0.5 twice (ratios.resnet20[0] and "
-                                           "ratios.resnet20[1])"),
-    ({"methods": [{**UNIFORM, "ratios": [0.4, 0.4]}]}, "'methods[0].ratios' lists 0.4 twice (methods[0].ratios[0] and "
-                                                       "methods[0].ratios[1])"),
-    ({"methods": [{**UNIFORM, "label": "A"}, {"method": "l1"}, {**UNIFORM, "label": "B"}]},
-     "methods[0] and methods[2] are the same runs (uniform, same options; e.g. uniform resnet20 ratio=0.5 recipe=kd "
-     "seed=0); labels 'A' and 'B' would share one run directory and one label would vanish from the outputs; remove "
-     "one or change an option"),
-    ({"methods": [UNIFORM, {**UNIFORM, "options": {}}]},
-     "methods[0] and methods[1] are the same runs (uniform, same options, same label 'uniform'; e.g. uniform "
-     "resnet20 ratio=0.5 recipe=kd seed=0): each would count twice; remove one"),
-    ({"recipes": [{"name": "kd", "epochs": 2}, {"name": "kd", "epochs": 2}]},
-     "methods[0] gives the run uniform resnet20 ratio=0.5 recipe=kd seed=0 twice (two identical recipes?); remove "
-     "the duplicate"),
-]  # fmt: skip
+    (
+        {"ratios": {"resnet20": [0.5, 0.5]}},
+        "'ratios.resnet20' lists 0.5 twice (ratios.resnet20[0] and ratios.resnet20[1])",
+    ),
+    (
+        {"methods": [{**UNIFORM, "ratios": [0.4, 0.4]}]},
+        "'methods[0].ratios' lists 0.4 twice (methods[0].ratios[0] and methods[0].ratios[1])",
+    ),
+    (
+        {"methods": [{**UNIFORM, "label": "A"}, {"method": "l1"}, {**UNIFORM, "label": "B"}]},
+        "methods[0] and methods[2] are the same runs (uniform, same options; e.g. uniform resnet20 ratio=0.5 recipe=kd "
+        "seed=0); labels 'A' and 'B' would share one run directory and one label would vanish from the outputs; remove "
+        "one or change an option",
+    ),
+    (
+        {"methods": [UNIFORM, {**UNIFORM, "options": {}}]},
+        "methods[0] and methods[1] are the same runs (uniform, same options, same label 'uniform'; e.g. uniform "
+        "resnet20 ratio=0.5 recipe=kd seed=0): each would count twice; remove one",
+    ),
+    (
+        {"recipes": [{"name": "kd", "epochs": 2}, {"name": "kd", "epochs": 2}]},
+        "methods[0] gives the run uniform resnet20 ratio=0.5 recipe=kd seed=0 twice (two identical recipes?); remove "
+        "the duplicate",
+    ),
+]
 
 
 @pytest.mark.parametrize("changes,message", DUPLICATES, ids=[m[:40] for _, m in DUPLICATES])
@@ -282,9 +353,12 @@ def test_a_run_given_twice_is_refused(capsys, tmp_path, changes, message):
 
 def test_runs_that_differ_in_an_option_or_recipe_are_not_duplicates(capsys, tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(spec_text(methods=[{**UNIFORM, "label": "A"}, {**UNIFORM, "label": "B",
-                                                                   "options": {"tolerance": 0.05}}],
-                              recipes=[{"name": "kd", "epochs": 2}, {"name": "kd", "epochs": 3}]))  # fmt: skip
+    path.write_text(
+        spec_text(
+            methods=[{**UNIFORM, "label": "A"}, {**UNIFORM, "label": "B", "options": {"tolerance": 0.05}}],
+            recipes=[{"name": "kd", "epochs": 2}, {"name": "kd", "epochs": 3}],
+        )
+    )
     from tasbench.runner.spec import load_sweep
 
     runs = load_sweep(path).runs

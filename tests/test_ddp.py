@@ -37,8 +37,19 @@ def test_a_run_under_torchrun_with_two_cpu_processes(tmp_path):
     spec = write_spec(tmp_path, ratios=[0.5])
     (cfg,) = load_sweep(spec).runs
     root = tmp_path / "runs"
-    result = torchrun("-m", "tasbench.runner.ddp", str(spec), "--index", "0", "--out", str(root),
-                      "--latency-batches", "1,8", "--device", "cpu")  # fmt: skip
+    result = torchrun(
+        "-m",
+        "tasbench.runner.ddp",
+        str(spec),
+        "--index",
+        "0",
+        "--out",
+        str(root),
+        "--latency-batches",
+        "1,8",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((cfg.directory(root) / "metrics.json").read_text())
     assert metrics["timing"]["ddp_world_size"] == 2 and metrics["hash"] == cfg.directory(root).name

@@ -23,15 +23,18 @@ def gpus(monkeypatch, count: int) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
 
 
-@pytest.mark.parametrize("count,name,expected", [
-    (0, "auto", "cpu"),
-    (1, "auto", "cuda"),
-    (0, "cpu", "cpu"),
-    (2, "cpu", "cpu"),
-    (1, "cuda", "cuda"),
-    (1, "cuda:0", "cuda:0"),
-    (2, "cuda:1", "cuda:1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "count,name,expected",
+    [
+        (0, "auto", "cpu"),
+        (1, "auto", "cuda"),
+        (0, "cpu", "cpu"),
+        (2, "cpu", "cpu"),
+        (1, "cuda", "cuda"),
+        (1, "cuda:0", "cuda:0"),
+        (2, "cuda:1", "cuda:1"),
+    ],
+)
 def test_a_device_this_machine_has(monkeypatch, count, name, expected):
     gpus(monkeypatch, count)
     assert parse_device(name) == torch.device(expected)
@@ -41,21 +44,27 @@ NO_GPU = "device '{name}' asked for, but this machine has no CUDA GPU (torch {to
 UNKNOWN = "unknown device '{name}'; allowed: auto, cpu, cuda, cuda:N (N: a GPU index)"
 
 
-@pytest.mark.parametrize("count,name,message", [
-    (1, "bogus", UNKNOWN),
-    (1, "tpu", UNKNOWN),
-    (1, "CUDA", UNKNOWN),
-    (1, "cuda:", UNKNOWN),
-    (1, "cuda:-1", UNKNOWN),
-    (1, "cuda:0:1", UNKNOWN),
-    (1, "mps", UNKNOWN),
-    (1, "", UNKNOWN),
-    (1, "cuda:7", "device 'cuda:7' asked for, but this machine has 1 CUDA GPU (cuda:0); allowed: auto, cpu, cuda, "
-                  "cuda:0"),
-    (2, "cuda:2", "this machine has 2 CUDA GPUs (cuda:0, cuda:1); allowed: auto, cpu, cuda, cuda:0, cuda:1"),
-    (0, "cuda", NO_GPU),
-    (0, "cuda:0", NO_GPU),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "count,name,message",
+    [
+        (1, "bogus", UNKNOWN),
+        (1, "tpu", UNKNOWN),
+        (1, "CUDA", UNKNOWN),
+        (1, "cuda:", UNKNOWN),
+        (1, "cuda:-1", UNKNOWN),
+        (1, "cuda:0:1", UNKNOWN),
+        (1, "mps", UNKNOWN),
+        (1, "", UNKNOWN),
+        (
+            1,
+            "cuda:7",
+            "device 'cuda:7' asked for, but this machine has 1 CUDA GPU (cuda:0); allowed: auto, cpu, cuda, cuda:0",
+        ),
+        (2, "cuda:2", "this machine has 2 CUDA GPUs (cuda:0, cuda:1); allowed: auto, cpu, cuda, cuda:0, cuda:1"),
+        (0, "cuda", NO_GPU),
+        (0, "cuda:0", NO_GPU),
+    ],
+)
 def test_a_device_this_machine_lacks_is_one_clear_error(monkeypatch, count, name, message):
     gpus(monkeypatch, count)
     with pytest.raises(ConfigError) as e:
@@ -80,11 +89,14 @@ def test_every_command_that_takes_a_device_defaults_to_auto(command):
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("count,device,message", [
-    (1, "bogus", "unknown device 'bogus'; allowed: auto, cpu, cuda, cuda:N"),
-    (1, "cuda:7", "device 'cuda:7' asked for, but this machine has 1 CUDA GPU (cuda:0)"),
-    (0, "cuda", "device 'cuda' asked for, but this machine has no CUDA GPU"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "count,device,message",
+    [
+        (1, "bogus", "unknown device 'bogus'; allowed: auto, cpu, cuda, cuda:N"),
+        (1, "cuda:7", "device 'cuda:7' asked for, but this machine has 1 CUDA GPU (cuda:0)"),
+        (0, "cuda", "device 'cuda' asked for, but this machine has no CUDA GPU"),
+    ],
+)
 def test_every_command_refuses_a_device_in_one_line(capsys, monkeypatch, tmp_path, command, count, device, message):
     gpus(monkeypatch, count)
     argv = [a.format(spec=write_spec(tmp_path)) for a in COMMANDS[command]] + ["--device", device]
@@ -116,15 +128,29 @@ def test_a_worker_resolves_the_device_itself(monkeypatch, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("count,device,local_rank,message", [
-    (1, "bogus", "0", "tasbench.runner.ddp: error: " + UNKNOWN.format(name="bogus")),
-    (0, "cuda", "0", "tasbench.runner.ddp: error: " + NO_GPU.format(name="cuda", torch=torch.__version__) + " or auto"),
-    (1, "auto", "1", "tasbench.runner.ddp: error: local rank 1 takes a GPU of its own: device 'cuda:1' asked for, "
-                     "but this machine has 1 CUDA GPU (cuda:0); allowed: auto, cpu, cuda, cuda:0; start at most one "
-                     "rank per GPU, or use --device cpu"),
-])  # fmt: skip
-def test_a_torchrun_rank_refuses_a_device_before_joining_the_group(capsys, monkeypatch, tmp_path, count, device,
-                                                                   local_rank, message):  # fmt: skip
+@pytest.mark.parametrize(
+    "count,device,local_rank,message",
+    [
+        (1, "bogus", "0", "tasbench.runner.ddp: error: " + UNKNOWN.format(name="bogus")),
+        (
+            0,
+            "cuda",
+            "0",
+            "tasbench.runner.ddp: error: " + NO_GPU.format(name="cuda", torch=torch.__version__) + " or auto",
+        ),
+        (
+            1,
+            "auto",
+            "1",
+            "tasbench.runner.ddp: error: local rank 1 takes a GPU of its own: device 'cuda:1' asked for, "
+            "but this machine has 1 CUDA GPU (cuda:0); allowed: auto, cpu, cuda, cuda:0; start at most one "
+            "rank per GPU, or use --device cpu",
+        ),
+    ],
+)
+def test_a_torchrun_rank_refuses_a_device_before_joining_the_group(
+    capsys, monkeypatch, tmp_path, count, device, local_rank, message
+):
     gpus(monkeypatch, count)
     monkeypatch.setenv("RANK", local_rank)
     monkeypatch.setenv("LOCAL_RANK", local_rank)

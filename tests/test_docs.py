@@ -16,8 +16,13 @@ CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", re.S)
 
 
 def markdown_files() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "results" / "README.md",
-             ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]  # fmt: skip
+    files = [
+        ROOT / "README.md",
+        ROOT / "CHANGELOG.md",
+        ROOT / "results" / "README.md",
+        ROOT / "benchmarks" / "README.md",
+        *sorted((ROOT / "docs").rglob("*.md")),
+    ]
     return [f for f in files if f.exists()]
 
 
@@ -64,9 +69,11 @@ def test_the_link_check_finds_broken_links(tmp_path: Path):
     (repo / "here.md").write_text("x")
     (repo.parent / "outside.md").write_text("x")
     page = repo / "page.md"
-    page.write_text("[ok](here.md#part) [gone](missing.md) ![img](gone.png) [web](https://example.org) [a](#top)\n"
-                    "`[code](nothing.md)`\n\n    [indented](nothing.md)\n\n```\n[fenced](nothing.md)\n```\n"
-                    "[outside](../outside.md)\n")  # fmt: skip
+    page.write_text(
+        "[ok](here.md#part) [gone](missing.md) ![img](gone.png) [web](https://example.org) [a](#top)\n"
+        "`[code](nothing.md)`\n\n    [indented](nothing.md)\n\n```\n[fenced](nothing.md)\n```\n"
+        "[outside](../outside.md)\n"
+    )
     assert broken_links(page, root=repo) == ["missing.md", "gone.png", "../outside.md"]
 
 

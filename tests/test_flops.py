@@ -37,10 +37,14 @@ EXACT = {
 }
 # The TAS paper / reference notes, in MFLOPs with 2 decimals (official shortcut; zero-pad for ResNet-56/110).
 PAPER_MFLOPS = {
-    ("resnet20", "official"): 40.81, ("resnet32", "official"): 69.12, ("resnet56", "official"): 125.75,
-    ("resnet110", "official"): 253.15, ("resnet164", "official"): 247.65,
-    ("resnet56", "zero-pad"): 125.49, ("resnet110", "zero-pad"): 252.89,
-}  # fmt: skip
+    ("resnet20", "official"): 40.81,
+    ("resnet32", "official"): 69.12,
+    ("resnet56", "official"): 125.75,
+    ("resnet110", "official"): 253.15,
+    ("resnet164", "official"): 247.65,
+    ("resnet56", "zero-pad"): 125.49,
+    ("resnet110", "zero-pad"): 252.89,
+}
 # The 12 released shapes: exact MACs and params of the net they build.
 EXACT_CONFIGS = {
     "C010-ResNet20": (22_444_482, 228_130),
@@ -96,10 +100,15 @@ def test_resnet20_by_hand():
     expected = (
         9 * 3 * 16 * 32 * 32
         + 6 * 9 * 16 * 16 * 32 * 32
-        + 9 * 16 * 32 * 16 * 16 + 5 * 9 * 32 * 32 * 16 * 16 + 16 * 32 * 16 * 16
-        + 9 * 32 * 64 * 8 * 8 + 5 * 9 * 64 * 64 * 8 * 8 + 32 * 64 * 8 * 8
-        + 64 * 10 + 10
-    )  # fmt: skip
+        + 9 * 16 * 32 * 16 * 16
+        + 5 * 9 * 32 * 32 * 16 * 16
+        + 16 * 32 * 16 * 16
+        + 9 * 32 * 64 * 8 * 8
+        + 5 * 9 * 64 * 64 * 8 * 8
+        + 32 * 64 * 8 * 8
+        + 64 * 10
+        + 10
+    )
     assert expected == 40_813_194
     assert macs(PRESETS["resnet20"]()) == expected
 

@@ -35,15 +35,27 @@ SPEC = {
     "data": {"dataset": "proxy", "proxy_train": 128, "proxy_test": 32},
     "networks": ["resnet20"],
     "teacher": {"epochs": 3, "batch_size": 32},
-    "methods": [{"method": "uniform", "label": "Uniform"},
-                {"method": "tas", "label": "TAS", "options": {"epochs": 1, "batch_size": 32}}],
+    "methods": [
+        {"method": "uniform", "label": "Uniform"},
+        {"method": "tas", "label": "TAS", "options": {"epochs": 1, "batch_size": 32}},
+    ],
     "ratios": [0.5],
     "seeds": [0],
     "recipes": [{"name": "kd", "epochs": 2, "batch_size": 32}],
-}  # fmt: skip
+}
 # Pipeline order; each kill targets one of these (or "writing"), in an order the sweep passes through.
-SCHEDULE = ["teacher", "teacher", "writing", "prune", "retrain-uniform", "writing", "search", "search",
-            "retrain-tas", "writing"]  # fmt: skip
+SCHEDULE = [
+    "teacher",
+    "teacher",
+    "writing",
+    "prune",
+    "retrain-uniform",
+    "writing",
+    "search",
+    "search",
+    "retrain-tas",
+    "writing",
+]
 KILLS = len(SCHEDULE)
 
 
@@ -51,9 +63,13 @@ def stages(root, runs) -> list[tuple[str, object, str]]:
     """(phase, directory, the file whose appearance ends the phase), in the order the sequential sweep runs them."""
     uniform, tas = (cfg.directory(root) for cfg in runs)
     teacher = runs[0].teacher_directory(root)
-    return [("teacher", teacher, "metrics.json"), ("prune", uniform, "pruned.pt"),
-            ("retrain-uniform", uniform, "metrics.json"), ("search", tas, "pruned.pt"),
-            ("retrain-tas", tas, "metrics.json")]  # fmt: skip
+    return [
+        ("teacher", teacher, "metrics.json"),
+        ("prune", uniform, "pruned.pt"),
+        ("retrain-uniform", uniform, "metrics.json"),
+        ("search", tas, "pruned.pt"),
+        ("retrain-tas", tas, "metrics.json"),
+    ]
 
 
 def current(root, runs) -> int:
@@ -90,8 +106,7 @@ def assert_no_partial_results(root) -> None:
 
 def kill_at(argv, root, runs, target: str, fraction: float, durations: dict) -> dict:
     """Start the sweep, SIGKILL it in `target` (after `fraction` of that phase's reference duration); what it hit."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     began = time.monotonic()
     working = threading.Event()  # set once the sweep has started and printed its plan ("... to run, ...")
 
@@ -144,8 +159,9 @@ sys.exit(main(sys.argv[2:]))
 def kill_while_writing(argv, root, pattern: str) -> dict:
     """Run the sweep until it syncs a temporary file matching `pattern`, where it SIGKILLs itself."""
     began = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", KILL_AT_FSYNC, pattern, *argv[3:]], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_AT_FSYNC, pattern, *argv[3:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     (tmp,) = root.rglob(f".*.tmp-{proc.pid}")  # the complete, synced, never-renamed result: hidden
@@ -158,8 +174,18 @@ def test_ten_random_kills_lose_nothing(tmp_path):
     spec = tmp_path / "kills.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     runs = load_sweep(spec).runs
-    command = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--wandb", "disabled", *LATENCY,
-               "--threads", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tasbench.cli",
+        "sweep",
+        str(spec),
+        "--wandb",
+        "disabled",
+        *LATENCY,
+        "--threads",
+        "1",
+    ]
     began = time.monotonic()
     subprocess.run([*command, "--out", str(tmp_path / "a")], check=True, capture_output=True)
     reference_seconds = time.monotonic() - began
@@ -180,8 +206,11 @@ def test_ten_random_kills_lose_nothing(tmp_path):
         assert_no_partial_results(tmp_path / "c")
     subprocess.run(argv_c, check=True, capture_output=True)
     print(f"\nreference sweep {reference_seconds:.1f} s; phases (s): {json.dumps(durations)}")
-    print("\n".join(f"kill {i + 1}: aimed at {k['target']}, hit {k['hit']} after {k['seconds']} s"
-                    for i, k in enumerate(kills)))  # fmt: skip
+    print(
+        "\n".join(
+            f"kill {i + 1}: aimed at {k['target']}, hit {k['hit']} after {k['seconds']} s" for i, k in enumerate(kills)
+        )
+    )
 
     assert len(kills) == KILLS + 3
     hits = {k["hit"].split()[0] for k in kills[:KILLS]}
@@ -217,16 +246,37 @@ def test_an_interrupted_sweep_says_so_in_one_line_and_the_same_command_resumes(t
     status 130 and 143, one line naming what finished and how to resume, no traceback, no worker left running; the
     same command then finishes with an uninterrupted sweep's metrics and weights."""
     spec = tmp_path / "interrupt.yaml"
-    spec.write_text(yaml.safe_dump({**SPEC, "methods": SPEC["methods"][:1], "ratios": [0.7, 0.5, 0.3],
-                                    "recipes": [{"name": "kd", "epochs": 3, "batch_size": 32}]}))  # fmt: skip
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                **SPEC,
+                "methods": SPEC["methods"][:1],
+                "ratios": [0.7, 0.5, 0.3],
+                "recipes": [{"name": "kd", "epochs": 3, "batch_size": 32}],
+            }
+        )
+    )
     runs = load_sweep(spec).runs
-    command = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--wandb", "disabled", *LATENCY,
-               "--threads", "1", "--no-progress"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tasbench.cli",
+        "sweep",
+        str(spec),
+        "--wandb",
+        "disabled",
+        *LATENCY,
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     subprocess.run([*command, "--out", str(tmp_path / "a")], check=True, capture_output=True)
     root = tmp_path / "b"
     argv = [*command, "--out", str(root)]
-    line = re.compile(r"tas-bench: interrupted by (SIGINT|SIGTERM): (\d) of 3 runs finished and kept; run the same "
-                      r"command to resume the others")  # fmt: skip
+    line = re.compile(
+        r"tas-bench: interrupted by (SIGINT|SIGTERM): (\d) of 3 runs finished and kept; run the same "
+        r"command to resume the others"
+    )
     for signum, group, workers in ((signal.SIGINT, True, []), (signal.SIGTERM, False, ["--workers", "2"])):
         code, err, pids = interrupt([*argv, *workers], root, runs, signum, group)
         finished = len(list(root.glob("uniform/*/metrics.json")))
@@ -271,8 +321,11 @@ def test_a_recompute_killed_while_moving_the_old_results_aside_loses_none_of_the
     subprocess.run([sys.executable, "-m", "tasbench.cli", *argv], check=True, capture_output=True)
     run = cfg.directory(root)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_RENAME, r"/uniform/[0-9a-f]+/model\.pt$", *argv, "--force"],
-                            capture_output=True, text=True)  # fmt: skip
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT_RENAME, r"/uniform/[0-9a-f]+/model\.pt$", *argv, "--force"],
+        capture_output=True,
+        text=True,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     (moving,) = run.glob(".superseding-*")
     assert sorted(p.name for p in moving.iterdir()) == ["checkpoint.pt", "log.csv", "metrics.json"]

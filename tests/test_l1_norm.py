@@ -13,8 +13,12 @@ from tasbench.resnet import seeded_resnet
 from helpers import tiny_arch
 
 # Li et al. (2017) Table 2 (zero-pad "option A" shortcuts): FLOPs of the pruned net and the reduction, in percent.
-PAPER = {("resnet56", "A"): (1.12e8, 10.4), ("resnet56", "B"): (9.09e7, 27.6),
-         ("resnet110", "A"): (2.13e8, 15.9), ("resnet110", "B"): (1.55e8, 38.6)}  # fmt: skip
+PAPER = {
+    ("resnet56", "A"): (1.12e8, 10.4),
+    ("resnet56", "B"): (9.09e7, 27.6),
+    ("resnet110", "A"): (2.13e8, 15.9),
+    ("resnet110", "B"): (1.55e8, 38.6),
+}
 # Counted by our engine: (unpruned, pruned) MACs for the zero-pad and the official (TAS) shortcut.
 COUNTED = {
     ("resnet56", "A"): {"zero-pad": (125_485_706, 112_435_850), "official": (125_747_850, 112_697_994)},
@@ -66,11 +70,16 @@ def test_kept_indices_on_a_seeded_tiny_net():
     assert macs(out.arch) == 1_329_834 and out.info["filled_channels"] == 6
     assert out.info["factor"] == pytest.approx(0.5)
     assert out.info["kept"] == {
-        "stages.0.0.convs.0": [1, 2], "stages.0.1.convs.0": [2, 3], "stages.0.2.convs.0": [0, 3],
-        "stages.1.0.convs.0": [4, 5, 6, 7], "stages.1.1.convs.0": [1, 2, 5, 6], "stages.1.2.convs.0": [1, 3, 6, 7],
-        "stages.2.0.convs.0": [0, 3, 6, 10, 11, 12, 13], "stages.2.1.convs.0": [3, 6, 7, 10, 11, 13, 15],
+        "stages.0.0.convs.0": [1, 2],
+        "stages.0.1.convs.0": [2, 3],
+        "stages.0.2.convs.0": [0, 3],
+        "stages.1.0.convs.0": [4, 5, 6, 7],
+        "stages.1.1.convs.0": [1, 2, 5, 6],
+        "stages.1.2.convs.0": [1, 3, 6, 7],
+        "stages.2.0.convs.0": [0, 3, 6, 10, 11, 12, 13],
+        "stages.2.1.convs.0": [3, 6, 7, 10, 11, 13, 15],
         "stages.2.2.convs.0": [1, 2, 3, 9, 12, 13, 15],
-    }  # fmt: skip
+    }
 
 
 def test_l1_scores():

@@ -40,14 +40,20 @@ def test_ci_runs_the_readme_test_command():
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert commands[1] in ci, "CI must run the README's test command verbatim"
     # ... and then both regression checks, exactly as nox defines them.
-    assert ci[ci.index(commands[1]) + 1:] == ['export PATH="$PWD/.venv/bin:$PATH"',
-                                             "nox --no-venv --no-install -s bench_ci regress"]
+    assert ci[ci.index(commands[1]) + 1 :] == [
+        'export PATH="$PWD/.venv/bin:$PATH"',
+        "nox --no-venv --no-install -s bench_ci regress",
+    ]
 
 
 def nox_sessions() -> set[str]:
     tree = ast.parse((ROOT / "noxfile.py").read_text())
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
-            and any(ast.unparse(d).startswith("nox.session") for d in node.decorator_list)}  # fmt: skip
+    return {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any(ast.unparse(d).startswith("nox.session") for d in node.decorator_list)
+    }
 
 
 def test_tox_wraps_every_nox_session_and_only_those():
@@ -57,3 +63,16 @@ def test_tox_wraps_every_nox_session_and_only_those():
     assert set(re.fullmatch(r"testenv:\{(.*)\}", generative).group(1).split(",")) == nox_sessions()
     assert tox["testenv"]["commands"].strip() == "nox -s {envname} -- {posargs}"
     assert set(tox["tox"]["env_list"].replace(" ", "").split(",")) <= nox_sessions()
+
+
+def test_the_code_is_lint_clean_and_formatted():
+    """`ruff check` and `ruff format --check` (as `nox -s lint`), so the test command CI runs enforces both."""
+    import subprocess
+    import sys
+
+    paths = ["tasbench", "tas", "baselines", "tests", "benchmarks", "noxfile.py"]
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, *paths], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]

@@ -57,8 +57,20 @@ def test_two_sweeps_on_one_root_run_each_run_once(tmp_path):
     sweep = load_sweep(spec)
     reference = execute(sweep.runs, tmp_path / "a", latency_batches=(1, 8), log=lambda line: None)
     root = tmp_path / "b"
-    argv = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--out", str(root), "--wandb", "disabled",
-            *LATENCY, "--threads", str(torch.get_num_threads())]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tasbench.cli",
+        "sweep",
+        str(spec),
+        "--out",
+        str(root),
+        "--wandb",
+        "disabled",
+        *LATENCY,
+        "--threads",
+        str(torch.get_num_threads()),
+    ]
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]

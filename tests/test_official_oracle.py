@@ -106,8 +106,9 @@ def space_of(arch):
     return search_space(cifar_resnet(2 + sum(arch.layers) * arch.convs_per_block, arch.num_classes))
 
 
-@pytest.mark.parametrize("path", [p for p in OFFICIAL_CONFIGS + COMPARE_CONFIGS if "ImageNet" not in p.stem],
-                         ids=lambda p: p.stem)  # fmt: skip
+@pytest.mark.parametrize(
+    "path", [p for p in OFFICIAL_CONFIGS + COMPARE_CONFIGS if "ImageNet" not in p.stem], ids=lambda p: p.stem
+)
 def test_released_estimates_are_the_official_current_flops(path):
     """Each released CIFAR file's `estimated_FLOP` is the release's current FLOPs of its shape (`get_flop`), which
     `flop_count=official` reproduces to the file's last digit, depth-pruned shapes included."""

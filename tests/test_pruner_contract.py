@@ -121,6 +121,7 @@ def test_a_bad_option_value_is_one_line_naming_it(name):
         text = str(error.value)
         assert "\n" not in text and text.startswith(message) and str(value) in text
     fields = [f.name for f in dataclasses.fields(pruner.options)]
-    with pytest.raises(ConfigError, match=f"^unknown {pruner.options.__name__} key 'nosuch'; allowed: "
-                                          f"{', '.join(fields)}$"):  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=f"^unknown {pruner.options.__name__} key 'nosuch'; allowed: {', '.join(fields)}$"
+    ):
         overrides.parse_overrides(pruner.options, ["nosuch=1"])

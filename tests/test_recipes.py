@@ -26,11 +26,14 @@ def test_scratch_b_scales_epochs_by_the_flop_ratio():
     assert Recipe("scratch").distill() is None
 
 
-@pytest.mark.parametrize("bad,message", [
-    ({"name": "rewind"}, "unknown recipe 'rewind'; allowed: finetune, scratch, scratch-b, kd"),
-    ({"epochs": 0}, "epochs must be in [1, 10000], got 0"),
-    ({"kd_alpha": 1.5}, "alpha must be in [0, 1] (KD alpha), got 1.5"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"name": "rewind"}, "unknown recipe 'rewind'; allowed: finetune, scratch, scratch-b, kd"),
+        ({"epochs": 0}, "epochs must be in [1, 10000], got 0"),
+        ({"kd_alpha": 1.5}, "alpha must be in [0, 1] (KD alpha), got 1.5"),
+    ],
+)
 def test_bad_recipes_are_named(bad, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         Recipe(**bad)
@@ -44,8 +47,15 @@ def test_each_recipe_trains_from_the_weights_it_promises(name):
     before = {k: v.clone() for k, v in inherited.state_dict().items()}
     teacher = seeded_resnet(arch, 7)
     recipe = Recipe(name, epochs=1, batch_size=32, warmup_epochs=0)
-    model, metrics = retrain(Pruned(arch, inherited, {}), recipe, data, seed=0, unpruned_macs=2 * macs(arch),
-                             device=torch.device("cpu"), teacher=teacher)  # fmt: skip
+    model, metrics = retrain(
+        Pruned(arch, inherited, {}),
+        recipe,
+        data,
+        seed=0,
+        unpruned_macs=2 * macs(arch),
+        device=torch.device("cpu"),
+        teacher=teacher,
+    )
     assert (model is inherited) == (name == "finetune")
     assert metrics["epochs"] == (2 if name == "scratch-b" else 1) and len(metrics["history"]) == metrics["epochs"]
     if name == "finetune":
@@ -55,5 +65,11 @@ def test_each_recipe_trains_from_the_weights_it_promises(name):
 def test_kd_without_a_teacher_is_refused():
     arch = tiny_arch()
     with pytest.raises(ConfigError, match="recipe 'kd' needs the unpruned teacher"):
-        retrain(Pruned(arch, seeded_resnet(arch, 0), {}), Recipe("kd", epochs=1), random_data(), seed=0,
-                unpruned_macs=macs(arch), device=torch.device("cpu"))  # fmt: skip
+        retrain(
+            Pruned(arch, seeded_resnet(arch, 0), {}),
+            Recipe("kd", epochs=1),
+            random_data(),
+            seed=0,
+            unpruned_macs=macs(arch),
+            device=torch.device("cpu"),
+        )

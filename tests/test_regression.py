@@ -31,9 +31,16 @@ CPU = "Some CPU(R) Model 9"  # the CPU model the stored results below came from
 
 
 def observation(top1=50.0, test_loss=1.5, train_loss=1.0, macs=1000, config=None) -> dict:
-    return {"hash": "abc", "config": config or {"recipe": {"kd_temperature": 4.0}}, "macs": macs,
-            "xchannels": [3, 16, 8], "xblocks": [3, 3, 3], "top1": top1, "test_loss": test_loss,
-            "train_loss": train_loss}  # fmt: skip
+    return {
+        "hash": "abc",
+        "config": config or {"recipe": {"kd_temperature": 4.0}},
+        "macs": macs,
+        "xchannels": [3, 16, 8],
+        "xblocks": [3, 3, 3],
+        "top1": top1,
+        "test_loss": test_loss,
+        "train_loss": train_loss,
+    }
 
 
 def stored(runs: dict) -> dict:
@@ -93,20 +100,24 @@ def test_seed_spread_pools_the_variance_of_runs_that_differ_only_by_seed(tmp_pat
         seed_spread([(cfg, obs) for cfg, obs in seen if cfg.seed == 0])
 
 
-
 def test_on_another_cpu_model_only_the_tolerated_values_are_compared():
     """Exact MACs and shapes hold on one CPU model: stored on another, a flipped TAS width is no regression, but a
     top-1 beyond its band still is, and a note says what was left out and which file `--update` would store."""
     want = {"A r0.5 s0": observation()}
     now = {"A r0.5 s0": observation(macs=1200, top1=50.0 + 20 * SIGMA["top1"])}
-    assert failed(compare(stored(want), now, CPU)[0]) == {("A r0.5 s0", "macs"), ("A r0.5 s0", "top1"),
-                                                          ("mean of 1 runs", "top1")}  # fmt: skip
+    assert failed(compare(stored(want), now, CPU)[0]) == {
+        ("A r0.5 s0", "macs"),
+        ("A r0.5 s0", "top1"),
+        ("mean of 1 runs", "top1"),
+    }
     rows, notes = compare(stored(want), now, "AMD EPYC")
     assert failed(rows) == {("A r0.5 s0", "top1"), ("mean of 1 runs", "top1")}
     assert not {r.metric for r in rows} & set(EXACT)
-    assert notes == [f"macs, xchannels, xblocks not compared: the stored results come from {CPU!r}, this is "
-                     "'AMD EPYC', and exact values hold only on one CPU model; `tas-bench regress --update` here "
-                     "stores amd-epyc.json"]  # fmt: skip
+    assert notes == [
+        f"macs, xchannels, xblocks not compared: the stored results come from {CPU!r}, this is "
+        "'AMD EPYC', and exact values hold only on one CPU model; `tas-bench regress --update` here "
+        "stores amd-epyc.json"
+    ]
 
 
 def test_the_default_stored_file_is_this_cpu_models_else_another_models(tmp_path, monkeypatch):
@@ -119,16 +130,29 @@ def test_the_default_stored_file_is_this_cpu_models_else_another_models(tmp_path
     assert default_expected("AMD EPYC", update=False) == tmp_path / "amd-epyc.json"
     assert default_expected("Intel(R) Xeon(R) Processor", update=False) == tmp_path / "intel-xeon-processor.json"
 
-@pytest.mark.parametrize("content,message", [
-    (None, "no stored regression results at"),
-    (b"\xff\xfe not json", "are not valid JSON"),
-    (json.dumps({"format": "tas-bench-regression/0", "runs": {}}).encode(), "are of format 'tas-bench-regression/0'"),
-    (json.dumps([1, 2]).encode(), "are of format None"),
-    (json.dumps({"format": FORMAT, "runs": {"Uniform r0.5 s0": {}}}).encode(),
-     "no stored result for 'Uniform r0.3 s0'"),
-    (json.dumps({"format": FORMAT, "runs": {"Uniform r0.5 s0": {}, "Uniform r0.3 s0": {}, "X r1 s0": {}}}).encode(),
-     "a stored run 'X r1 s0' the spec lacks"),
-])  # fmt: skip
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "no stored regression results at"),
+        (b"\xff\xfe not json", "are not valid JSON"),
+        (
+            json.dumps({"format": "tas-bench-regression/0", "runs": {}}).encode(),
+            "are of format 'tas-bench-regression/0'",
+        ),
+        (json.dumps([1, 2]).encode(), "are of format None"),
+        (
+            json.dumps({"format": FORMAT, "runs": {"Uniform r0.5 s0": {}}}).encode(),
+            "no stored result for 'Uniform r0.3 s0'",
+        ),
+        (
+            json.dumps(
+                {"format": FORMAT, "runs": {"Uniform r0.5 s0": {}, "Uniform r0.3 s0": {}, "X r1 s0": {}}}
+            ).encode(),
+            "a stored run 'X r1 s0' the spec lacks",
+        ),
+    ],
+)
 def test_a_bad_stored_file_says_how_to_regenerate_it(tmp_path, capsys, content, message):
     path = tmp_path / "regression.json"
     if content is not None:
@@ -146,8 +170,13 @@ def test_a_bad_stored_file_says_how_to_regenerate_it(tmp_path, capsys, content, 
 def test_update_then_check_passes_and_a_changed_result_fails(tmp_path, capsys):
     """End to end on a tiny spec: `--update` stores seed 0 and the spread of seeds 0-1; a fresh rerun matches it
     bit for bit; a stored file with one run's MACs and train loss moved makes the check exit 1 naming those rows."""
-    spec = write_spec(tmp_path, methods=[{"method": "uniform", "label": "Uniform"},
-                                         {"method": "tas", "label": "TAS", "options": {"epochs": 1}}])  # fmt: skip
+    spec = write_spec(
+        tmp_path,
+        methods=[
+            {"method": "uniform", "label": "Uniform"},
+            {"method": "tas", "label": "TAS", "options": {"epochs": 1}},
+        ],
+    )
     expected = tmp_path / "regression.json"
     common = ["--spec", str(spec), "--expected", str(expected), "--workers", "1", "--threads", "1"]
     code, result, err = run_cli(capsys, "regress", "--update", "--spread-seeds", "1", *common)
@@ -169,15 +198,33 @@ def test_update_then_check_passes_and_a_changed_result_fails(tmp_path, capsys):
     assert code == 1 and not out["passed"]
     # 10 sigma in one run moves the mean of 4 by 2.5 sigma, beyond its band of 3*sqrt(2/4) = 2.1 sigma
     assert {(f["run"], f["metric"]) for f in out["failed"]} == {
-        ("TAS r0.5 s0", "macs"), ("TAS r0.5 s0", "train_loss"), ("mean of 4 runs", "train_loss")}
+        ("TAS r0.5 s0", "macs"),
+        ("TAS r0.5 s0", "train_loss"),
+        ("mean of 4 runs", "train_loss"),
+    }
     assert "REGRESSION" in err and "tas-bench regress --update" in err
 
 
 def pytest_bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
     """One cheap benchmark of benchmarks/ in a child pytest, as `nox -s bench` runs them."""
-    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/test_hot_paths.py", "--benchmark-only",
-                           "-k", "flop_count_analytic", "-p", "no:cacheprovider", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "benchmarks/test_hot_paths.py",
+            "--benchmark-only",
+            "-k",
+            "flop_count_analytic",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -203,8 +250,11 @@ def test_benchmark_baseline_round_trip_and_bad_baselines(tmp_path):
     other.write_text(json.dumps({**saved, "tas_bench": {"format": "tas-bench-benchmarks/0"}}))
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({**saved, "benchmarks": []}))
-    for path, problem in [(tmp_path / "missing.json", "no such file"), (other, "format 'tas-bench-benchmarks/0'"),
-                          (empty, "has no entry for benchmarks/test_hot_paths.py::test_flop_count_analytic")]:
+    for path, problem in [
+        (tmp_path / "missing.json", "no such file"),
+        (other, "format 'tas-bench-benchmarks/0'"),
+        (empty, "has no entry for benchmarks/test_hot_paths.py::test_flop_count_analytic"),
+    ]:
         run = pytest_bench(tmp_path, f"--benchmark-compare={path}", "--benchmark-compare-fail=median:50%")
         text = run.stdout + run.stderr
         assert run.returncode == 4 and problem in text and "nox -s bench_update" in text, text

@@ -16,13 +16,19 @@ from tasbench.runner.spec import load_sweep
 
 # (network, classes) -> (MACs of the paper's released shape, its ratio to 3 decimals, as the reproduce specs list it)
 PAPER_ROWS = {
-    ("resnet20", 10): (22_444_482, 0.550), ("resnet32", 10): (34_945_354, 0.506),
-    ("resnet56", 10): (59_451_400, 0.473), ("resnet110", 10): (119_259_268, 0.471),
-    ("resnet164", 10): (178_071_234, 0.719), ("resnet20", 100): (22_433_892, 0.550),
-    ("resnet32", 100): (42_468_708, 0.614), ("resnet56", 100): (61_233_936, 0.487),
-    ("resnet110", 100): (119_578_384, 0.472), ("resnet164", 100): (171_143_892, 0.691),
-    ("resnet18", 1000): (1_210_758_120, 0.667), ("resnet50", 1000): (2_309_249_169, 0.565),
-}  # fmt: skip
+    ("resnet20", 10): (22_444_482, 0.550),
+    ("resnet32", 10): (34_945_354, 0.506),
+    ("resnet56", 10): (59_451_400, 0.473),
+    ("resnet110", 10): (119_259_268, 0.471),
+    ("resnet164", 10): (178_071_234, 0.719),
+    ("resnet20", 100): (22_433_892, 0.550),
+    ("resnet32", 100): (42_468_708, 0.614),
+    ("resnet56", 100): (61_233_936, 0.487),
+    ("resnet110", 100): (119_578_384, 0.472),
+    ("resnet164", 100): (171_143_892, 0.691),
+    ("resnet18", 1000): (1_210_758_120, 0.667),
+    ("resnet50", 1000): (2_309_249_169, 0.565),
+}
 
 
 @pytest.mark.parametrize("network,classes", list(PAPER_SHAPES), ids=[f"{n}-{c}" for n, c in PAPER_SHAPES])
@@ -52,12 +58,22 @@ def test_the_net_is_freshly_initialised_from_the_run_seed():
     assert not torch.equal(wa, teacher.stem.conv.weight[: wa.shape[0]])
 
 
-@pytest.mark.parametrize("options,ratio,message", [
-    ({}, 0.5, "ratio 0.5 is not that of the released shape 'C010-ResNet32.config' (0.5055 of the FLOPs); set the "
-              "run's ratio to 0.506"),
-    ({"config": "CIFAR010-TAS-R56"}, 0.506, "released config 'compares/CIFAR010-TAS-R56.config' is not a shape of "
-                                            "resnet32 with 10 classes"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "options,ratio,message",
+    [
+        (
+            {},
+            0.5,
+            "ratio 0.5 is not that of the released shape 'C010-ResNet32.config' (0.5055 of the FLOPs); set the "
+            "run's ratio to 0.506",
+        ),
+        (
+            {"config": "CIFAR010-TAS-R56"},
+            0.506,
+            "released config 'compares/CIFAR010-TAS-R56.config' is not a shape of resnet32 with 10 classes",
+        ),
+    ],
+)
 def test_a_wrong_ratio_or_shape_is_one_clear_error(options, ratio, message):
     with pytest.raises(ConfigError) as e:
         prune_released(PruneRequest(resnet32(), build_resnet(resnet32()), ratio), ReleasedOptions(**options))

@@ -20,24 +20,49 @@ from helpers import run_cli
 UNPRUNED_MACS = 125_747_850
 
 
-def fake_run(root, label, ratio, seed, top1, macs, unpruned=90.0, dataset="cifar10", network="resnet56", epochs=300,
-             **metrics):  # fmt: skip
+def fake_run(
+    root, label, ratio, seed, top1, macs, unpruned=90.0, dataset="cifar10", network="resnet56", epochs=300, **metrics
+):
     """A finished run directory as run_one writes it (params.json, metrics.json) with made-up numbers. `epochs` is
     the retraining recipe's; `metrics` adds fields to metrics.json (target_band, in_band, code)."""
     method = label.split(" ")[0].lower()
-    config = {"kind": "pruning-run/1", "data": {"dataset": dataset}, "network": network, "shortcut": "official",
-              "method": method, "options": {"tolerance": 0.01}, "ratio": ratio, "seed": seed,
-              "recipe": {"name": "kd", "epochs": epochs},
-              "teacher": {"hash": f"teacher{seed}", "train": {"epochs": 300, "seed": seed}}}  # fmt: skip
+    config = {
+        "kind": "pruning-run/1",
+        "data": {"dataset": dataset},
+        "network": network,
+        "shortcut": "official",
+        "method": method,
+        "options": {"tolerance": 0.01},
+        "ratio": ratio,
+        "seed": seed,
+        "recipe": {"name": "kd", "epochs": epochs},
+        "teacher": {"hash": f"teacher{seed}", "train": {"epochs": 300, "seed": seed}},
+    }
     out = root / method / config_hash(config)
     out.mkdir(parents=True)
     (out / "params.json").write_text(json.dumps({"hash": out.name, "config": config, "label": label, "seed": seed}))
-    metrics = {"dataset": dataset, "network": network, "label": label, "method": method, "recipe": "kd",
-               "ratio": ratio, "seed": seed, "hash": out.name, "unpruned_top1": unpruned, "top1": top1, "top5": 99.0,
-               "acc_drop": unpruned - top1, "macs": macs, "unpruned_macs": UNPRUNED_MACS, "params": 1000,
-               "flop_reduction_pct": 100 * (1 - macs / UNPRUNED_MACS), "teacher_hash": f"teacher{seed}",
-               "environment": {"device": "AMD EPYC", "torch": "2.15.0", "git_commit": "c2dc34ed3513958ba02"},
-               "timing": {"latency_ms_batch1": 1.0}, **metrics}  # fmt: skip
+    metrics = {
+        "dataset": dataset,
+        "network": network,
+        "label": label,
+        "method": method,
+        "recipe": "kd",
+        "ratio": ratio,
+        "seed": seed,
+        "hash": out.name,
+        "unpruned_top1": unpruned,
+        "top1": top1,
+        "top5": 99.0,
+        "acc_drop": unpruned - top1,
+        "macs": macs,
+        "unpruned_macs": UNPRUNED_MACS,
+        "params": 1000,
+        "flop_reduction_pct": 100 * (1 - macs / UNPRUNED_MACS),
+        "teacher_hash": f"teacher{seed}",
+        "environment": {"device": "AMD EPYC", "torch": "2.15.0", "git_commit": "c2dc34ed3513958ba02"},
+        "timing": {"latency_ms_batch1": 1.0},
+        **metrics,
+    }
     (out / "metrics.json").write_text(json.dumps(metrics))
     return out
 
@@ -74,11 +99,16 @@ def test_runs_that_differ_beyond_the_seed_are_separate_rows_that_say_how(tmp_pat
     fake_run(tmp_path, "Other", 0.5, 0, 85.0, 62_000_000)
     stats = with_settings(summary(collect(tmp_path)))
     assert sorted(zip(stats["label"], stats["setting"], stats["seeds"], stats["top1_mean"])) == [
-        ("Other", "", 1, 85.0), ("Uniform", "recipe.epochs=3", 1, 80.0), ("Uniform", "recipe.epochs=300", 2, 91.5)]
+        ("Other", "", 1, 85.0),
+        ("Uniform", "recipe.epochs=3", 1, 80.0),
+        ("Uniform", "recipe.epochs=300", 2, 91.5),
+    ]
     md, _ = render(collect(tmp_path), read_paper(None), "cifar10")
-    assert [r[:3] + r[-1:] for r in cells(md, "ours")] == [["ours", "Other", "", "1"],
-                                                          ["ours", "Uniform", "recipe.epochs=3", "1"],
-                                                          ["ours", "Uniform", "recipe.epochs=300", "2"]]  # fmt: skip
+    assert [r[:3] + r[-1:] for r in cells(md, "ours")] == [
+        ["ours", "Other", "", "1"],
+        ["ours", "Uniform", "recipe.epochs=3", "1"],
+        ["ours", "Uniform", "recipe.epochs=300", "2"],
+    ]
 
 
 @pytest.mark.slow
@@ -87,27 +117,55 @@ def test_three_configurations_of_real_runs_are_three_rows_with_their_own_teacher
     """Three sweeps of one method into one root, differing in the retraining and then the teacher's epochs."""
     spec, root = str(write_spec(tmp_path, ratios=[0.5])), tmp_path / "runs"
     for teacher, recipe in ((1, 1), (1, 2), (2, 2)):
-        code, _, _ = run_cli(capsys, "sweep", spec, "--out", str(root), "--wandb", "disabled", "--threads", "1",
-                             *LATENCY, "--set", f"teacher.epochs={teacher}", "--set", f"recipes.0.epochs={recipe}")
+        code, _, _ = run_cli(
+            capsys,
+            "sweep",
+            spec,
+            "--out",
+            str(root),
+            "--wandb",
+            "disabled",
+            "--threads",
+            "1",
+            *LATENCY,
+            "--set",
+            f"teacher.epochs={teacher}",
+            "--set",
+            f"recipes.0.epochs={recipe}",
+        )
         assert code == 0
     code, out, _ = run_cli(capsys, "report", "--runs", str(root))
     report = root / "report"
-    assert code == 0 and out == {"runs": 3, "skipped": 0, "written": [str(report / n) for n in ("proxy.md", "proxy.tex",
-                                                                                   "proxy-resnet20.png")]}
+    assert code == 0 and out == {
+        "runs": 3,
+        "skipped": 0,
+        "written": [str(report / n) for n in ("proxy.md", "proxy.tex", "proxy-resnet20.png")],
+    }
     teachers = {p.parent.name: json.loads(p.read_text())["top1"] for p in (root / "train").glob("*/metrics.json")}
     assert len(teachers) == 2
     rows = cells((report / "proxy.md").read_text(), "ours")
-    assert [r[2] for r in rows] == ["recipe.epochs=1, teacher.epochs=1", "recipe.epochs=2, teacher.epochs=1",
-                                    "recipe.epochs=2, teacher.epochs=2"]  # fmt: skip
+    assert [r[2] for r in rows] == [
+        "recipe.epochs=1, teacher.epochs=1",
+        "recipe.epochs=2, teacher.epochs=1",
+        "recipe.epochs=2, teacher.epochs=2",
+    ]
     runs = collect(root)
     for row in rows:  # each row's unpruned accuracy is its own teacher's
         epochs = int(row[2][-1])
         (teacher,) = {h for h, e in zip(runs["teacher_hash"], runs["fields"]) if e["teacher.epochs"] == epochs}
         assert row[6] == f"{teachers[teacher]:.2f} ± 0.00" and row[-1] == "1"
-    legend = plot(runs, with_settings(summary(runs)), read_paper(None), method_styles(["Uniform"], []), "proxy",
-                  tmp_path / "p.png")  # fmt: skip
-    assert [e for e in legend if e.startswith("unpruned")] == ["unpruned (teacher.epochs=1), 1 teacher",
-                                                               "unpruned (teacher.epochs=2), 1 teacher"]  # fmt: skip
+    legend = plot(
+        runs,
+        with_settings(summary(runs)),
+        read_paper(None),
+        method_styles(["Uniform"], []),
+        "proxy",
+        tmp_path / "p.png",
+    )
+    assert [e for e in legend if e.startswith("unpruned")] == [
+        "unpruned (teacher.epochs=1), 1 teacher",
+        "unpruned (teacher.epochs=2), 1 teacher",
+    ]
 
 
 def test_runs_written_before_metrics_recorded_the_arch_report_beside_newer_ones(tmp_path):
@@ -132,30 +190,57 @@ def test_a_net_outside_its_band_is_marked_with_the_band(tmp_path):
     runs = collect([tas, rest])
     md, tex = render(runs, read_paper(None), "cifar10")
     assert [r[1:5] for r in cells(md, "ours")] == [
-        ["L1 (B, paper)", "kd", "fixed shape", "0.723"], ["Other", "kd", "0.5", "0.493"],
-        ["TAS", "kd", "0.7", "0.603 †"], ["Uniform", "kd", "0.5", "0.500"]]  # fmt: skip
-    assert ("- † TAS (kd) at 0.7: 1 of 2 runs outside the method's FLOP band [0.650, 0.700] (pruned / unpruned MACs)"
-            in md.splitlines())  # fmt: skip
+        ["L1 (B, paper)", "kd", "fixed shape", "0.723"],
+        ["Other", "kd", "0.5", "0.493"],
+        ["TAS", "kd", "0.7", "0.603 †"],
+        ["Uniform", "kd", "0.5", "0.500"],
+    ]
+    assert (
+        "- † TAS (kd) at 0.7: 1 of 2 runs outside the method's FLOP band [0.650, 0.700] (pruned / unpruned MACs)"
+        in md.splitlines()
+    )
     assert "- FLOP band not recorded (runs from before tas-bench recorded it): Other (kd) at 0.5" in md.splitlines()
     assert md.count("†") == 2 and r"0.603 \dag{}" in tex and r"\dag{} TAS (kd) at 0.7: 1 of 2 runs" in tex
-    legend = plot(runs, with_settings(summary(runs)), read_paper(None),
-                  method_styles(list(runs["label"].unique()), []), "cifar10 resnet56", tmp_path / "p.png")
+    legend = plot(
+        runs,
+        with_settings(summary(runs)),
+        read_paper(None),
+        method_styles(list(runs["label"].unique()), []),
+        "cifar10 resnet56",
+        tmp_path / "p.png",
+    )
     assert legend[0] == "FLOP targets 0.5, 0.7" and "a net outside its FLOP band (†)" in legend
 
 
 def test_rows_from_more_than_one_code_version_are_marked(tmp_path):
     new, old = tmp_path / "new", tmp_path / "old"
     for seed, source in enumerate(["3f9a1c0b7d2e", "b81d4e6f0a93"]):
-        fake_run(new, "Uniform", 0.5, seed, 91.0, 62_000_000,
-                 code={"version": "0.1.0", "git_commit": "c2dc34ed", "source_hash": source})  # fmt: skip
-        fake_run(new, "Other", 0.5, seed, 88.0, 60_000_000,
-                 code={"version": "0.1.0", "git_commit": "c2dc34ed", "source_hash": "3f9a1c0b7d2e"})  # fmt: skip
+        fake_run(
+            new,
+            "Uniform",
+            0.5,
+            seed,
+            91.0,
+            62_000_000,
+            code={"version": "0.1.0", "git_commit": "c2dc34ed", "source_hash": source},
+        )
+        fake_run(
+            new,
+            "Other",
+            0.5,
+            seed,
+            88.0,
+            60_000_000,
+            code={"version": "0.1.0", "git_commit": "c2dc34ed", "source_hash": "3f9a1c0b7d2e"},
+        )
     fake_run(new, "Uniform", 0.5, 2, 91.0, 62_000_000)  # this seed's code is not recorded
     fake_run(old, "Third", 0.5, 0, 85.0, 60_000_000)  # written before runs recorded their code
     md, tex = render(collect([new, old]), read_paper(None), "cifar10")
     assert {r[1]: r[-1] for r in cells(md, "ours")} == {"Other": "2", "Third": "1", "Uniform": "3 ‡"}
-    assert ("- ‡ Uniform (kd) at 0.5: runs from 3 code versions (source 3f9a1c0b7d2e, b81d4e6f0a93, not recorded)"
-            in md.splitlines())  # fmt: skip
+    assert (
+        "- ‡ Uniform (kd) at 0.5: runs from 3 code versions (source 3f9a1c0b7d2e, b81d4e6f0a93, not recorded)"
+        in md.splitlines()
+    )
     assert "; code 3f9a1c0b7d2e (0.1.0), b81d4e6f0a93 (0.1.0), not recorded for 2 runs; " in md
     assert r"3 \ddag{}" in tex
     md, _ = render(collect(old), read_paper(None), "cifar10")
@@ -173,12 +258,25 @@ def test_pareto_front_keeps_only_undominated_points(runs):
 
 def test_tables_put_the_papers_rows_beside_ours_with_their_source_and_note(runs):
     md, tex = render(runs, read_paper(PACKAGED), "cifar10")
-    assert ["ours", "Uniform", "kd", "0.5", "0.493", "90.00 ± 0.00", "92.00 ± 1.41", "-2.00 ± 1.41", "6.20e+07",
-            "50.7", "2"] in cells(md, "ours")  # fmt: skip
+    assert [
+        "ours",
+        "Uniform",
+        "kd",
+        "0.5",
+        "0.493",
+        "90.00 ± 0.00",
+        "92.00 ± 1.41",
+        "-2.00 ± 1.41",
+        "6.20e+07",
+        "50.7",
+        "2",
+    ] in cells(md, "ours")
     tas = [r for r in cells(md, "paper") if r[1] == "TAS"]
     assert tas == [["paper (recalled) [1]", "TAS", "", "", "0.473", "94.46", "93.69", "0.77", "5.95e+07", "52.7", ""]]
-    note = ("[1] TAS, recalled: the paper's shape is tas-official-configs/compares/CIFAR010-TAS-R56.config "
-            "(59.45M, 52.7%), not C010-ResNet56.config (59.86M)")  # fmt: skip
+    note = (
+        "[1] TAS, recalled: the paper's shape is tas-official-configs/compares/CIFAR010-TAS-R56.config "
+        "(59.45M, 52.7%), not C010-ResNet56.config (59.86M)"
+    )
     assert f"- {note}" in md.splitlines() and md.count("- [") == 3  # TAS, PFEC and SFP have notes; LCCL, FPGM none
     assert "2 seeds" not in md and "seeds [0, 1]" in md and "AMD EPYC" in md and "torch 2.15.0" in md
     assert r"92.00 $\pm$ 1.41" in tex and r"\toprule" in tex and r"(59.45M, 52.7\%)" in tex
@@ -189,8 +287,9 @@ def test_a_paper_row_without_accuracy_shows_its_flops(tmp_path):
     runs = collect(tmp_path)
     paper = read_paper(PACKAGED)
     md, _ = render(runs, paper, "cifar100")
-    assert cells(md, "paper") == [["paper (released shape) [1]", "TAS", "", "", "0.550", "", "", "", "2.24e+07",
-                                   "45.0", ""]]  # fmt: skip
+    assert cells(md, "paper") == [
+        ["paper (released shape) [1]", "TAS", "", "", "0.550", "", "", "", "2.24e+07", "45.0", ""]
+    ]
     theirs = paper[(paper["dataset"] == "cifar100") & (paper["network"] == "resnet20")]
     legend = plot(runs, with_settings(summary(runs)), theirs, method_styles(["TAS"], ["TAS"]), "c", tmp_path / "p.png")
     assert legend[-1] == "paper: TAS (FLOPs only)"
@@ -230,8 +329,17 @@ def test_write_report_writes_markdown_latex_and_a_plot(runs, tmp_path):
     theirs = paper[(paper["dataset"] == "cifar10") & (paper["network"] == "resnet56")]
     styles = method_styles(list(runs["label"].unique()), list(paper["method"].unique()))
     assert plot(mine, with_settings(summary(mine)), theirs, styles, "cifar10 resnet56", tmp_path / "p.png") == [
-        "FLOP targets 0.3, 0.5", "unpruned, 2 teachers", "Other (kd)", "Uniform (kd)", "Pareto front (means)",
-        "paper: TAS", "paper: PFEC (L1)", "paper: LCCL", "paper: SFP", "paper: FPGM"]  # fmt: skip
+        "FLOP targets 0.3, 0.5",
+        "unpruned, 2 teachers",
+        "Other (kd)",
+        "Uniform (kd)",
+        "Pareto front (means)",
+        "paper: TAS",
+        "paper: PFEC (L1)",
+        "paper: LCCL",
+        "paper: SFP",
+        "paper: FPGM",
+    ]
 
 
 def test_report_reads_every_root_and_writes_beside_the_first(capsys, tmp_path, monkeypatch):

@@ -40,8 +40,9 @@ RESUMED = ["--workers", "2", "--threads", "2"]  # another count, as another --wo
 def signal_when(argv: list[str], ready, signum: int = signal.SIGKILL, env: dict | None = None) -> tuple[int, str]:
     """Start the command in its own process group and send `signum` to the group (as Ctrl-C in a terminal sends
     SIGINT to every process of the job) the moment `ready()` is true; its exit status and stderr."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env
+    )
     try:
         while proc.poll() is None and not ready():
             time.sleep(0.001)
@@ -74,8 +75,17 @@ def test_a_sweep_killed_and_resumed_under_other_workers_ends_as_an_uninterrupted
     spec = tmp_path / "threads.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     (cfg,) = load_sweep(spec).runs
-    command = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--wandb", "disabled", *LATENCY,
-               "--no-progress"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tasbench.cli",
+        "sweep",
+        str(spec),
+        "--wandb",
+        "disabled",
+        *LATENCY,
+        "--no-progress",
+    ]
     sweep = lambda root, setting: [*command, "--out", str(root), *setting]  # noqa: E731
     subprocess.run(sweep(tmp_path / "a", STARTED), check=True, capture_output=True)
     teacher = cfg.teacher_directory(tmp_path / "a")
@@ -118,8 +128,22 @@ def test_tas_bench_train_resumes_with_the_thread_count_it_started_with(tmp_path,
     process gets its own count back."""
     import tasbench.train
 
-    argv = ["train", "--dataset", "proxy", "--proxy-train", "128", "--proxy-test", "32", "--epochs", "3",
-            "--batch-size", "32", "--no-progress", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset",
+        "proxy",
+        "--proxy-train",
+        "128",
+        "--proxy-test",
+        "32",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     threads(1)
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     die_after_first_checkpoint(monkeypatch, tasbench.train)
@@ -142,9 +166,16 @@ def test_a_tas_search_resumes_with_its_runs_thread_count(tmp_path, monkeypatch, 
     import tas.search
 
     spec = tmp_path / "tas.yaml"
-    spec.write_text(yaml.safe_dump({**SPEC, "teacher": {"epochs": 1, "batch_size": 32},
-                                    "methods": [{"method": "tas", "options": {"epochs": 2, "batch_size": 32}}],
-                                    "recipes": [{"name": "kd", "epochs": 1, "batch_size": 32}]}))  # fmt: skip
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                **SPEC,
+                "teacher": {"epochs": 1, "batch_size": 32},
+                "methods": [{"method": "tas", "options": {"epochs": 2, "batch_size": 32}}],
+                "recipes": [{"name": "kd", "epochs": 1, "batch_size": 32}],
+            }
+        )
+    )
     (cfg,) = load_sweep(spec).runs
     cpu = torch.device("cpu")
     threads(1)
@@ -167,15 +198,31 @@ def test_ctrl_c_stops_a_two_worker_sweep_in_one_line_and_the_same_command_resume
     spec = tmp_path / "ctrl-c.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "ratios": [0.5, 0.3]}))
     runs = load_sweep(spec).runs
-    argv = [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--wandb", "disabled", *LATENCY, "--no-progress",
-            "--threads", "1"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tasbench.cli",
+        "sweep",
+        str(spec),
+        "--wandb",
+        "disabled",
+        *LATENCY,
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     subprocess.run([*argv, "--out", str(tmp_path / "a")], check=True, capture_output=True)
     root = tmp_path / "b"
     retraining = (runs[0].directory(root) / "checkpoint.pt").exists
     code, err = signal_when([*argv, "--out", str(root), "--workers", "2"], retraining, signal.SIGINT)
     done = len(list(root.glob("uniform/*/metrics.json")))
-    assert_interrupted_in_one_line(code, err, signal.SIGINT, f"tas-bench: interrupted by SIGINT: {done} of 2 runs "
-                                   "finished and kept; run the same command to resume the others")  # fmt: skip
+    assert_interrupted_in_one_line(
+        code,
+        err,
+        signal.SIGINT,
+        f"tas-bench: interrupted by SIGINT: {done} of 2 runs "
+        "finished and kept; run the same command to resume the others",
+    )
     assert done < 2
     subprocess.run([*argv, "--out", str(root), "--workers", "2"], check=True, capture_output=True)
     assert_same_runs(runs, tmp_path / "a", root)
@@ -186,14 +233,32 @@ def test_ctrl_c_and_sigterm_stop_tas_bench_train_in_one_line_and_the_same_comman
     """`tas-bench train` (with its progress bar) stopped by SIGINT to its process group, then by SIGTERM, each
     after one more epoch: one line each (the bar closed before it), 130 and 143; the same command then ends with the
     weights of an uninterrupted run."""
-    argv = [sys.executable, "-m", "tasbench.cli", "train", "--dataset", "proxy", "--proxy-train", "128",
-            "--proxy-test", "32", "--epochs", "4", "--batch-size", "32", "--device", "cpu"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tasbench.cli",
+        "train",
+        "--dataset",
+        "proxy",
+        "--proxy-train",
+        "128",
+        "--proxy-test",
+        "32",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([*argv, "--out", str(tmp_path / "a")], check=True, capture_output=True, env=env)
     (a,) = [d for d in (tmp_path / "a" / "train").iterdir() if d.is_dir()]
     b = tmp_path / "b" / "train" / a.name
-    line = "tas-bench: interrupted by {}; the run keeps its last finished epoch (checkpoint.pt); run the same " \
-           "command to resume it"  # fmt: skip
+    line = (
+        "tas-bench: interrupted by {}; the run keeps its last finished epoch (checkpoint.pt); run the same "
+        "command to resume it"
+    )
     for signum in (signal.SIGINT, signal.SIGTERM):
         before = logged_epochs(b)
         ready = lambda before=before: logged_epochs(b) > before  # noqa: E731 (one more epoch than before)
@@ -203,7 +268,6 @@ def test_ctrl_c_and_sigterm_stop_tas_bench_train_in_one_line_and_the_same_comman
     assert not (b / "metrics.json").exists()
     subprocess.run([*argv, "--out", str(tmp_path / "b")], check=True, capture_output=True, env=env)
     assert_same_results(a, b)
-
 
 
 def logged_epochs(run) -> int:
@@ -221,15 +285,46 @@ def test_an_offline_w_and_b_sweep_writes_nothing_outside_its_root(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "XDG_"))}
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local" / "share"), XDG_STATE_HOME=str(home / ".local" / "state"))
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+    )
     spec = tmp_path / "w.yaml"
-    spec.write_text(yaml.safe_dump({**SPEC, "teacher": {"epochs": 1, "batch_size": 32},
-                                    "recipes": [{"name": "kd", "epochs": 1, "batch_size": 32}]}))  # fmt: skip
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                **SPEC,
+                "teacher": {"epochs": 1, "batch_size": 32},
+                "recipes": [{"name": "kd", "epochs": 1, "batch_size": 32}],
+            }
+        )
+    )
     root = tmp_path / "runs"
-    subprocess.run([sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--out", str(root), "--wandb", "offline",
-                    *LATENCY, "--threads", "1", "--no-progress"], check=True, capture_output=True, env=env,
-                   cwd=tmp_path, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasbench.cli",
+            "sweep",
+            str(spec),
+            "--out",
+            str(root),
+            "--wandb",
+            "offline",
+            *LATENCY,
+            "--threads",
+            "1",
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == []
     assert list(root.glob("wandb/wandb/offline-run-*/*.wandb")) and list(root.glob("wandb/cache/**/core-debug-*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "runs", "w.yaml"]  # nothing in the cwd either

@@ -37,8 +37,11 @@ def test_names_read_from_results_files_cannot_place_a_report_elsewhere(capsys, t
 
     run = fake_run(tmp_path / "runs", "Uniform", 0.5, 0, 90.0, 60_000_000, network="../../escaped")
     out = tmp_path / "deep" / "er" / "results"
-    assert_one_line_error(capsys, ["report", "--runs", str(tmp_path / "runs"), "--out", str(out)],
-                          "network '../../escaped' cannot name a file or directory")  # fmt: skip
+    assert_one_line_error(
+        capsys,
+        ["report", "--runs", str(tmp_path / "runs"), "--out", str(out)],
+        "network '../../escaped' cannot name a file or directory",
+    )
     assert not list(tmp_path.rglob("*escaped*"))
     assert json.loads((run / "metrics.json").read_text())["top1"] == 90.0
 
@@ -56,16 +59,26 @@ FORBIDDEN = [
 
 @pytest.mark.parametrize("pattern,why", FORBIDDEN, ids=[w.split(";")[0][:30] for _, w in FORBIDDEN])
 def test_no_call_that_executes_input(pattern, why):
-    hits = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in SOURCES
-            for i, line in enumerate(p.read_text().splitlines(), 1)
-            if re.search(pattern, line) and not line.lstrip().startswith("#")]  # fmt: skip
+    hits = [
+        f"{p.relative_to(REPO)}:{i}: {line.strip()}"
+        for p in SOURCES
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(pattern, line) and not line.lstrip().startswith("#")
+    ]
     assert not hits, f"{why}:\n" + "\n".join(hits)
 
 
 def test_the_scan_finds_what_it_looks_for():
     """The patterns match the calls they forbid (a scan that matches nothing proves nothing)."""
-    bad = ["subprocess.run(cmd, shell=True)", "os.system('x')", "eval(text)", "yaml.load(f)",
-           "torch.load(path)", "torch.load(path, weights_only=False)", "pickle.loads(b)"]  # fmt: skip
+    bad = [
+        "subprocess.run(cmd, shell=True)",
+        "os.system('x')",
+        "eval(text)",
+        "yaml.load(f)",
+        "torch.load(path)",
+        "torch.load(path, weights_only=False)",
+        "pickle.loads(b)",
+    ]
     good = ["yaml.safe_load(f)", "torch.load(path, map_location='cpu', weights_only=True)", "model.eval()"]
     assert all(any(re.search(p, line) for p, _ in FORBIDDEN) for line in bad)
     assert not any(re.search(p, line) for p, _ in FORBIDDEN for line in good)

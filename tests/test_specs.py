@@ -46,13 +46,21 @@ def test_reproduce_specs_search_and_retrain_as_the_release(name):
         if not getattr(run.options, "variant", ""):
             r = run.recipe
             assert (r.name, r.epochs, r.warmup_epochs, r.kd_alpha, r.kd_temperature) == (
-                "kd", TRAIN_EPOCHS[name], 5, 0.9, 4.0)  # fmt: skip
+                "kd",
+                TRAIN_EPOCHS[name],
+                5,
+                0.9,
+                4.0,
+            )
 
 
 def test_per_network_ratios_expand_per_network(tmp_path):
     spec = write_spec(tmp_path, networks=["resnet20", "resnet32"], ratios={"resnet20": [0.55], "resnet32": [0.5, 0.3]})
     assert [(r.network, r.ratio) for r in load_sweep(spec).runs] == [
-        ("resnet20", 0.55), ("resnet32", 0.5), ("resnet32", 0.3)]  # fmt: skip
+        ("resnet20", 0.55),
+        ("resnet32", 0.5),
+        ("resnet32", 0.3),
+    ]
 
 
 BAD_RATIOS = [

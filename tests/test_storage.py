@@ -15,8 +15,22 @@ from tasbench.runner import locks
 
 from helpers import assert_one_line_error
 
-TRAIN = ["train", "--network", "resnet20", "--dataset", "proxy", "--proxy-train", "64", "--proxy-test", "32",
-         "--batch-size", "32", "--epochs", "1", "--no-progress"]  # fmt: skip
+TRAIN = [
+    "train",
+    "--network",
+    "resnet20",
+    "--dataset",
+    "proxy",
+    "--proxy-train",
+    "64",
+    "--proxy-test",
+    "32",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "1",
+    "--no-progress",
+]
 
 
 class FullDisk(io.FileIO):
@@ -45,8 +59,11 @@ def visible_files(root) -> list[str]:
 def test_a_full_disk_at_the_last_write_loses_nothing(capsys, tmp_path, monkeypatch):
     root = tmp_path / "runs"
     monkeypatch.setattr(atomic, "open", disk_full_for(r"^\.metrics\.json\.tmp-"), raising=False)
-    assert_one_line_error(capsys, [*TRAIN, "--out", str(root)], "metrics.json': No space left on device (ENOSPC); "
-                          "nothing was half-written; free space")  # fmt: skip
+    assert_one_line_error(
+        capsys,
+        [*TRAIN, "--out", str(root)],
+        "metrics.json': No space left on device (ENOSPC); nothing was half-written; free space",
+    )
     files = visible_files(root)
     assert not any("metrics.json" in f or ".tmp-" in f for f in files)  # no result, not even half of one
     assert any(f.endswith("checkpoint.pt") for f in files)  # the trained epoch is kept
@@ -96,8 +113,9 @@ def test_a_read_only_results_root_is_one_clear_line(capsys, tmp_path, monkeypatc
     assert main(["sweep", spec, "--out", str(root), "--wandb", "disabled"]) == 2
     out, err = capsys.readouterr()  # the sweep's plan, then the error as its last line
     assert out == "" and "Traceback" not in err
-    assert err.splitlines()[-1].startswith(f"tas-bench: error: cannot write '{root}/train': Read-only file system "
-                                           f"(EROFS); nothing was half-written")  # fmt: skip
+    assert err.splitlines()[-1].startswith(
+        f"tas-bench: error: cannot write '{root}/train': Read-only file system (EROFS); nothing was half-written"
+    )
     assert_one_line_error(capsys, [*TRAIN, "--out", str(root)], f"cannot write '{root}/train")
     assert list(root.iterdir()) == []
 

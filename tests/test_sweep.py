@@ -21,8 +21,16 @@ def test_a_spec_expands_to_the_product_of_its_lists(tmp_path):
 
 
 def test_overrides_reach_any_field(tmp_path):
-    sweep = load_sweep(write_spec(tmp_path), ["seeds=[3]", "teacher.epochs=2", "methods.0.options.tolerance=0.02",
-                                              "methods.0.ratios=[0.8]", "recipes.0.name=scratch-b"])  # fmt: skip
+    sweep = load_sweep(
+        write_spec(tmp_path),
+        [
+            "seeds=[3]",
+            "teacher.epochs=2",
+            "methods.0.options.tolerance=0.02",
+            "methods.0.ratios=[0.8]",
+            "recipes.0.name=scratch-b",
+        ],
+    )
     (run,) = sweep.runs
     assert (run.seed, run.teacher.epochs, run.options.tolerance, run.ratio) == (3, 2, 0.02, 0.8)
     assert run.recipe.name == "scratch-b"
@@ -61,7 +69,7 @@ BAD_SPECS = [
     ({"teacher": {"seed": 1}}, "teacher.seed is set per run from 'seeds'"),
     ({"recipes": [{"name": "rewind"}]}, "recipes[0]: unknown recipe 'rewind'"),
     ({"data": {"dataset": "mnist"}}, "data: unknown dataset 'mnist'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("change,message", BAD_SPECS, ids=[m[:40] for _, m in BAD_SPECS])
@@ -76,11 +84,14 @@ def test_bad_specs_are_one_clear_error(tmp_path, change, message):
     assert message in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("pair,message", [
-    ("seeds", "is not of the form key=value"),
-    ("ratios.7=0.5", "'ratios.7' is not an index of a list of 2"),
-    ("name.x=1", "'name.x' is inside a str, not a mapping"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pair,message",
+    [
+        ("seeds", "is not of the form key=value"),
+        ("ratios.7=0.5", "'ratios.7' is not an index of a list of 2"),
+        ("name.x=1", "'name.x' is inside a str, not a mapping"),
+    ],
+)
 def test_bad_overrides(pair, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         apply_override(dict(TINY_SPEC, ratios=[0.5, 0.3]), pair)
@@ -90,19 +101,26 @@ def test_runs_that_cannot_work_are_named_before_anything_trains(tmp_path):
     """Each pruner's `check` hook, over a whole sweep: which runs are invalid, and why, in one line each."""
     from tasbench.runner.spec import invalid_runs
 
-    methods = [{"method": "uniform"}, {"method": "tas"}, {"method": "l1"},
-               {"method": "fpgm", "options": {"scope": "internal"}},
-               {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}}]  # fmt: skip
+    methods = [
+        {"method": "uniform"},
+        {"method": "tas"},
+        {"method": "l1"},
+        {"method": "fpgm", "options": {"scope": "internal"}},
+        {"method": "l1", "label": "L1 (A)", "options": {"variant": "A"}},
+    ]
     spec = write_spec(tmp_path, ratios=[0.5, 0.01], methods=methods)
     runs = load_sweep(spec).runs  # per method: ratio 0.5, then 0.01
     invalid = invalid_runs(runs)
     assert sorted(invalid) == [3, 5, 7, 8, 9]  # uniform reaches 0.0025 of the FLOPs on ResNet-20; the rest do not
-    assert invalid[3] == ("FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
-                          "search='width+depth'); allowed: [0.0245, 1]")  # fmt: skip
+    assert invalid[3] == (
+        "FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
+        "search='width+depth'); allowed: [0.0245, 1]"
+    )
     assert invalid[5] == "FLOP ratio 0.01 is below what L1 pruning (scope 'internal') reaches (smallest net: 0.0539)"
     assert invalid[7] == "FLOP ratio 0.01 is below what FPGM pruning (scope 'internal') reaches (smallest net: 0.0539)"
-    assert invalid[8] == invalid[9] and invalid[8].startswith("L1 variant 'A' is defined for the full resnet56 and "
-                                                               "resnet110 only")  # fmt: skip
+    assert invalid[8] == invalid[9] and invalid[8].startswith(
+        "L1 variant 'A' is defined for the full resnet56 and resnet110 only"
+    )
     zero_pad = load_sweep(spec, ["methods=[{method: tas}]", "shortcut=zero-pad", "ratios=[0.5]"]).runs
     assert invalid_runs(zero_pad) == {0: "TAS searches nets with the official projection shortcut, not 'zero-pad'"}
 
@@ -114,10 +132,12 @@ def test_the_plan_shows_each_runs_budget(tmp_path):
 
     cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml", ["methods.4.options={mode: soft}"])
     tas, fpgm = (next(cfg for cfg in cifar.runs if cfg.method == method) for method in ("tas", "fpgm"))
-    assert budget(tas) == ("teacher 305 ep (batch 256) | prune: search 600 ep x 98 steps (batch 256/half) | "
-                           "retrain: kd 305 ep (batch 256)")  # 25,000 per half / 256, last batch kept  # fmt: skip
-    assert budget(fpgm) == ("teacher 305 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | "
-                            "retrain: kd 305 ep (batch 256)")  # fmt: skip
+    assert budget(tas) == (
+        "teacher 305 ep (batch 256) | prune: search 600 ep x 98 steps (batch 256/half) | retrain: kd 305 ep (batch 256)"
+    )  # 25,000 per half / 256, last batch kept
+    assert budget(fpgm) == (
+        "teacher 305 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | retrain: kd 305 ep (batch 256)"
+    )
     scratch_b = load_sweep(write_spec(tmp_path, ratios=[0.5], recipes=[{"name": "scratch-b", "epochs": 3}])).runs[0]
     assert budget(scratch_b) == "teacher 1 ep (batch 32) | prune: one-shot | retrain: scratch-b 6 ep (batch 128)"
     assert teacher_macs(scratch_b) == 1 * 40_813_194 * (3 * 64 + 32)  # 1 epoch of 64 training and 32 test images

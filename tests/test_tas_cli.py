@@ -22,9 +22,25 @@ def test_search_derive_export_and_distil(capsys, tmp_path):
     out = ["--out", str(tmp_path / "runs"), "--no-progress"]
     _, teacher, _ = run(capsys, "train", "--network", "resnet20", *PROXY, "--epochs", "1", "--batch-size", "64", *out)
     teacher_file = teacher["run_dir"] + "/model.pt"
-    code, pruned, _ = run(capsys, "prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", *PROXY,
-                          *QUICK, "--save", str(tmp_path / "tas.pt"), "--save-tas-config", str(tmp_path / "tas.config"),
-                          "--workdir", str(tmp_path / "search"), "--no-progress")  # fmt: skip
+    code, pruned, _ = run(
+        capsys,
+        "prune",
+        "--method",
+        "tas",
+        "--network",
+        "resnet20",
+        "--ratio",
+        "0.5",
+        *PROXY,
+        *QUICK,
+        "--save",
+        str(tmp_path / "tas.pt"),
+        "--save-tas-config",
+        str(tmp_path / "tas.config"),
+        "--workdir",
+        str(tmp_path / "search"),
+        "--no-progress",
+    )
     assert code == 0
     arch, _ = load_model(tmp_path / "tas.pt")
     assert read_tas_config(tmp_path / "tas.config") == arch
@@ -32,8 +48,20 @@ def test_search_derive_export_and_distil(capsys, tmp_path):
     assert pruned["flop_ratio"] == pruned["info"]["flop_ratio"] == macs(arch) / macs(resnet20())
     assert pruned["options"]["search"] == "width+depth" and len(pruned["info"]["history"]) == 1
     assert (tmp_path / "search" / "tas-search.pt").exists()  # the resumable search checkpoint
-    code, student, _ = run(capsys, "train", "--weights", str(tmp_path / "tas.pt"), "--teacher", teacher_file, *PROXY,
-                           "--epochs", "1", "--batch-size", "64", *out)  # fmt: skip
+    code, student, _ = run(
+        capsys,
+        "train",
+        "--weights",
+        str(tmp_path / "tas.pt"),
+        "--teacher",
+        teacher_file,
+        *PROXY,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        *out,
+    )
     assert code == 0 and student["macs"] == macs(arch)
     config = json.loads((tmp_path / "runs" / "train" / student["run_dir"].split("/")[-1] / "params.json").read_text())
     assert config["config"]["distill"] == {"alpha": 0.9, "temperature": 4.0}
@@ -41,8 +69,21 @@ def test_search_derive_export_and_distil(capsys, tmp_path):
 
 @pytest.mark.parametrize("search", ["width", "depth", "random"])
 def test_ablations_run_from_the_command_line(capsys, search):
-    code, pruned, _ = run(capsys, "prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.6", *PROXY,
-                          *QUICK, "--opt", f"search={search}", "--no-progress")  # fmt: skip
+    code, pruned, _ = run(
+        capsys,
+        "prune",
+        "--method",
+        "tas",
+        "--network",
+        "resnet20",
+        "--ratio",
+        "0.6",
+        *PROXY,
+        *QUICK,
+        "--opt",
+        f"search={search}",
+        "--no-progress",
+    )
     assert code == 0
     arch = pruned["arch"]
     if search == "width":
@@ -54,8 +95,22 @@ def test_ablations_run_from_the_command_line(capsys, search):
 
 
 def test_search_step_benchmark_prints_seconds_per_step(capsys):
-    code, out, _ = run(capsys, "bench", "search-step", "--network", "resnet20", "--batch-size", "4", "--steps", "2",
-                       "--warmup", "0", "--threads", "1", "--official")  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "bench",
+        "search-step",
+        "--network",
+        "resnet20",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--official",
+    )
     assert code == 0
     assert out["benchmark"] == "search-step" and out["steps"] == 2 and out["shapes"] == "dynamic"
     assert 0 < out["min_seconds"] <= out["seconds_per_step"]
@@ -75,24 +130,38 @@ def test_peak_memory_sees_what_a_step_allocates():
 
 
 BAD_INPUT = [
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.01", *PROXY],
-     "FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
-     "search='width+depth'); allowed: [0.0245, 1]"),
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "1.2", *PROXY],
-     "FLOP ratio 1.2 is outside (0, 1]"),
+    (
+        ["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.01", *PROXY],
+        "FLOP ratio 0.01 is below the smallest net this search can reach (0.0245 of the FLOPs with "
+        "search='width+depth'); allowed: [0.0245, 1]",
+    ),
+    (
+        ["prune", "--method", "tas", "--network", "resnet20", "--ratio", "1.2", *PROXY],
+        "FLOP ratio 1.2 is outside (0, 1]",
+    ),
     (["prune", "--method", "tas", "--network", "resnet21", "--ratio", "0.5", *PROXY], "unknown network 'resnet21'"),
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=9", *PROXY],
-     "k must be in [0, 8] (0 = all candidates), got 9"),
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_min=20", *PROXY],
-     "tau_min must be in (0, tau_max=10.0], got 20.0"),
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_schedule=exp", *PROXY],
-     "unknown tau_schedule 'exp'; allowed: linear, cosine"),
-    (["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=two", *PROXY],
-     "k must be an int, got 'two'"),
-    (["bench", "search-step", "--network", "resnet20", "--batch-size", "0"],
-     "argument --batch-size: must be in [1, 65536], got 0"),
+    (
+        ["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=9", *PROXY],
+        "k must be in [0, 8] (0 = all candidates), got 9",
+    ),
+    (
+        ["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_min=20", *PROXY],
+        "tau_min must be in (0, tau_max=10.0], got 20.0",
+    ),
+    (
+        ["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "tau_schedule=exp", *PROXY],
+        "unknown tau_schedule 'exp'; allowed: linear, cosine",
+    ),
+    (
+        ["prune", "--method", "tas", "--network", "resnet20", "--ratio", "0.5", "--opt", "k=two", *PROXY],
+        "k must be an int, got 'two'",
+    ),
+    (
+        ["bench", "search-step", "--network", "resnet20", "--batch-size", "0"],
+        "argument --batch-size: must be in [1, 65536], got 0",
+    ),
     (["bench", "search-step", "--network", "resnet99"], "unknown network 'resnet99'"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("argv,message", BAD_INPUT, ids=[m[:40] for _, m in BAD_INPUT])

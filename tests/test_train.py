@@ -48,8 +48,15 @@ def test_resume_is_bit_identical(tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(fresh_model(), data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt", progress=False,
-              on_epoch=stop_after_first_epoch)  # fmt: skip
+        train(
+            fresh_model(),
+            data,
+            cfg,
+            device=CPU,
+            checkpoint_path=tmp_path / "b.pt",
+            progress=False,
+            on_epoch=stop_after_first_epoch,
+        )
     resumed_model = fresh_model(seed=123)  # a different init: everything must come from the checkpoint
     resumed = train(resumed_model, data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt", progress=False)
 
@@ -71,8 +78,9 @@ def test_post_epoch_changes_land_in_the_evaluation_and_the_checkpoint(tmp_path):
             model.stem.conv.weight[0] = 0
 
     whole = fresh_model()
-    full = train(whole, data, cfg, device=CPU, checkpoint_path=tmp_path / "a.pt", progress=False,
-                 post_epoch=zero_first_filter)  # fmt: skip
+    full = train(
+        whole, data, cfg, device=CPU, checkpoint_path=tmp_path / "a.pt", progress=False, post_epoch=zero_first_filter
+    )
     assert epochs == [0, 1, 2] and not whole.stem.conv.weight[0].any()
 
     def stop_after_first_epoch(history):
@@ -80,11 +88,26 @@ def test_post_epoch_changes_land_in_the_evaluation_and_the_checkpoint(tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(fresh_model(), data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt", progress=False,
-              on_epoch=stop_after_first_epoch, post_epoch=zero_first_filter)  # fmt: skip
+        train(
+            fresh_model(),
+            data,
+            cfg,
+            device=CPU,
+            checkpoint_path=tmp_path / "b.pt",
+            progress=False,
+            on_epoch=stop_after_first_epoch,
+            post_epoch=zero_first_filter,
+        )
     resumed_model = fresh_model(seed=123)
-    resumed = train(resumed_model, data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt", progress=False,
-                    post_epoch=zero_first_filter)  # fmt: skip
+    resumed = train(
+        resumed_model,
+        data,
+        cfg,
+        device=CPU,
+        checkpoint_path=tmp_path / "b.pt",
+        progress=False,
+        post_epoch=zero_first_filter,
+    )
     for (name, a), b in zip(whole.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.equal(a, b), name
     assert full["top1"] == resumed["top1"] and full["test_loss"] == resumed["test_loss"]
@@ -103,11 +126,23 @@ def test_a_finished_checkpoint_is_not_trained_again(tmp_path):
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
     data = random_data()
-    train(fresh_model(), data, TrainConfig(epochs=1, batch_size=32), device=CPU, checkpoint_path=tmp_path / "d.pt",
-          progress=False)  # fmt: skip
+    train(
+        fresh_model(),
+        data,
+        TrainConfig(epochs=1, batch_size=32),
+        device=CPU,
+        checkpoint_path=tmp_path / "d.pt",
+        progress=False,
+    )
     with pytest.raises(ConfigError, match="belongs to another configuration"):
-        train(fresh_model(), data, TrainConfig(epochs=1, batch_size=32, lr=0.2), device=CPU,
-              checkpoint_path=tmp_path / "d.pt", progress=False)  # fmt: skip
+        train(
+            fresh_model(),
+            data,
+            TrainConfig(epochs=1, batch_size=32, lr=0.2),
+            device=CPU,
+            checkpoint_path=tmp_path / "d.pt",
+            progress=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +190,14 @@ def test_distillation_trains_the_student_towards_the_teacher(learned):
     # lr 0.01, not the teacher's 0.05: the KD term is scaled by T^2 = 16, and at 0.05 the student's loss rose for
     # an epoch and it ended at 4.9 on an AMD EPYC (2.2 on an Intel Xeon). At 0.01, measured on the EPYC with one
     # thread: from 10.9 to 1.0, where the same student trained on cross-entropy alone ends at 4.7.
-    result = train(student, data, TrainConfig(epochs=8, batch_size=32, lr=0.01), device=CPU,
-                   loss_fn=DistillLoss(teacher, DistillConfig(alpha=0.9, temperature=4.0)), progress=False)  # fmt: skip
+    result = train(
+        student,
+        data,
+        TrainConfig(epochs=8, batch_size=32, lr=0.01),
+        device=CPU,
+        loss_fn=DistillLoss(teacher, DistillConfig(alpha=0.9, temperature=4.0)),
+        progress=False,
+    )
     assert distance_to_teacher() < 0.25 * before
     assert result["top1"] > 40  # chance is 10%
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in frozen.items())  # the teacher did not move

@@ -45,11 +45,13 @@ def test_resnet20_at_half_the_flops():
     arch, info = uniform_arch(PRESETS["resnet20"](), 0.5)
     assert arch.xchannels == (3,) + (11,) * 7 + (23,) * 6 + (45,) * 6
     by_hand = (
-        9 * 3 * 11 * 1024 + 6 * 9 * 11 * 11 * 1024  # stem, stage 1 at 32x32
+        9 * 3 * 11 * 1024
+        + 6 * 9 * 11 * 11 * 1024  # stem, stage 1 at 32x32
         + (9 * 11 * 23 + 5 * 9 * 23 * 23 + 11 * 23) * 256  # stage 2 at 16x16 with its 1x1 projection
         + (9 * 23 * 45 + 5 * 9 * 45 * 45 + 23 * 45) * 64  # stage 3 at 8x8
-        + 45 * 10 + 10  # classifier
-    )  # fmt: skip
+        + 45 * 10
+        + 10  # classifier
+    )
     assert macs(arch) == by_hand == 20_231_564 and info["filled_channels"] == 0
 
 
@@ -91,11 +93,20 @@ def test_every_registered_pruner_loads_under_its_own_name_with_frozen_defaulted_
 
 # Each registered pruner's FLOP band at ratio 0.5 with default options: relative +-1% for the FLOP-matching
 # pruners, [ratio - 0.05, ratio] for TAS. A new pruner must say its band, and its rule in words, here.
-BANDS = {"uniform": (0.495, 0.505), "l1": (0.495, 0.505), "fpgm": (0.495, 0.505), "tas": (0.45, 0.5),
-         "released": (0.549, 0.551)}  # fmt: skip
-RULES = {"uniform": "within 1% of 0.5, either side", "l1": "within 1% of 0.5, either side",
-         "fpgm": "within 1% of 0.5, either side", "tas": "at most 0.5, at least 0.45",
-         "released": "within 0.001 of 0.55, either side"}  # fmt: skip
+BANDS = {
+    "uniform": (0.495, 0.505),
+    "l1": (0.495, 0.505),
+    "fpgm": (0.495, 0.505),
+    "tas": (0.45, 0.5),
+    "released": (0.549, 0.551),
+}
+RULES = {
+    "uniform": "within 1% of 0.5, either side",
+    "l1": "within 1% of 0.5, either side",
+    "fpgm": "within 1% of 0.5, either side",
+    "tas": "at most 0.5, at least 0.45",
+    "released": "within 0.001 of 0.55, either side",
+}
 NO_DATA = {"tas": {"search": "random"}}  # the learned search needs data; the random one draws a net in its band
 TARGET = {"released": 0.55}  # a released shape runs at its own ratio (C010-ResNet20: 0.5499)
 
@@ -121,7 +132,10 @@ def test_every_pruner_names_its_flop_band_and_its_net_lies_inside(name):
 def test_a_fixed_shape_has_no_band_and_a_pruner_without_the_hook_records_none():
     l1 = get_pruner("l1")
     assert band_record(l1, l1.options(variant="B"), 0.724, 0.7244) == {
-        "target_band": None, "in_band": None, "band_rule": "a fixed shape: no FLOP target"}  # fmt: skip
+        "target_band": None,
+        "in_band": None,
+        "band_rule": "a fixed shape: no FLOP target",
+    }
     assert band_record(get_pruner("tas"), get_pruner("tas").options(), 0.7, 0.516)["in_band"] is False
     silent = Pruner("silent", get_pruner("uniform").prune, UniformOptions)
     assert band_record(silent, UniformOptions(), 0.5, 0.5) == {}

@@ -138,10 +138,34 @@ def zip_bomb(path: Path, entries: int, entry_size: int) -> Path:
     for i in range(entries):
         name = f"bomb/data/{i}".encode()
         offset = len(local)
-        local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(packed), entry_size,
-                             len(name), 0) + name + packed  # fmt: skip
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(packed),
-                               entry_size, len(name), 0, 0, 0, 0, 0, offset) + name  # fmt: skip
+        local += (
+            struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(packed), entry_size, len(name), 0)
+            + name
+            + packed
+        )
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0x21,
+                crc,
+                len(packed),
+                entry_size,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + name
+        )
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, len(central), len(local), 0)
     path.write_bytes(bytes(local + central + end))
     return path
@@ -173,78 +197,159 @@ UNTRUSTED = [
     (SWEEP, dev_zero, "sweep spec '/dev/zero' is a character device, not a YAML file"),
     (SWEEP, link_to_dev_zero("s.yaml"), "sweep spec '{f}' is a character device, not a YAML file"),
     (SWEEP, sparse("s.yaml", 3_200_000), "sweep spec '{f}' is 3.2 MB; specs are limited to 1 MB"),
-    (SWEEP, spec_text('a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
-                      "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nname: *b\n" + SPEC, "s.yaml"),
-     "sweep spec '{f}', line 2, column 8: YAML aliases (*a) are not allowed; write the value out"),
-    (SWEEP, spec_text("name: &n bomb\ndescription: *n\n" + SPEC, "s.yaml"),
-     "sweep spec '{f}', line 2, column 14: YAML aliases (*n) are not allowed"),
-    (SWEEP, spec_text(SPEC + "seeds: [0]\nseeds: [1]\n", "s.yaml"),
-     "sweep spec '{f}', line 5, column 1: duplicate key 'seeds'"),
-    (SWEEP, spec_text(SPEC.replace("{method: uniform}", "{method: uniform, method: l1}"), "s.yaml"),
-     "sweep spec '{f}', line 2, column 29: duplicate key 'method'"),
-    (SWEEP, spec_text("name: a\x07b\n" + SPEC, "s.yaml"),
-     "sweep spec '{f}' is not valid YAML at line 1, column 8: control character '\\x07' is not allowed"),
-    (SWEEP, spec_text(SPEC + "description: x\x1by\n", "s.yaml"),
-     "sweep spec '{f}' is not valid YAML at line 4, column 15: control character '\\x1b' is not allowed"),
-    (SWEEP, spec_text("name: " + "[" * 5000 + "]" * 5000 + "\n" + SPEC, "s.yaml"),
-     "sweep spec '{f}': nested too deeply (lists or mappings some 1000 levels deep)"),
-    (SWEEP + ["--set", "seeds=[&s 0, *s]"], spec_text(SPEC, "s.yaml"),
-     "override 'seeds=[&s 0, *s]': YAML aliases (*s) are not allowed; write the value out"),
-    (SWEEP + ["--set", "data={{dataset: proxy, dataset: cifar10}}"], spec_text(SPEC, "s.yaml"),
-     "override 'data={{dataset: proxy, dataset: cifar10}}': duplicate key 'dataset'"),
+    (
+        SWEEP,
+        spec_text(
+            'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+            "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nname: *b\n" + SPEC,
+            "s.yaml",
+        ),
+        "sweep spec '{f}', line 2, column 8: YAML aliases (*a) are not allowed; write the value out",
+    ),
+    (
+        SWEEP,
+        spec_text("name: &n bomb\ndescription: *n\n" + SPEC, "s.yaml"),
+        "sweep spec '{f}', line 2, column 14: YAML aliases (*n) are not allowed",
+    ),
+    (
+        SWEEP,
+        spec_text(SPEC + "seeds: [0]\nseeds: [1]\n", "s.yaml"),
+        "sweep spec '{f}', line 5, column 1: duplicate key 'seeds'",
+    ),
+    (
+        SWEEP,
+        spec_text(SPEC.replace("{method: uniform}", "{method: uniform, method: l1}"), "s.yaml"),
+        "sweep spec '{f}', line 2, column 29: duplicate key 'method'",
+    ),
+    (
+        SWEEP,
+        spec_text("name: a\x07b\n" + SPEC, "s.yaml"),
+        "sweep spec '{f}' is not valid YAML at line 1, column 8: control character '\\x07' is not allowed",
+    ),
+    (
+        SWEEP,
+        spec_text(SPEC + "description: x\x1by\n", "s.yaml"),
+        "sweep spec '{f}' is not valid YAML at line 4, column 15: control character '\\x1b' is not allowed",
+    ),
+    (
+        SWEEP,
+        spec_text("name: " + "[" * 5000 + "]" * 5000 + "\n" + SPEC, "s.yaml"),
+        "sweep spec '{f}': nested too deeply (lists or mappings some 1000 levels deep)",
+    ),
+    (
+        SWEEP + ["--set", "seeds=[&s 0, *s]"],
+        spec_text(SPEC, "s.yaml"),
+        "override 'seeds=[&s 0, *s]': YAML aliases (*s) are not allowed; write the value out",
+    ),
+    (
+        SWEEP + ["--set", "data={{dataset: proxy, dataset: cifar10}}"],
+        spec_text(SPEC, "s.yaml"),
+        "override 'data={{dataset: proxy, dataset: cifar10}}': duplicate key 'dataset'",
+    ),
     # official TAS .config imports
     (CONFIG, fifo("t.config"), "TAS config file '{f}' is a FIFO (named pipe), not a .config file"),
     (CONFIG, dev_zero, "TAS config file '/dev/zero' is a character device, not a .config file"),
     (CONFIG, sparse("t.config", 2 * MB), "TAS config file '{f}' is 2 MB; TAS configs are limited to 1 MB"),
-    (CONFIG, spec_text("[" * 100_000, "t.config"),
-     "TAS config file '{f}': not a TAS config: JSON nested some 1000 levels deep (the format nests 3)"),
-    (CONFIG, config(r'\["3", "16"', '["4", "16"'),
-     "TAS config file '{f}': xchannels[0] is the input image's channels and must be 3 (RGB), got 4"),
-    (CONFIG, config(r'\["3", "16"', '["3", "1000000"'),
-     f"TAS config file '{{f}}': xchannels[1]=1000000; tas-bench builds convs of at most {MAX_WIDTH} channels"),
-    (CONFIG, config(r'("depth"\s*:\s*\[\s*"int"\s*,\s*)"20"', r'\1"6000002"'),
-     f"TAS config file '{{f}}': arch layers asks for 1000000 blocks in a stage; tas-bench builds at most "
-     f"{MAX_BLOCKS}"),
-    (CONFIG, config(r'("class_num"\s*:\s*\[\s*"int"\s*,\s*)"10"', r'\1"1000000000"'),
-     f"TAS config file '{{f}}': num_classes 1000000000; tas-bench builds classifiers of at most {MAX_CLASSES} "
-     f"classes"),
+    (
+        CONFIG,
+        spec_text("[" * 100_000, "t.config"),
+        "TAS config file '{f}': not a TAS config: JSON nested some 1000 levels deep (the format nests 3)",
+    ),
+    (
+        CONFIG,
+        config(r'\["3", "16"', '["4", "16"'),
+        "TAS config file '{f}': xchannels[0] is the input image's channels and must be 3 (RGB), got 4",
+    ),
+    (
+        CONFIG,
+        config(r'\["3", "16"', '["3", "1000000"'),
+        f"TAS config file '{{f}}': xchannels[1]=1000000; tas-bench builds convs of at most {MAX_WIDTH} channels",
+    ),
+    (
+        CONFIG,
+        config(r'("depth"\s*:\s*\[\s*"int"\s*,\s*)"20"', r'\1"6000002"'),
+        f"TAS config file '{{f}}': arch layers asks for 1000000 blocks in a stage; tas-bench builds at most "
+        f"{MAX_BLOCKS}",
+    ),
+    (
+        CONFIG,
+        config(r'("class_num"\s*:\s*\[\s*"int"\s*,\s*)"10"', r'\1"1000000000"'),
+        f"TAS config file '{{f}}': num_classes 1000000000; tas-bench builds classifiers of at most {MAX_CLASSES} "
+        f"classes",
+    ),
     # checkpoints and model files
     (WEIGHTS, fifo("m.pt"), "checkpoint '{f}' is a FIFO (named pipe), not a checkpoint file"),
     (WEIGHTS, dev_zero, "checkpoint '/dev/zero' is a character device, not a checkpoint file"),
     (WEIGHTS, sparse("m.pt", 5 * GB), "checkpoint '{f}' is 5 GB; checkpoints are limited to 4 GB"),
-    (WEIGHTS, lambda d: zip_bomb(d / "bomb.pt", 96, 64 * 2**20),
-     "checkpoint '{f}' (6.3 MB) inflates to 6.4 GB; checkpoints are limited to 4 GB"),
-    (WEIGHTS, rezipped(zipfile.ZIP_LZMA),
-     "checkpoint '{f}' is not a PyTorch file (entry 'archive/data.pkl' uses zip method 14; torch.save stores"),
-    (WEIGHTS, model_file(lambda ckpt: ckpt.pop("arch")),
-     "model file '{f}' has no 'arch' entry (it holds 'format', 'state_dict'); was it written by tas-bench?"),
-    (WEIGHTS, model_file(set_arch(xchannels=xchannels(first=4))),
-     "model file '{f}': xchannels[0] is the input image's channels and must be 3 (RGB), got 4"),
-    (WEIGHTS, model_file(set_arch(xchannels=xchannels(first=1))),
-     "model file '{f}': xchannels[0] is the input image's channels and must be 3 (RGB), got 1"),
-    (WEIGHTS, model_file(set_arch(xchannels=xchannels(stem=10**6))),
-     f"model file '{{f}}': xchannels[1]=1000000; tas-bench builds convs of at most {MAX_WIDTH} channels"),
-    (["train", "--teacher", "{f}", "--epochs", "1"], fifo("t.pt"),
-     "checkpoint '{f}' is a FIFO (named pipe), not a checkpoint file"),
+    (
+        WEIGHTS,
+        lambda d: zip_bomb(d / "bomb.pt", 96, 64 * 2**20),
+        "checkpoint '{f}' (6.3 MB) inflates to 6.4 GB; checkpoints are limited to 4 GB",
+    ),
+    (
+        WEIGHTS,
+        rezipped(zipfile.ZIP_LZMA),
+        "checkpoint '{f}' is not a PyTorch file (entry 'archive/data.pkl' uses zip method 14; torch.save stores",
+    ),
+    (
+        WEIGHTS,
+        model_file(lambda ckpt: ckpt.pop("arch")),
+        "model file '{f}' has no 'arch' entry (it holds 'format', 'state_dict'); was it written by tas-bench?",
+    ),
+    (
+        WEIGHTS,
+        model_file(set_arch(xchannels=xchannels(first=4))),
+        "model file '{f}': xchannels[0] is the input image's channels and must be 3 (RGB), got 4",
+    ),
+    (
+        WEIGHTS,
+        model_file(set_arch(xchannels=xchannels(first=1))),
+        "model file '{f}': xchannels[0] is the input image's channels and must be 3 (RGB), got 1",
+    ),
+    (
+        WEIGHTS,
+        model_file(set_arch(xchannels=xchannels(stem=10**6))),
+        f"model file '{{f}}': xchannels[1]=1000000; tas-bench builds convs of at most {MAX_WIDTH} channels",
+    ),
+    (
+        ["train", "--teacher", "{f}", "--epochs", "1"],
+        fifo("t.pt"),
+        "checkpoint '{f}' is a FIFO (named pipe), not a checkpoint file",
+    ),
     # CIFAR batches
-    (CIFAR10, cifar_batch("data_batch_1", os.mkfifo),
-     "CIFAR-10 batch '{f}/cifar-10-batches-py/data_batch_1' is a FIFO (named pipe), not a CIFAR batch file"),
-    (CIFAR10, cifar_batch("data_batch_2", sparse_file(250 * MB)),
-     "CIFAR-10 batch '{f}/cifar-10-batches-py/data_batch_2' is 250 MB; CIFAR batches are limited to 200 MB"),
-    (CIFAR10, cifar_batch("test_batch", Path.mkdir),
-     "CIFAR-10 batch '{f}/cifar-10-batches-py/test_batch' is a directory, not a CIFAR batch file"),
+    (
+        CIFAR10,
+        cifar_batch("data_batch_1", os.mkfifo),
+        "CIFAR-10 batch '{f}/cifar-10-batches-py/data_batch_1' is a FIFO (named pipe), not a CIFAR batch file",
+    ),
+    (
+        CIFAR10,
+        cifar_batch("data_batch_2", sparse_file(250 * MB)),
+        "CIFAR-10 batch '{f}/cifar-10-batches-py/data_batch_2' is 250 MB; CIFAR batches are limited to 200 MB",
+    ),
+    (
+        CIFAR10,
+        cifar_batch("test_batch", Path.mkdir),
+        "CIFAR-10 batch '{f}/cifar-10-batches-py/test_batch' is a directory, not a CIFAR batch file",
+    ),
     # the paper's numbers, stored regression results, a results root's run files
     (PAPER, fifo("p.csv"), "paper results '{f}' is a FIFO (named pipe), not a CSV file"),
     (PAPER, dev_zero, "paper results '/dev/zero' is a character device, not a CSV file"),
     (PAPER, sparse("p.csv", 20 * MB), "paper results '{f}' is 20 MB; paper results files are limited to 10 MB"),
     (REGRESS, fifo("r.json"), "stored regression results '{f}' is a FIFO (named pipe), not a JSON file"),
     (REGRESS, dev_zero, "stored regression results '/dev/zero' is a character device, not a JSON file"),
-    (REGRESS, sparse("r.json", 60 * MB),
-     "stored regression results '{f}' is 60 MB; stored regression results are limited to 50 MB"),
+    (
+        REGRESS,
+        sparse("r.json", 60 * MB),
+        "stored regression results '{f}' is 60 MB; stored regression results are limited to 50 MB",
+    ),
     (REPORT_RUNS, results_with(os.mkfifo), "metrics.json' is damaged: it is a FIFO (named pipe), not a JSON file"),
-    (REPORT_RUNS, results_with(sparse_file(60 * MB)),
-     "metrics.json' is damaged: it is 60 MB; run files are limited to 50 MB"),
-]  # fmt: skip
+    (
+        REPORT_RUNS,
+        results_with(sparse_file(60 * MB)),
+        "metrics.json' is damaged: it is 60 MB; run files are limited to 50 MB",
+    ),
+]
 
 
 @pytest.mark.parametrize("argv,make,message", UNTRUSTED, ids=[m[:50] for _, _, m in UNTRUSTED])
@@ -260,11 +365,17 @@ def test_an_untrusted_file_is_one_clear_line(capsys, monkeypatch, tmp_path, argv
 def test_a_fifo_config_is_refused_at_once_by_the_console_script(tmp_path):
     """As a real process, which a hang would leave running: the refusal comes before any open()."""
     os.mkfifo(tmp_path / "t.config")
-    result = subprocess.run([sys.executable, "-m", "tasbench.cli", "flops", "--tas-config", str(tmp_path / "t.config")],
-                            capture_output=True, text=True, timeout=SECONDS - 5)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "tasbench.cli", "flops", "--tas-config", str(tmp_path / "t.config")],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS - 5,
+    )
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == f"tas-bench: error: TAS config file '{tmp_path / 't.config'}' is a FIFO (named pipe), " \
-                            "not a .config file\n"  # fmt: skip
+    assert (
+        result.stderr == f"tas-bench: error: TAS config file '{tmp_path / 't.config'}' is a FIFO (named pipe), "
+        "not a .config file\n"
+    )
 
 
 def test_the_checkpoint_limit_is_4_gb_and_bounds_what_entries_inflate_to(tmp_path, monkeypatch):
@@ -287,8 +398,10 @@ def test_a_deflated_checkpoint_loads_within_the_limit_and_is_refused_past_it(tmp
         load_checkpoint(path)
 
 
-ALLOCATOR_FAILED = RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
-                                "you tried to allocate 6442450944 bytes")  # torch's own words
+ALLOCATOR_FAILED = RuntimeError(
+    "[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 6442450944 bytes"
+)  # torch's own words
 
 
 @pytest.mark.parametrize("error", [MemoryError(), ALLOCATOR_FAILED])
@@ -302,16 +415,21 @@ def test_running_out_of_memory_is_not_called_truncated(tmp_path, monkeypatch, er
     with pytest.raises(ConfigError) as caught:
         load_checkpoint(tmp_path / "model.pt")
     assert "truncated" not in str(caught.value)
-    assert str(caught.value).startswith(f"checkpoint '{tmp_path / 'model.pt'}' (1.1 MB of entries) does not fit in "
-                                        f"memory: loading it ran out; free memory")  # fmt: skip
+    assert str(caught.value).startswith(
+        f"checkpoint '{tmp_path / 'model.pt'}' (1.1 MB of entries) does not fit in "
+        f"memory: loading it ran out; free memory"
+    )
 
 
 def test_a_file_that_grows_past_its_limit_while_read_is_cut_off(tmp_path):
     """/proc files report size 0 and hold more: the read stops at limit + 1 bytes and the limit is named."""
     kind = FileKind("probe", "probes", "a probe file", 100)
     assert os.stat("/proc/self/status").st_size == 0
-    with pytest.raises(ConfigError, match=r"^probe '/proc/self/status' is over 100 bytes; probes are limited to "
-                                          r"100 bytes$"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"^probe '/proc/self/status' is over 100 bytes; probes are limited to "
+        r"100 bytes$",
+    ):
         read_bytes("/proc/self/status", kind)
     (tmp_path / "ok").write_bytes(b"x" * 100)
     assert read_bytes(tmp_path / "ok", kind) == b"x" * 100
@@ -347,8 +465,17 @@ def test_scientific_notation_is_a_float_as_in_yaml_1_2(tmp_path):
     sweep = load_sweep(tmp_path / "s.yaml")
     assert [run.ratio for run in sweep.runs] == [0.5]
     assert sweep.runs[0].teacher.lr == 0.1 and sweep.runs[0].teacher.epochs == 2
-    assert load_yaml("[5e-1, 1E6, -2.5e+3, .5e1, 5, 1_000, e5, 5e, 0x10]") == [0.5, 1e6, -2500.0, 5.0, 5, 1000, "e5",
-                                                                               "5e", 16]  # fmt: skip
+    assert load_yaml("[5e-1, 1E6, -2.5e+3, .5e1, 5, 1_000, e5, 5e, 0x10]") == [
+        0.5,
+        1e6,
+        -2500.0,
+        5.0,
+        5,
+        1000,
+        "e5",
+        "5e",
+        16,
+    ]
     assert load_sweep(tmp_path / "s.yaml", ["ratios=[25e-2]"]).runs[0].ratio == 0.25
 
 

@@ -97,8 +97,7 @@ def test_an_unreachable_wandb_project_is_one_clear_error(capsys, tmp_path, monke
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     (tmp_path / "runs").mkdir()
-    code = main(["compare", "--runs", str(tmp_path / "runs"), "--project", "nobody/nothing",
-                 "--timeout", "3"])
+    code = main(["compare", "--runs", str(tmp_path / "runs"), "--project", "nobody/nothing", "--timeout", "3"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("tas-bench: error: cannot read W&B project 'nobody/nothing': ")
@@ -114,8 +113,12 @@ def test_unreachable_wandb_online_logs_offline_and_says_how_to_sync(capsys, tmp_
     monkeypatch.setattr(wandb_log, "_online_failed", [])  # this process has not failed online before
     spec, root = str(write_spec(tmp_path)), tmp_path / "runs"
     began = time.monotonic()
-    assert main(["sweep", spec, "--out", str(root), "--wandb", "online", "--wandb-timeout", "3", *LATENCY,
-                 "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["sweep", spec, "--out", str(root), "--wandb", "online", "--wandb-timeout", "3", *LATENCY, "--threads", "1"]
+        )
+        == 0
+    )
     seconds = time.monotonic() - began
     out, err = capsys.readouterr()
     runs = json.loads(out)["runs"]
@@ -138,9 +141,26 @@ def test_online_without_an_api_key_logs_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), WANDB_BASE_URL="http://127.0.0.1:9")  # no key, no ~/.netrc, no server
     spec = str(write_spec(tmp_path, ratios=[0.5]))
-    result = subprocess.run([sys.executable, "-m", "tasbench.cli", "sweep", spec, "--out", str(tmp_path / "runs"),
-                             "--wandb", "online", *LATENCY, "--threads", "1"], capture_output=True, text=True,
-                            env=env, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasbench.cli",
+            "sweep",
+            spec,
+            "--out",
+            str(tmp_path / "runs"),
+            "--wandb",
+            "online",
+            *LATENCY,
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr
     (hash_,) = [r["hash"] for r in json.loads(result.stdout)["runs"]]
     assert (tmp_path / "runs" / "uniform" / hash_ / "metrics.json").exists()

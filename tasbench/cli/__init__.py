@@ -103,11 +103,10 @@ RERUN = "nothing was left half-written; run the same command again"  # what an i
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tas-bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action=_Version,
-                        help="print the version (and the git commit, run from a checkout) and exit")  # fmt: skip
+    parser.add_argument(
+        "--version", action=_Version, help="print the version (and the git commit, run from a checkout) and exit"
+    )
     commands = parser.add_subparsers(required=True, metavar="command", action=_Commands)
     for module in (flops, train, prune, bench, sweep, report, compare, regress):  # one module per command
         module.register(commands)
     return parser
-
-

@@ -18,26 +18,25 @@ if TYPE_CHECKING:
 
 def add_network_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", help=f"one of: {', '.join(PRESETS)}")
-    p.add_argument("--tas-config", type=path_flag,
-                   help="an official TAS .config file (e.g. tasbench/official_configs/*.config)")
+    p.add_argument(
+        "--tas-config", type=path_flag, help="an official TAS .config file (e.g. tasbench/official_configs/*.config)"
+    )
     p.add_argument("--shortcut", default="official", help=f"one of: {', '.join(SHORTCUTS)} (default: official)")
-
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     from tasbench.data import DataConfig
 
     overrides.add_arguments(p, DataConfig)
-    p.add_argument("--data-dir", type=path_flag,
-                   help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
+    p.add_argument(
+        "--data-dir", type=path_flag, help="directory holding CIFAR (python version) or ImageNet (train/ and val/)"
+    )
     p.add_argument("--download", action="store_true", help="download CIFAR into --data-dir if it is missing")
-
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_flag, default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
 
 
 def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:

@@ -1,6 +1,6 @@
 """`tas-bench bench NAME`: time a hot path, a micro-benchmark registered like the pruners.
 
-    tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
+tas-bench bench search-step --network resnet56 --batch-size 64 --steps 10      # seconds per TAS search step
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
     for bench in benchmarks().values():
         b = names.add_parser(bench.name, help=bench.summary)
         bench.add_arguments(b)
-        b.add_argument("--no-progress", action="store_true",
-                       help="accepted as by every long command (a benchmark draws no progress bar)")  # fmt: skip
+        b.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="accepted as by every long command (a benchmark draws no progress bar)",
+        )
         b.set_defaults(command=bench.run)

@@ -19,12 +19,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("compare", help="compare local runs with runs logged to W&B, row by row")
     p.add_argument("--runs", type=path_flag, default="runs", help="local results root (default: runs)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--wandb-dir", type=path_flag,
-                        help="a directory holding offline W&B runs (offline-run-*/run-*.wandb)")
+    source.add_argument(
+        "--wandb-dir", type=path_flag, help="a directory holding offline W&B runs (offline-run-*/run-*.wandb)"
+    )
     source.add_argument("--project", help="a W&B project, entity/project, read through wandb.Api()")
     p.add_argument("--timeout", type=int_flag(1, 3600), default=20, help="seconds per W&B API request (default 20)")
-    p.add_argument("--tolerance", type=float_flag(0, 100), default=0.5,
-                   help="accuracy points a row may differ by (default 0.5)")
+    p.add_argument(
+        "--tolerance", type=float_flag(0, 100), default=0.5, help="accuracy points a row may differ by (default 0.5)"
+    )
     p.set_defaults(command=cmd_compare)
 
 

@@ -1,7 +1,7 @@
 """`tas-bench flops`: MACs and parameters of a network, as the TAS paper counts them.
 
-    tas-bench flops --network resnet56 --dataset cifar10 [--shortcut official|zero-pad] [--json]
-    tas-bench flops --tas-config tasbench/official_configs/C010-ResNet56.config   # its ratio to the full ResNet-56
+tas-bench flops --network resnet56 --dataset cifar10 [--shortcut official|zero-pad] [--json]
+tas-bench flops --tas-config tasbench/official_configs/C010-ResNet56.config   # its ratio to the full ResNet-56
 """
 
 from __future__ import annotations
@@ -28,25 +28,31 @@ def _flops_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(command=cmd_flops)
 
 
-
 def cmd_flops(args: argparse.Namespace) -> dict | str:
     from tasbench.flops import macs, params
 
     arch, dataset = named_arch(args, args.dataset)
     full = full_width(arch)  # the net itself, unless --tas-config gave a pruned shape
-    counted = {"network": args.network or args.tas_config, "dataset": dataset, "shortcut": arch.shortcut,
-               "macs": macs(arch), "params": params(arch), "macs_unpruned": macs(full), "params_unpruned": params(full),
-               "flop_ratio": macs(arch) / macs(full), "arch": arch.to_dict()}  # fmt: skip
+    counted = {
+        "network": args.network or args.tas_config,
+        "dataset": dataset,
+        "shortcut": arch.shortcut,
+        "macs": macs(arch),
+        "params": params(arch),
+        "macs_unpruned": macs(full),
+        "params_unpruned": params(full),
+        "flop_ratio": macs(arch) / macs(full),
+        "arch": arch.to_dict(),
+    }
     return counted if args.json else flops_summary(counted, None if arch == full else preset_of(arch) or "net")
-
 
 
 def flops_summary(counted: dict, pruned_from: str | None) -> str:
     """`tas-bench flops` for people; for a pruned shape (`pruned_from`: the full net's name) each count's share::
 
-        C010-ResNet56.config: cifar10, official shortcut
-          MACs       59,858,440  (59.86 M)  47.6% of the unpruned resnet56 (125,747,850)
-          params        ...
+    C010-ResNet56.config: cifar10, official shortcut
+      MACs       59,858,440  (59.86 M)  47.6% of the unpruned resnet56 (125,747,850)
+      params        ...
     """
     lines = [f"{counted['network']}: {counted['dataset']}, {counted['shortcut']} shortcut"]
     for key, label in (("macs", "MACs"), ("params", "params")):

@@ -24,15 +24,23 @@ SPEC = "regression"  # the shipped benchmarks/regression.yaml
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("regress", help="rerun the proxy regression sweep and compare with the stored results")
-    p.add_argument("--spec", default=SPEC,
-                   help="the regression sweep: a YAML file or a shipped spec's name (default: regression)")
-    p.add_argument("--expected", type=path_flag,
-                   help="the stored results (default: this CPU model's shipped benchmarks/regression/<cpu>.json)")
+    p.add_argument(
+        "--spec", default=SPEC, help="the regression sweep: a YAML file or a shipped spec's name (default: regression)"
+    )
+    p.add_argument(
+        "--expected",
+        type=path_flag,
+        help="the stored results (default: this CPU model's shipped benchmarks/regression/<cpu>.json)",
+    )
     p.add_argument("--update", action="store_true", help="rewrite --expected from this run instead of comparing")
-    p.add_argument("--spread-seeds", default="1,2,3",
-                   help="--update only: extra seeds whose spread sets the tolerance (default: 1,2,3)")
-    p.add_argument("--out", type=path_flag,
-                   help="results root to keep the runs in (default: a temporary directory, removed after)")
+    p.add_argument(
+        "--spread-seeds",
+        default="1,2,3",
+        help="--update only: extra seeds whose spread sets the tolerance (default: 1,2,3)",
+    )
+    p.add_argument(
+        "--out", type=path_flag, help="results root to keep the runs in (default: a temporary directory, removed after)"
+    )
     p.add_argument("--workers", type=int_flag(1, MAX_WORKERS), default=2, help="parallel runs (default: 2)")
     p.add_argument("--threads", type=int_flag(1, MAX_THREADS), default=1, help="torch threads per worker (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no line on stderr per finished run")
@@ -47,9 +55,11 @@ def expected_path(args: argparse.Namespace) -> str:
     if args.expected is not None:
         return args.expected
     if args.update and source_tree() is None:
-        raise ConfigError("--update rewrites benchmarks/regression/<cpu>.json in the tas-bench repository, but this "
-                          "tas-bench is installed from a wheel, not run from a checkout; run it from a clone "
-                          "(pip install -e .) or give --expected FILE")  # fmt: skip
+        raise ConfigError(
+            "--update rewrites benchmarks/regression/<cpu>.json in the tas-bench repository, but this "
+            "tas-bench is installed from a wheel, not run from a checkout; run it from a clone "
+            "(pip install -e .) or give --expected FILE"
+        )
     return str(default_expected(cpu_name(), args.update).resolve())
 
 
@@ -107,7 +117,12 @@ def cmd_regress(args: argparse.Namespace) -> dict:
         print(f"note: {note}", file=sys.stderr)
     failed = [r for r in rows if not r.ok]
     verdict = f"{len(failed)} of {len(rows)} values regressed" if failed else f"all {len(rows)} values match"
-    print(f"proxy regression: {verdict} (stored: {expected}; if a change is intended, rerun `{UPDATE}`)",
-          file=sys.stderr)  # fmt: skip
-    return {"passed": not failed, "compared": len(rows), "notes": notes,
-            "failed": [{"run": r.run, "metric": r.metric, "stored": r.expected, "now": r.got} for r in failed]}
+    print(
+        f"proxy regression: {verdict} (stored: {expected}; if a change is intended, rerun `{UPDATE}`)", file=sys.stderr
+    )
+    return {
+        "passed": not failed,
+        "compared": len(rows),
+        "notes": notes,
+        "failed": [{"run": r.run, "metric": r.metric, "stored": r.expected, "now": r.got} for r in failed],
+    }

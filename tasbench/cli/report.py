@@ -1,7 +1,7 @@
 """`tas-bench report`: gather finished runs into paper-layout tables (Markdown, LaTeX) and accuracy-vs-FLOPs plots.
 
-    tas-bench report                                   # runs/ -> runs/report/<dataset>.md, .tex, <dataset>-<net>.png
-    tas-bench report --runs /shared/runs --runs runs --out results --paper none
+tas-bench report                                   # runs/ -> runs/report/<dataset>.md, .tex, <dataset>-<net>.png
+tas-bench report --runs /shared/runs --runs runs --out results --paper none
 """
 
 from __future__ import annotations
@@ -14,12 +14,19 @@ from tasbench.bounds import path_flag
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("report", help="tables and plots from finished runs, beside the paper's numbers")
-    p.add_argument("--runs", action="append", type=path_flag,
-                   help="a results root the sweeps wrote; repeat it to report several together (default: runs)")
+    p.add_argument(
+        "--runs",
+        action="append",
+        type=path_flag,
+        help="a results root the sweeps wrote; repeat it to report several together (default: runs)",
+    )
     p.add_argument("--out", type=path_flag, help="where tables and plots go (default: <first --runs>/report)")
-    p.add_argument("--paper", type=path_flag,
-                   help="the paper's numbers, a CSV with the columns of the one tas-bench ships "
-                                   "(default: tasbench/paper/paper-results.csv), or 'none' for no paper rows")
+    p.add_argument(
+        "--paper",
+        type=path_flag,
+        help="the paper's numbers, a CSV with the columns of the one tas-bench ships "
+        "(default: tasbench/paper/paper-results.csv), or 'none' for no paper rows",
+    )
     p.set_defaults(command=cmd_report)
 
 

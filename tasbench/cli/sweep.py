@@ -29,38 +29,71 @@ KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sweep", help="run a sweep spec (benchmarks/*.yaml): teachers, pruning, retraining")
     p.add_argument("spec", help="a sweep spec: a YAML file, or a shipped one by name (cifar10, proxy, ...)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a spec field by dotted path, value in YAML: seeds=[0,1], teacher.epochs=2")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec field by dotted path, value in YAML: seeds=[0,1], teacher.epochs=2",
+    )
     p.add_argument("--out", type=path_flag, default="runs", help="results root (default: runs)")
-    p.add_argument("--data-dir", type=path_flag,
-                   help="directory holding CIFAR (python version) or ImageNet (train/ and val/)")
+    p.add_argument(
+        "--data-dir", type=path_flag, help="directory holding CIFAR (python version) or ImageNet (train/ and val/)"
+    )
     p.add_argument("--executor", default="local", help="local or ray (default: local)")
-    p.add_argument("--workers", type=int_flag(1, MAX_WORKERS), default=1,
-                   help="parallel runs: local processes or Ray tasks")
-    p.add_argument("--threads", type=int_flag(0, MAX_THREADS), default=0,
-                   help="torch threads per worker (default: cores / workers)")
+    p.add_argument(
+        "--workers", type=int_flag(1, MAX_WORKERS), default=1, help="parallel runs: local processes or Ray tasks"
+    )
+    p.add_argument(
+        "--threads",
+        type=int_flag(0, MAX_THREADS),
+        default=0,
+        help="torch threads per worker (default: cores / workers)",
+    )
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--gpus-per-run", type=float_flag(0), default=0, help="Ray only: GPUs each run reserves")
-    p.add_argument("--latency-batches", type=batch_sizes, default=(1, 256),
-                   help="batch sizes timed for latency (default: 1,256)")
+    p.add_argument(
+        "--latency-batches", type=batch_sizes, default=(1, 256), help="batch sizes timed for latency (default: 1,256)"
+    )
     p.add_argument("--device", type=device_name_flag, default="auto", help=DEVICE_HELP)
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and "
-                        "stop")  # fmt: skip
-    p.add_argument("--rerun-stale", action="store_true",
-                   help="recompute finished runs (and teachers) computed by other code; the old results are kept in "
-                        "<run>/superseded-<time>/")  # fmt: skip
-    p.add_argument("--force", action="store_true", help="recompute every run of the spec and its teacher (old "
-                   "results are kept in <run>/superseded-<time>/)")  # fmt: skip
-    p.add_argument("--fail-fast", action="store_true",
-                   help="stop at the first failing run (default: record it, go on with the others, exit status 1)")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (they are drawn only when stderr is a terminal anyway)")
-    p.add_argument("--wandb", default=os.environ.get("WANDB_MODE", "offline"),
-                   help="W&B mode: offline (default, or $WANDB_MODE), online, disabled")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and stop",
+    )
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="recompute finished runs (and teachers) computed by other code; the old results are kept in "
+        "<run>/superseded-<time>/",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every run of the spec and its teacher (old results are kept in <run>/superseded-<time>/)",
+    )
+    p.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first failing run (default: record it, go on with the others, exit status 1)",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only when stderr is a terminal anyway)",
+    )
+    p.add_argument(
+        "--wandb",
+        default=os.environ.get("WANDB_MODE", "offline"),
+        help="W&B mode: offline (default, or $WANDB_MODE), online, disabled",
+    )
     p.add_argument("--wandb-project", default="tas-bench", help="W&B project (default: tas-bench)")
-    p.add_argument("--wandb-timeout", type=float_flag(0, low_open=True), default=WandbSettings.init_timeout,
-                   help="seconds an online W&B start may take before the run logs offline instead (default: 30)")
+    p.add_argument(
+        "--wandb-timeout",
+        type=float_flag(0, low_open=True),
+        default=WandbSettings.init_timeout,
+        help="seconds an online W&B start may take before the run logs offline instead (default: 30)",
+    )
     p.set_defaults(command=cmd_sweep)
 
 
@@ -78,16 +111,19 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     sweep = load_sweep(args.spec, args.set)
     check_output_dir(args.out, "--out")
     if args.force and args.rerun_stale:
-        raise ConfigError("give --rerun-stale (recompute stale runs) or --force (recompute every run), not both: "
-                          "--force already recomputes the stale ones")  # fmt: skip
+        raise ConfigError(
+            "give --rerun-stale (recompute stale runs) or --force (recompute every run), not both: "
+            "--force already recomputes the stale ones"
+        )
     rerun = "all" if args.force else "stale" if args.rerun_stale else ""
     if args.threads:
         torch.set_num_threads(args.threads)  # this process's runs (sequential); worker processes set their own
     executor = Executor(args.executor, args.workers, args.address, args.threads, args.gpus_per_run)
     wandb = None  # checked here, so that a dry run names a bad mode too
     if args.wandb != "disabled":
-        wandb = WandbSettings(mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name,
-                              init_timeout=args.wandb_timeout)  # fmt: skip
+        wandb = WandbSettings(
+            mode=args.wandb, project=args.wandb_project, group_prefix=sweep.name, init_timeout=args.wandb_timeout
+        )
     if sweep.runs[0].data.dataset != "proxy":
         # Stop before anything runs when the data are missing or are another data set: the error says where we
         # looked and how to provide them. A sweep never falls back to other data.
@@ -95,8 +131,20 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     if args.fail_fast and not args.dry_run:
         check_runs(sweep.runs)  # one line naming a run that cannot work, before anything (the plan included)
     threads = args.threads or max(1, (os.cpu_count() or 1) // executor.workers)  # as each worker will have
-    print(describe(sweep.name, sweep.runs, args.out, workers=executor.workers, threads=threads, device=args.device,
-                   calibrate=args.dry_run, rerun=rerun), file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        describe(
+            sweep.name,
+            sweep.runs,
+            args.out,
+            workers=executor.workers,
+            threads=threads,
+            device=args.device,
+            calibrate=args.dry_run,
+            rerun=rerun,
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
     if args.dry_run:
         invalid = invalid_runs(sweep.runs)
         out = {"sweep": sweep.name, "dry_run": True, "runs": len(sweep.runs)}
@@ -104,9 +152,19 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     failures = []
     try:
-        results = execute(sweep.runs, args.out, executor, device=args.device, data_dir=args.data_dir, wandb=wandb,
-                          latency_batches=args.latency_batches, log=log, rerun=rerun, fail_fast=args.fail_fast,
-                          progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
+        results = execute(
+            sweep.runs,
+            args.out,
+            executor,
+            device=args.device,
+            data_dir=args.data_dir,
+            wandb=wandb,
+            latency_batches=args.latency_batches,
+            log=log,
+            rerun=rerun,
+            fail_fast=args.fail_fast,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
     except RunsFailed as e:
         results, failures = e.results, e.failures
     except WorkerDied as e:  # not bad input, but one clear line too; exit status 1
@@ -117,12 +175,18 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         done = sum((cfg.directory(args.out) / "metrics.json").exists() for cfg in sweep.runs)
         again = " without --force" if args.force else ""
         close_bars()
-        print(f"tas-bench: interrupted by {signum.name}: {done} of {len(sweep.runs)} runs finished and kept; run the "
-              f"same command{again} to resume the others", file=sys.stderr)  # fmt: skip
+        print(
+            f"tas-bench: interrupted by {signum.name}: {done} of {len(sweep.runs)} runs finished and kept; run the "
+            f"same command{again} to resume the others",
+            file=sys.stderr,
+        )
         sys.exit(128 + signum)
     if failures:
-        print(f"tas-bench: {len(failures)} of {len(sweep.runs)} runs failed; the others finished (the errors and "
-              f"tracebacks are in each run's error.json; the same command retries them):", file=sys.stderr)
+        print(
+            f"tas-bench: {len(failures)} of {len(sweep.runs)} runs failed; the others finished (the errors and "
+            f"tracebacks are in each run's error.json; the same command retries them):",
+            file=sys.stderr,
+        )
         for line in failures:
             print(f"  {line}", file=sys.stderr)
     out = {"sweep": sweep.name, "root": args.out, "runs": [{k: m[k] for k in KEYS} for m in results if m]}

@@ -1,6 +1,6 @@
 """`tas-bench train`: train a network (plain or with knowledge distillation) into a run directory.
 
-    tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
+tas-bench train [--network resnet20 --dataset proxy --epochs 10]       # -> runs/train/<hash>/
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from tasbench.errors import ConfigError
 
 def register(commands: argparse._SubParsersAction) -> None:
     # its options are added only when `train` is chosen: they come from modules that import torch
-    commands.add_parser("train", _train_options,
-                        help="train a network (plain or with knowledge distillation) into runs/")  # fmt: skip
+    commands.add_parser(
+        "train", _train_options, help="train a network (plain or with knowledge distillation) into runs/"
+    )
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:
@@ -25,8 +26,9 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     from tasbench.train import TrainConfig
 
     add_network_args(p)
-    p.add_argument("--weights", type=path_flag,
-                   help="start from this model file (its architecture and weights), e.g. a pruned net")
+    p.add_argument(
+        "--weights", type=path_flag, help="start from this model file (its architecture and weights), e.g. a pruned net"
+    )
     add_data_args(p)
     overrides.add_arguments(p, TrainConfig)
     p.add_argument("--teacher", type=path_flag, help="distil from this model file (the unpruned net)")
@@ -34,9 +36,10 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kd-temperature", type=float, default=DistillConfig.temperature, help="KD temperature")
     p.add_argument("--out", type=path_flag, default="runs", help="results root (default: runs)")
     add_device_args(p)
-    p.set_defaults(command=cmd_train, resumes="the run keeps its last finished epoch (checkpoint.pt); run the same "
-                                              "command to resume it")  # fmt: skip
-
+    p.set_defaults(
+        command=cmd_train,
+        resumes="the run keeps its last finished epoch (checkpoint.pt); run the same command to resume it",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
@@ -61,16 +64,27 @@ def cmd_train(args: argparse.Namespace) -> dict:
     if args.teacher:  # loaded before it is hashed: a missing or foreign file is named here
         teacher_arch, teacher = load_model(args.teacher)
         if teacher_arch.num_classes != arch.num_classes:
-            raise ConfigError(f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student "
-                              f"{arch.num_classes}")  # fmt: skip
+            raise ConfigError(
+                f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student {arch.num_classes}"
+            )
     # The run directory a sweep's teacher of the same net, data and recipe trains in too (runner/teacher.py).
-    run = TrainingRun(arch, data_cfg, train_cfg,
-                      init_weights=file_digest(args.weights) if args.weights else None,
-                      teacher=file_digest(args.teacher) if args.teacher else None,
-                      distill=distill)  # fmt: skip
-    metrics, trained = train_once(run, args.out, load=lambda: load_data(data_cfg, args.data_dir, args.download),
-                                  device=device, model=model, teacher=teacher,
-                                  progress=not args.no_progress)  # fmt: skip
+    run = TrainingRun(
+        arch,
+        data_cfg,
+        train_cfg,
+        init_weights=file_digest(args.weights) if args.weights else None,
+        teacher=file_digest(args.teacher) if args.teacher else None,
+        distill=distill,
+    )
+    metrics, trained = train_once(
+        run,
+        args.out,
+        load=lambda: load_data(data_cfg, args.data_dir, args.download),
+        device=device,
+        model=model,
+        teacher=teacher,
+        progress=not args.no_progress,
+    )
     if not trained:
         print(f"already done: {run.directory(args.out)}", file=sys.stderr)
     return metrics  # printed as metrics.json holds it: strict JSON, null for a diverged loss

@@ -24,8 +24,11 @@ LOGGED_BESIDE = ("hash", "label", "sweep")  # what wandb_log adds to the run's h
 
 def wandb_rows(runs: list[dict]) -> pd.DataFrame:
     """Table rows from W&B runs (`{"config", "summary", ...}`) that tas-bench logged; others are left out."""
-    rows = [run_row(r["summary"], {k: v for k, v in r["config"].items() if k not in LOGGED_BESIDE})
-            for r in runs if "teacher_hash" in r["summary"] and "top1" in r["summary"]]  # fmt: skip
+    rows = [
+        run_row(r["summary"], {k: v for k, v in r["config"].items() if k not in LOGGED_BESIDE})
+        for r in runs
+        if "teacher_hash" in r["summary"] and "top1" in r["summary"]
+    ]
     if not rows:
         raise ConfigError("the W&B runs given hold no finished tas-bench run (none has a final summary)")
     return pd.DataFrame(rows)

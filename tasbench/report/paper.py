@@ -36,8 +36,10 @@ def read_paper(path: str | Path | None) -> pd.DataFrame:
     if path.is_dir():
         raise ConfigError(f"paper results {str(path)!r} is a directory; give the CSV file (or --paper none)")
     if not path.exists():
-        raise ConfigError(f"paper results {str(path)!r} do not exist (tas-bench ships {PACKAGED.name}; "
-                          f"--paper none leaves the paper's rows out)")  # fmt: skip
+        raise ConfigError(
+            f"paper results {str(path)!r} do not exist (tas-bench ships {PACKAGED.name}; "
+            f"--paper none leaves the paper's rows out)"
+        )
     data = read_bytes(path, PAPER_CSV)  # a FIFO or device is refused here, not read by pandas
     try:
         paper = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
@@ -51,8 +53,9 @@ def read_paper(path: str | Path | None) -> pd.DataFrame:
         numbers = pd.to_numeric(paper[column], errors="coerce")
         bad = paper[column][numbers.isna() & paper[column].notna()]
         if len(bad):
-            raise ConfigError(f"paper results {str(path)!r}, line {bad.index[0] + 2}: {column} {bad.iloc[0]!r} "
-                              f"is not a number")  # fmt: skip
+            raise ConfigError(
+                f"paper results {str(path)!r}, line {bad.index[0] + 2}: {column} {bad.iloc[0]!r} is not a number"
+            )
         paper[column] = numbers
     if paper["flops"].isna().any():
         line = int(paper.index[paper["flops"].isna()][0]) + 2

@@ -22,9 +22,14 @@ from tasbench.report.configurations import differences, teacher_configuration
 
 # (colour, marker) of the methods a report knows: ours and those the TAS paper compares with.
 KNOWN = {
-    "TAS": ("tab:blue", "o"), "Uniform": ("tab:orange", "s"), "L1": ("tab:green", "^"), "FPGM": ("tab:red", "D"),
-    "SFP": ("tab:purple", "v"), "LCCL": ("tab:brown", "P"), "Taylor": ("tab:pink", "X"),
-}  # fmt: skip
+    "TAS": ("tab:blue", "o"),
+    "Uniform": ("tab:orange", "s"),
+    "L1": ("tab:green", "^"),
+    "FPGM": ("tab:red", "D"),
+    "SFP": ("tab:purple", "v"),
+    "LCCL": ("tab:brown", "P"),
+    "Taylor": ("tab:pink", "X"),
+}
 SPARE_COLOURS = ("tab:cyan", "tab:olive", "tab:gray", "#393b79", "#8c6d31", "#7b4173", "#637939", "#843c39")
 SPARE_MARKERS = ("<", ">", "h", "p", "*", "d", "8", "H")
 ALIASES = {"PFEC": "L1"}  # the paper's name for L1-norm filter pruning (Li et al. 2017, "Pruning Filters ...")
@@ -55,8 +60,7 @@ def method_styles(labels: list[str], paper_methods: list[str]) -> Styles:
     and the paper's points of that method take its own marker; its other labels take spare markers."""
     families = sorted({family(n) for n in [*labels, *paper_methods]})
     unknown = [f for f in families if f not in KNOWN]
-    colours = {f: KNOWN[f][0] if f in KNOWN else SPARE_COLOURS[unknown.index(f) % len(SPARE_COLOURS)]
-               for f in families}  # fmt: skip
+    colours = {f: KNOWN[f][0] if f in KNOWN else SPARE_COLOURS[unknown.index(f) % len(SPARE_COLOURS)] for f in families}
     base = {f: KNOWN[f][1] if f in KNOWN else SPARE_MARKERS[unknown.index(f) % len(SPARE_MARKERS)] for f in families}
     ours = {}
     for f in families:
@@ -72,8 +76,9 @@ def count_text(counts: list[int], noun: str) -> str:
     return f"{low}-{high} {noun}s" if low != high else f"{low} {noun}{'' if low == 1 else 's'}"
 
 
-def plot(runs: pd.DataFrame, stats: pd.DataFrame, paper: pd.DataFrame, styles: Styles, title: str,
-         path: str | Path) -> list[str]:  # fmt: skip
+def plot(
+    runs: pd.DataFrame, stats: pd.DataFrame, paper: pd.DataFrame, styles: Styles, title: str, path: str | Path
+) -> list[str]:
     """Top-1 vs MFLOPs of one (dataset, network) from `runs`, their `report.summary` (with settings) and the paper's
     rows, written to `path`; returns the legend's entries."""
     import matplotlib
@@ -94,33 +99,70 @@ def plot(runs: pd.DataFrame, stats: pd.DataFrame, paper: pd.DataFrame, styles: S
     teachers = sorted(zip(names, groups), key=lambda pair: pair[0])
     for (name, group), style in zip(teachers, LINESTYLES * len(teachers)):
         label = f"unpruned{f' ({name})' if name else ''}, {count_text([len(group)], 'teacher')}"
-        handles.append(ax.axhline(group["unpruned_top1"].mean(), color="0.45", linewidth=0.9, linestyle=style,
-                                  label=label))  # fmt: skip
+        handles.append(
+            ax.axhline(group["unpruned_top1"].mean(), color="0.45", linewidth=0.9, linestyle=style, label=label)
+        )
     for label, rows in stats.groupby("label", sort=True):
         look = styles.ours[label]
         series = rows.groupby(["recipe", "setting"], sort=True)
         for ((recipe, setting), points), style in zip(series, LINESTYLES * len(series)):
             points = points.sort_values("macs")
-            handles.append(ax.errorbar(
-                points["macs"] / 1e6, points["top1_mean"], xerr=points["macs_std"] / 1e6, yerr=points["top1_std"],
-                color=look.colour, marker=look.marker, linestyle=style, capsize=3, markersize=6,
-                label=f"{label} ({recipe}){f', {setting}' if setting else ''}"))  # fmt: skip
+            handles.append(
+                ax.errorbar(
+                    points["macs"] / 1e6,
+                    points["top1_mean"],
+                    xerr=points["macs_std"] / 1e6,
+                    yerr=points["top1_std"],
+                    color=look.colour,
+                    marker=look.marker,
+                    linestyle=style,
+                    capsize=3,
+                    markersize=6,
+                    label=f"{label} ({recipe}){f', {setting}' if setting else ''}",
+                )
+            )
     off = stats[stats["off_band"] > 0]
     if len(off):
-        handles.append(ax.scatter(off["macs"] / 1e6, off["top1_mean"], s=160, facecolors="none", edgecolors="red",
-                                  linewidths=1.5, zorder=4, label="a net outside its FLOP band (†)"))  # fmt: skip
+        handles.append(
+            ax.scatter(
+                off["macs"] / 1e6,
+                off["top1_mean"],
+                s=160,
+                facecolors="none",
+                edgecolors="red",
+                linewidths=1.5,
+                zorder=4,
+                label="a net outside its FLOP band (†)",
+            )
+        )
     front = pareto_front(stats)
-    handles += ax.plot(front["macs"] / 1e6, front["top1_mean"], color="black", linestyle="--", linewidth=0.8,
-                       drawstyle="steps-post", label="Pareto front (means)")  # fmt: skip
+    handles += ax.plot(
+        front["macs"] / 1e6,
+        front["top1_mean"],
+        color="black",
+        linestyle="--",
+        linewidth=0.8,
+        drawstyle="steps-post",
+        label="Pareto front (means)",
+    )
     for r in paper.itertuples():
         look = styles.paper[r.method]
         if pd.notna(r.pruned_acc):
             y, transform, label = r.pruned_acc, ax.transData, f"paper: {r.method}"
         else:  # no accuracy reported: the FLOPs alone, on the bottom edge
             y, transform, label = 0.03, ax.get_xaxis_transform(), f"paper: {r.method} (FLOPs only)"
-        handles += ax.plot([r.flops / 1e6], [y], transform=transform, linestyle="none", marker=look.marker,
-                           markersize=8, markerfacecolor="none", markeredgecolor=look.colour, markeredgewidth=1.5,
-                           label=label)  # fmt: skip
+        handles += ax.plot(
+            [r.flops / 1e6],
+            [y],
+            transform=transform,
+            linestyle="none",
+            marker=look.marker,
+            markersize=8,
+            markerfacecolor="none",
+            markeredgecolor=look.colour,
+            markeredgewidth=1.5,
+            label=label,
+        )
     ax.set_xlabel("MFLOPs (multiply-accumulates), as reached")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"{title}: mean ± std over {count_text(list(stats['seeds']), 'seed')}")

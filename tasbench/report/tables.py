@@ -45,8 +45,11 @@ def collect(roots: str | Path | list[str | Path]) -> pd.DataFrame:
     rows, found, skipped = [], {}, []
     for root in roots:
         if not root.is_dir():
-            raise ConfigError(f"results root {str(root)!r} " + ("is a file, not a directory" if root.exists() else
-                              "does not exist") + "; give the --out of `tas-bench sweep`")  # fmt: skip
+            raise ConfigError(
+                f"results root {str(root)!r} "
+                + ("is a file, not a directory" if root.exists() else "does not exist")
+                + "; give the --out of `tas-bench sweep`"
+            )
         for path in sorted(root.glob("*/*/metrics.json")):
             try:
                 metrics = read_run_file(path)
@@ -54,11 +57,13 @@ def collect(roots: str | Path | list[str | Path]) -> pd.DataFrame:
                     continue
                 run = f"{path.parent.parent.name}/{path.parent.name}"
                 if run in found:
-                    raise ConfigError(f"run {run} is under both {str(found[run])!r} and {str(root)!r}; give each "
-                                      f"run once")  # fmt: skip
+                    raise ConfigError(
+                        f"run {run} is under both {str(found[run])!r} and {str(root)!r}; give each run once"
+                    )
                 found[run] = root
-                rows.append(_row(path, validate(path, metrics, RUN_METRICS),
-                                 read_run_file(path.with_name(PARAMS_FILE), PARAMS)))  # fmt: skip
+                rows.append(
+                    _row(path, validate(path, metrics, RUN_METRICS), read_run_file(path.with_name(PARAMS_FILE), PARAMS))
+                )
             except DamagedRunFile as e:
                 skipped.append(f"{e}; skipped" + ("" if e.foreign else " (its sweep recomputes it, keeping it aside)"))
     where = ", ".join(repr(str(r)) for r in roots)
@@ -89,37 +94,72 @@ def run_row(m: dict, config: dict) -> dict:
     fields = configuration(config)
     band = m.get("target_band")
     return {
-        "dataset": m["dataset"], "network": m["network"], "label": m["label"], "method": m["method"],
-        "recipe": m["recipe"], "ratio": m["ratio"], "config": configuration_id(fields), "seed": m["seed"],
-        "hash": m["hash"], "fields": fields, "teacher_config": configuration_id(teacher_configuration(fields)),
-        "teacher_hash": m["teacher_hash"], "unpruned_top1": m["unpruned_top1"], "top1": m["top1"],
-        "top5": m["top5"], "acc_drop": m["acc_drop"], "macs": m["macs"], "unpruned_macs": m["unpruned_macs"],
-        "flop_ratio": m["macs"] / m["unpruned_macs"], "params": m["params"],
+        "dataset": m["dataset"],
+        "network": m["network"],
+        "label": m["label"],
+        "method": m["method"],
+        "recipe": m["recipe"],
+        "ratio": m["ratio"],
+        "config": configuration_id(fields),
+        "seed": m["seed"],
+        "hash": m["hash"],
+        "fields": fields,
+        "teacher_config": configuration_id(teacher_configuration(fields)),
+        "teacher_hash": m["teacher_hash"],
+        "unpruned_top1": m["unpruned_top1"],
+        "top1": m["top1"],
+        "top5": m["top5"],
+        "acc_drop": m["acc_drop"],
+        "macs": m["macs"],
+        "unpruned_macs": m["unpruned_macs"],
+        "flop_ratio": m["macs"] / m["unpruned_macs"],
+        "params": m["params"],
         "flop_reduction_pct": m["flop_reduction_pct"],
         # no `target_band` key: written before runs recorded their band; None: a fixed shape with no FLOP target
-        "band_recorded": "target_band" in m, "band_low": band[0] if band else None,
-        "band_high": band[1] if band else None, "in_band": m.get("in_band"),
-        "source_hash": code.get("source_hash"), "code_version": code.get("version"),
-        "device": env["device"], "torch": env["torch"], "git_commit": env["git_commit"],
-        "git_dirty": bool(env.get("git_dirty")), "latency_ms_batch1": timing.get("latency_ms_batch1"),
+        "band_recorded": "target_band" in m,
+        "band_low": band[0] if band else None,
+        "band_high": band[1] if band else None,
+        "in_band": m.get("in_band"),
+        "source_hash": code.get("source_hash"),
+        "code_version": code.get("version"),
+        "device": env["device"],
+        "torch": env["torch"],
+        "git_commit": env["git_commit"],
+        "git_dirty": bool(env.get("git_dirty")),
+        "latency_ms_batch1": timing.get("latency_ms_batch1"),
         "diverged": bool(m.get("diverged")),
-    }  # fmt: skip
+    }
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and std (over seeds) of accuracy, drop and FLOPs per configuration, with its band and code checks."""
-    out = runs.groupby(KEYS, sort=False).agg(
-        seeds=("seed", "nunique"), runs=("seed", "size"),
-        unpruned_mean=("unpruned_top1", "mean"), unpruned_std=("unpruned_top1", "std"),
-        top1_mean=("top1", "mean"), top1_std=("top1", "std"),
-        drop_mean=("acc_drop", "mean"), drop_std=("acc_drop", "std"),
-        macs=("macs", "mean"), macs_std=("macs", "std"), unpruned_macs=("unpruned_macs", "mean"),
-        flop_ratio=("flop_ratio", "mean"), flop_reduction_pct=("flop_reduction_pct", "mean"),
-        off_band=("in_band", lambda s: int(s.isin([False]).sum())), band_recorded=("band_recorded", "all"),
-        band_low=("band_low", "first"), band_high=("band_high", "first"),
-        codes=("source_hash", _code_versions), diverged=("diverged", "sum"),
-        fields=("fields", "first"), teacher_config=("teacher_config", "first"),
-    ).reset_index()  # fmt: skip
+    out = (
+        runs.groupby(KEYS, sort=False)
+        .agg(
+            seeds=("seed", "nunique"),
+            runs=("seed", "size"),
+            unpruned_mean=("unpruned_top1", "mean"),
+            unpruned_std=("unpruned_top1", "std"),
+            top1_mean=("top1", "mean"),
+            top1_std=("top1", "std"),
+            drop_mean=("acc_drop", "mean"),
+            drop_std=("acc_drop", "std"),
+            macs=("macs", "mean"),
+            macs_std=("macs", "std"),
+            unpruned_macs=("unpruned_macs", "mean"),
+            flop_ratio=("flop_ratio", "mean"),
+            flop_reduction_pct=("flop_reduction_pct", "mean"),
+            off_band=("in_band", lambda s: int(s.isin([False]).sum())),
+            band_recorded=("band_recorded", "all"),
+            band_low=("band_low", "first"),
+            band_high=("band_high", "first"),
+            codes=("source_hash", _code_versions),
+            diverged=("diverged", "sum"),
+            fields=("fields", "first"),
+            teacher_config=("teacher_config", "first"),
+        )
+        .reset_index()
+    )
     return out.fillna({c: 0.0 for c in ("unpruned_std", "top1_std", "drop_std", "macs_std")})  # one seed: no spread
 
 
@@ -158,8 +198,10 @@ def table(ours: pd.DataFrame, paper: pd.DataFrame) -> tuple[list[dict], list[str
         achieved = f"{r.flop_ratio:.3f}"
         if r.off_band:
             achieved += f" {OFF_BAND}"
-            notes.append(f"{OFF_BAND} {_row_name(r)}: {r.off_band} of {r.runs} runs outside the method's FLOP band "
-                         f"[{r.band_low:.3f}, {r.band_high:.3f}] (pruned / unpruned MACs)")  # fmt: skip
+            notes.append(
+                f"{OFF_BAND} {_row_name(r)}: {r.off_band} of {r.runs} runs outside the method's FLOP band "
+                f"[{r.band_low:.3f}, {r.band_high:.3f}] (pruned / unpruned MACs)"
+            )
         if not r.band_recorded:
             unrecorded.append(_row_name(r))
         seeds = str(r.seeds)
@@ -170,15 +212,26 @@ def table(ours: pd.DataFrame, paper: pd.DataFrame) -> tuple[list[dict], list[str
         pruned = _pm(r.top1_mean, r.top1_std)
         if r.diverged:
             pruned += f" {DIVERGED}"
-            notes.append(f"{DIVERGED} {_row_name(r)}: {r.diverged} of {r.runs} runs diverged (a non-finite loss: "
-                         f"their accuracy is meaningless; a lower learning rate may help)")  # fmt: skip
-        rows.append({
-            "source": "ours", "method": r.label, **({"setting": r.setting} if show_setting else {}),
-            "recipe": r.recipe, "target": "fixed shape" if fixed else f"{r.ratio:g}", "achieved": achieved,
-            "unpruned acc": _pm(r.unpruned_mean, r.unpruned_std), "pruned acc": pruned,
-            "acc drop": _pm(r.drop_mean, r.drop_std), "FLOPs": f"{r.macs:.2e}",
-            "FLOPs pruned %": f"{r.flop_reduction_pct:.1f}", "seeds": seeds,
-        })  # fmt: skip
+            notes.append(
+                f"{DIVERGED} {_row_name(r)}: {r.diverged} of {r.runs} runs diverged (a non-finite loss: "
+                f"their accuracy is meaningless; a lower learning rate may help)"
+            )
+        rows.append(
+            {
+                "source": "ours",
+                "method": r.label,
+                **({"setting": r.setting} if show_setting else {}),
+                "recipe": r.recipe,
+                "target": "fixed shape" if fixed else f"{r.ratio:g}",
+                "achieved": achieved,
+                "unpruned acc": _pm(r.unpruned_mean, r.unpruned_std),
+                "pruned acc": pruned,
+                "acc drop": _pm(r.drop_mean, r.drop_std),
+                "FLOPs": f"{r.macs:.2e}",
+                "FLOPs pruned %": f"{r.flop_reduction_pct:.1f}",
+                "seeds": seeds,
+            }
+        )
     if unrecorded:
         notes.append(f"FLOP band not recorded (runs from before tas-bench recorded it): {'; '.join(unrecorded)}")
     numbered = 0
@@ -189,12 +242,22 @@ def table(ours: pd.DataFrame, paper: pd.DataFrame) -> tuple[list[dict], list[str
             source += f" [{numbered}]"
             notes.append(f"[{numbered}] {r.method}, {r.source}: {r.note}")
         unpruned = r.pruned_acc + r.acc_drop  # NaN where either is unknown
-        rows.append({
-            "source": source, "method": r.method, **({"setting": ""} if show_setting else {}), "recipe": "",
-            "target": "", "achieved": _num(1 - r.flops_pruned_pct / 100, 3), "unpruned acc": _num(unpruned),
-            "pruned acc": _num(r.pruned_acc), "acc drop": _num(r.acc_drop), "FLOPs": f"{r.flops:.2e}",
-            "FLOPs pruned %": _num(r.flops_pruned_pct, 1), "seeds": "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "source": source,
+                "method": r.method,
+                **({"setting": ""} if show_setting else {}),
+                "recipe": "",
+                "target": "",
+                "achieved": _num(1 - r.flops_pruned_pct / 100, 3),
+                "unpruned acc": _num(unpruned),
+                "pruned acc": _num(r.pruned_acc),
+                "acc drop": _num(r.acc_drop),
+                "FLOPs": f"{r.flops:.2e}",
+                "FLOPs pruned %": _num(r.flops_pruned_pct, 1),
+                "seeds": "",
+            }
+        )
     return rows, notes
 
 
@@ -210,14 +273,17 @@ def provenance(runs: pd.DataFrame) -> str:
     if len(recorded) < len(runs):
         codes.append(f"not recorded for {count_text([len(runs) - len(recorded)], 'run')}" if codes else "not recorded")
     seeds = sorted(set(runs["seed"]))
-    return (f"{len(runs)} runs on {devices}; torch {torches}; commit {commits}; code {', '.join(codes)}; "
-            f"seeds {seeds} (mean ± std over seeds; std is the sample std, 0 for one seed)")  # fmt: skip
+    return (
+        f"{len(runs)} runs on {devices}; torch {torches}; commit {commits}; code {', '.join(codes)}; "
+        f"seeds {seeds} (mean ± std over seeds; std is the sample std, 0 for one seed)"
+    )
 
 
 def latex_text(text: str) -> str:
     """`text` as LaTeX body text: its special characters escaped, the table's marks as LaTeX symbols."""
-    out = "".join("\\" + c if c in "&%$#_{}" else {"~": r"\~{}", "^": r"\^{}", "\\": r"\textbackslash{}"}.get(c, c)
-                  for c in text)  # fmt: skip
+    out = "".join(
+        "\\" + c if c in "&%$#_{}" else {"~": r"\~{}", "^": r"\^{}", "\\": r"\textbackslash{}"}.get(c, c) for c in text
+    )
     for char, latex in LATEX.items():
         out = out.replace(char, latex)
     return out
@@ -230,15 +296,24 @@ def render(runs: pd.DataFrame, paper: pd.DataFrame, dataset: str, skipped: int =
     stats = with_settings(summary(mine))
     header = provenance(mine)
     if skipped:
-        header += (f"; {count_text([skipped], 'result file')} skipped, damaged or not a tas-bench run's (`tas-bench "
-                   f"report` names each in a warning)")  # fmt: skip
-    md = [f"# {dataset}: pruned accuracy vs FLOPs", "", header, "",
-          "target and achieved: FLOP ratio (pruned / unpruned MACs); achieved is the mean over seeds (for the "
-          "paper's rows: 1 - its FLOPs pruned %).", ""]  # fmt: skip
+        header += (
+            f"; {count_text([skipped], 'result file')} skipped, damaged or not a tas-bench run's (`tas-bench "
+            f"report` names each in a warning)"
+        )
+    md = [
+        f"# {dataset}: pruned accuracy vs FLOPs",
+        "",
+        header,
+        "",
+        "target and achieved: FLOP ratio (pruned / unpruned MACs); achieved is the mean over seeds (for the "
+        "paper's rows: 1 - its FLOPs pruned %).",
+        "",
+    ]
     tex = [f"% {dataset}: {header}"]
     for network in stats["network"].unique():
-        rows, notes = table(stats[stats["network"] == network],
-                            paper[(paper["dataset"] == dataset) & (paper["network"] == network)])  # fmt: skip
+        rows, notes = table(
+            stats[stats["network"] == network], paper[(paper["dataset"] == dataset) & (paper["network"] == network)]
+        )
         # disable_numparse: the cells are already formatted ("6.20e+07"); tabulate would re-format them.
         md += [f"## {network}", "", tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True), ""]
         md += [f"- {n}" for n in notes] + ([""] if notes else [])

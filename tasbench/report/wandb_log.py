@@ -50,8 +50,6 @@ def summary_of(metrics: dict) -> dict:
 _online_failed: list[str] = []
 
 
-
-
 class WandbRun:
     """One sweep run's W&B run; `on_epoch` is the `run_one` callback, `finish` logs the final metrics.
 
@@ -76,15 +74,24 @@ class WandbRun:
         directory.mkdir(parents=True, exist_ok=True)
         keep_under(directory)
         return wandb.init(
-            project=self.settings.project, entity=self.settings.entity, mode=mode, dir=str(directory),
+            project=self.settings.project,
+            entity=self.settings.entity,
+            mode=mode,
+            dir=str(directory),
             group="/".join(str(p) for p in (cfg.data.dataset, cfg.network, cfg.name, cfg.ratio)),
-            job_type=cfg.recipe.name, name=f"{cfg.name}-r{cfg.ratio}-{cfg.recipe.name}-s{cfg.seed}",
-            config={"hash": cfg.directory(self.root).name, "label": cfg.name, "sweep": self.settings.group_prefix,
-                    **cfg.config()},
-            tags=[cfg.method, cfg.recipe.name, self.settings.group_prefix or "sweep"], reinit="finish_previous",
+            job_type=cfg.recipe.name,
+            name=f"{cfg.name}-r{cfg.ratio}-{cfg.recipe.name}-s{cfg.seed}",
+            config={
+                "hash": cfg.directory(self.root).name,
+                "label": cfg.name,
+                "sweep": self.settings.group_prefix,
+                **cfg.config(),
+            },
+            tags=[cfg.method, cfg.recipe.name, self.settings.group_prefix or "sweep"],
+            reinit="finish_previous",
             # stdout carries the command's JSON: no W&B banners there, and no capture of the console
             settings=wandb.Settings(silent=True, console="off", init_timeout=self.settings.init_timeout),
-        )  # fmt: skip
+        )
 
     def _start(self):
         mode = self.settings.mode
@@ -104,9 +111,11 @@ class WandbRun:
             warn(f"W&B failed ({_first_line(e)}); run {self.cfg.directory(self.root)} goes on without W&B")
             return None
         if fell_back:
-            warn(f"W&B unreachable or misconfigured in online mode ({_online_failed[0]}); logged offline instead. "
-                 f"Results are in {self.cfg.directory(self.root)}; log them to W&B later with: wandb sync "
-                 f"{self.run.settings.sync_dir}")  # fmt: skip
+            warn(
+                f"W&B unreachable or misconfigured in online mode ({_online_failed[0]}); logged offline instead. "
+                f"Results are in {self.cfg.directory(self.root)}; log them to W&B later with: wandb sync "
+                f"{self.run.settings.sync_dir}"
+            )
         return self.run
 
     def on_epoch(self, cfg, history: list[dict]) -> None:

@@ -33,8 +33,15 @@ CPU_STEP_MACS = 2e10  # about a second of one CPU core
 IMAGE_SIZE = {"cifar": 32, "imagenet": 224}
 
 
-def train_rate(arch: Arch, batch: int, device: torch.device, threads: int, parallel: int = 1,
-               min_seconds: float = 0.25, max_steps: int = 4) -> float:  # fmt: skip
+def train_rate(
+    arch: Arch,
+    batch: int,
+    device: torch.device,
+    threads: int,
+    parallel: int = 1,
+    min_seconds: float = 0.25,
+    max_steps: int = 4,
+) -> float:
     """Seconds per MAC of training `arch` (one training image = 3 forward MACs) at `batch` on `device`, in each of
     `parallel` trainings running at once (the mean)."""
     if device.type == "cpu":
@@ -44,8 +51,7 @@ def train_rate(arch: Arch, batch: int, device: torch.device, threads: int, paral
     race = _Race(threading.Barrier(parallel), parallel)
     try:
         with ThreadPoolExecutor(parallel) as pool:
-            times = list(pool.map(lambda _: _steps(arch, batch, device, race, min_seconds, max_steps),
-                                  range(parallel)))  # fmt: skip
+            times = list(pool.map(lambda _: _steps(arch, batch, device, race, min_seconds, max_steps), range(parallel)))
     finally:
         torch.set_num_threads(previous)
     return sum(seconds / steps for seconds, steps in times) / len(times) / (batch * 3 * macs(arch))
@@ -66,8 +72,9 @@ class _Race:
                 self.over.set()
 
 
-def _steps(arch: Arch, batch: int, device: torch.device, race: _Race, min_seconds: float,
-           max_steps: int) -> tuple[float, int]:  # fmt: skip
+def _steps(
+    arch: Arch, batch: int, device: torch.device, race: _Race, min_seconds: float, max_steps: int
+) -> tuple[float, int]:
     """(seconds, steps) of training timed after one warm-up step (allocations, kernel selection)."""
     generator = torch.Generator(device=device).manual_seed(0)
     model = build_resnet(arch).to(device, memory_format=torch.channels_last)

@@ -85,5 +85,9 @@ def package_version() -> str | None:
 def code_identity(packages: tuple[str, ...]) -> dict:
     """The `code` record of metrics.json: version, git commit and dirty flag (None without git), source hash."""
     commit, dirty = git_state()
-    return {"version": package_version(), "git_commit": commit, "git_dirty": dirty,
-            "source_hash": source_hash(packages)}  # fmt: skip
+    return {
+        "version": package_version(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "source_hash": source_hash(packages),
+    }

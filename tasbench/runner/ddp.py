@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="runs")
     p.add_argument("--data-dir")
-    p.add_argument("--device", default="auto",
-                   help="auto (the default), cpu (gloo) or cuda (nccl; rank r uses cuda:LOCAL_RANK)")  # fmt: skip
+    p.add_argument(
+        "--device", default="auto", help="auto (the default), cpu (gloo) or cuda (nccl; rank r uses cuda:LOCAL_RANK)"
+    )
     p.add_argument("--latency-batches", default="1,256")
     args = p.parse_args(argv)
     if "RANK" not in os.environ:
@@ -83,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 device = parse_device(f"cuda:{local}")
             except ConfigError as e:
-                raise ConfigError(f"local rank {local} takes a GPU of its own: {e}; start at most one rank per GPU, "
-                                  "or use --device cpu") from None  # fmt: skip
+                raise ConfigError(
+                    f"local rank {local} takes a GPU of its own: {e}; start at most one rank per GPU, "
+                    "or use --device cpu"
+                ) from None
     except ConfigError as e:
         print(f"tasbench.runner.ddp: error: {e}", file=sys.stderr)
         return 2
@@ -100,8 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             teacher, _ = ensure_teacher(cfg, args.out, data, device)
             prune_once(cfg, cfg.directory(args.out), teacher, data, device)
         dist.barrier()  # the other ranks read the teacher and the pruned net rank 0 left on the shared disk
-        metrics = run_one(cfg, args.out, device=device, data_dir=args.data_dir, wrap=GatheredDDP, writer=rank == 0,
-                          latency_batches=tuple(int(b) for b in args.latency_batches.split(",")))  # fmt: skip
+        metrics = run_one(
+            cfg,
+            args.out,
+            device=device,
+            data_dir=args.data_dir,
+            wrap=GatheredDDP,
+            writer=rank == 0,
+            latency_batches=tuple(int(b) for b in args.latency_batches.split(",")),
+        )
         if rank == 0:
             print(f"{cfg.directory(args.out)}: top1 {metrics['top1']:.2f} on {world} ranks", file=sys.stderr)
         dist.barrier()  # tear down together: a rank that leaves while another still uses the group can abort it

@@ -80,16 +80,21 @@ class Executor:
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
             raise choice_error("executor", self.kind, EXECUTORS)
-        check_fields(self, [
-            ("workers", 1 <= self.workers <= MAX_WORKERS, f"in [1, {MAX_WORKERS}]"),
-            ("threads", 0 <= self.threads <= MAX_THREADS, f"in [0, {MAX_THREADS}] (0: cores / workers)"),
-            ("gpus_per_run", self.gpus_per_run >= 0, ">= 0"),
-        ])  # fmt: skip
+        check_fields(
+            self,
+            [
+                ("workers", 1 <= self.workers <= MAX_WORKERS, f"in [1, {MAX_WORKERS}]"),
+                ("threads", 0 <= self.threads <= MAX_THREADS, f"in [0, {MAX_THREADS}] (0: cores / workers)"),
+                ("gpus_per_run", self.gpus_per_run >= 0, ">= 0"),
+            ],
+        )
         if self.address and self.kind != "ray":
             raise ConfigError("--address names a Ray cluster; it needs --executor ray")
         if self.gpus_per_run and self.kind != "ray":
-            raise ConfigError(f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs on a Ray cluster; it needs "
-                              "--executor ray (the local executor runs on --device)")  # fmt: skip
+            raise ConfigError(
+                f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs on a Ray cluster; it needs "
+                "--executor ray (the local executor runs on --device)"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,8 +161,16 @@ def _run(job: Job, device: torch.device) -> str:
 
         tracker = WandbRun(job.wandb, job.cfg, job.root)
         on_epoch = tracker.on_epoch
-    metrics = run_one(job.cfg, job.root, device=device, data_dir=job.data_dir, on_epoch=on_epoch,
-                      latency_batches=job.latency_batches, wait=job.wait, progress=job.progress)  # fmt: skip
+    metrics = run_one(
+        job.cfg,
+        job.root,
+        device=device,
+        data_dir=job.data_dir,
+        on_epoch=on_epoch,
+        latency_batches=job.latency_batches,
+        wait=job.wait,
+        progress=job.progress,
+    )
     if metrics is None:
         return "busy"
     ran = metrics["timing"].get("pid") == os.getpid()  # the process that computed a run records its pid
@@ -183,9 +196,18 @@ def _make_room(job: Job) -> bool:
     return True
 
 
-def jobs(runs: list[RunConfig], root: str | Path, device: str, data_dir: str | None, threads: int, wandb: object = None,
-         latency_batches: tuple[int, ...] = LATENCY_BATCHES, rerun: str = "", fail_fast: bool = True,
-         progress: bool = False) -> tuple[list[Job], list[Job]]:  # fmt: skip
+def jobs(
+    runs: list[RunConfig],
+    root: str | Path,
+    device: str,
+    data_dir: str | None,
+    threads: int,
+    wandb: object = None,
+    latency_batches: tuple[int, ...] = LATENCY_BATCHES,
+    rerun: str = "",
+    fail_fast: bool = True,
+    progress: bool = False,
+) -> tuple[list[Job], list[Job]]:
     """(teacher jobs, run jobs) for the runs that are not finished or are to be recomputed; each teacher once."""
     if rerun not in RERUN:
         raise choice_error("rerun mode", rerun, RERUN)
@@ -196,20 +218,53 @@ def jobs(runs: list[RunConfig], root: str | Path, device: str, data_dir: str | N
     todo = []
     for cfg in runs:
         state = run_state(cfg, root)
-        if state.status != "done" or rerun == "all" or (rerun == "stale" and state.stale) or \
-                cfg.teacher_directory(root) in redo:  # fmt: skip
+        if (
+            state.status != "done"
+            or rerun == "all"
+            or (rerun == "stale" and state.stale)
+            or cfg.teacher_directory(root) in redo
+        ):
             todo.append(cfg)
     needed = {cfg.teacher_directory(root) for cfg in todo}
-    make = lambda stage, cfg: Job(stage, cfg, str(root), device, data_dir, threads, wandb, latency_batches,  # noqa: E731
-                                  rerun=rerun, since=time.time(), fail_fast=fail_fast, progress=progress)  # fmt: skip
-    teacher_jobs = [make("teacher", cfg) for d, cfg in teachers.items()
-                    if d in needed and (d in redo or teacher_state(cfg, root).status != "done")]  # fmt: skip
+
+    def make(stage: str, cfg: RunConfig) -> Job:
+        return Job(
+            stage,
+            cfg,
+            str(root),
+            device,
+            data_dir,
+            threads,
+            wandb,
+            latency_batches,
+            rerun=rerun,
+            since=time.time(),
+            fail_fast=fail_fast,
+            progress=progress,
+        )
+
+    teacher_jobs = [
+        make("teacher", cfg)
+        for d, cfg in teachers.items()
+        if d in needed and (d in redo or teacher_state(cfg, root).status != "done")
+    ]
     return teacher_jobs, [make("run", cfg) for cfg in todo]
 
 
-def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Executor(), *, device: str = "cpu",
-            data_dir: str | None = None, wandb: object = None, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
-            log=print, rerun: str = "", fail_fast: bool = True, progress: bool = False) -> list[dict]:  # fmt: skip
+def execute(
+    runs: list[RunConfig],
+    root: str | Path,
+    executor: Executor = Executor(),
+    *,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    wandb: object = None,
+    latency_batches: tuple[int, ...] = LATENCY_BATCHES,
+    log=print,
+    rerun: str = "",
+    fail_fast: bool = True,
+    progress: bool = False,
+) -> list[dict]:
     """Run every unfinished run of `runs` under `root` (and recompute what `rerun` asks); returns the metrics of all
     of them, in order. Raises `RunsFailed` when runs failed and `fail_fast` is False (see the module docstring)."""
     threads = executor.threads or max(1, (os.cpu_count() or 1) // executor.workers)
@@ -217,10 +272,22 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
         check_runs(runs)
     failures = {i: f"invalid ({why})" for i, why in invalid_runs(runs).items()}
     valid = [cfg for i, cfg in enumerate(runs) if i not in failures]
-    teacher_jobs, run_jobs = jobs(valid, root, device, data_dir, threads, wandb, latency_batches, rerun, fail_fast,
-                                  progress and executor.workers == 1 and executor.kind == "local")  # fmt: skip
-    log(f"{len(runs) - len(run_jobs) - len(failures)} runs already done, {len(run_jobs)} to run, "
-        f"{len(teacher_jobs)} teachers to train" + (f", {len(failures)} invalid runs skipped" if failures else ""))
+    teacher_jobs, run_jobs = jobs(
+        valid,
+        root,
+        device,
+        data_dir,
+        threads,
+        wandb,
+        latency_batches,
+        rerun,
+        fail_fast,
+        progress and executor.workers == 1 and executor.kind == "local",
+    )
+    log(
+        f"{len(runs) - len(run_jobs) - len(failures)} runs already done, {len(run_jobs)} to run, "
+        f"{len(teacher_jobs)} teachers to train" + (f", {len(failures)} invalid runs skipped" if failures else "")
+    )
     total = sum(job_macs(job.stage, job.cfg) for job in teacher_jobs + run_jobs)
     with sweep_bar(total, len(run_jobs), progress, log, executor.workers) as bar:
         if executor.kind == "ray" or executor.workers == 1:
@@ -239,16 +306,24 @@ def execute(runs: list[RunConfig], root: str | Path, executor: Executor = Execut
             results.append(None)
         if i not in failures:
             own, teacher = read_failure(cfg.directory(root)), read_failure(cfg.teacher_directory(root))
-            failures[i] = summary(own) if own else f"its teacher failed ({summary(teacher)})" if teacher else \
-                "not finished"  # fmt: skip
+            failures[i] = (
+                summary(own) if own else f"its teacher failed ({summary(teacher)})" if teacher else "not finished"
+            )
     if failures:
-        raise RunsFailed(results, [f"{run_name(runs[i])} ({runs[i].directory(root)}): {failures[i]}"
-                                   for i in sorted(failures)])  # fmt: skip
+        raise RunsFailed(
+            results, [f"{run_name(runs[i])} ({runs[i].directory(root)}): {failures[i]}" for i in sorted(failures)]
+        )
     return results
 
 
-def _stages(executor: Executor, teacher_jobs: list[Job], run_jobs: list[Job], root: str | Path, bar: SweepBar,
-            pool: concurrent.futures.Executor | None) -> None:  # fmt: skip
+def _stages(
+    executor: Executor,
+    teacher_jobs: list[Job],
+    run_jobs: list[Job],
+    root: str | Path,
+    bar: SweepBar,
+    pool: concurrent.futures.Executor | None,
+) -> None:
     """Teachers first, then the runs whose teacher did not fail."""
     for stage in ("teacher", "run"):
         if stage == "teacher":
@@ -300,8 +375,10 @@ def _in_pool(pool: concurrent.futures.Executor, stage: list[Job], bar: SweepBar)
         try:
             outcome = future.result()  # re-raises a worker's error
         except concurrent.futures.process.BrokenProcessPool:
-            raise WorkerDied("a worker process died (killed, or out of memory); finished runs are kept "
-                             "and the same command resumes the others") from None
+            raise WorkerDied(
+                "a worker process died (killed, or out of memory); finished runs are kept "
+                "and the same command resumes the others"
+            ) from None
         job = futures[future]
         if outcome == "busy":
             busy.append(dataclasses.replace(job, wait=True))
@@ -322,8 +399,12 @@ def _report(bar: SweepBar, job: Job, outcome: str, i: int | None, n: int, where:
     bar.finished(job.title, job_macs(job.stage, job.cfg), job.stage == "run")
 
 
-_OUTCOMES = {"ran": "done", "found": "done by another process", "failed": "FAILED",
-             "busy": "busy in another process; coming back to it"}  # fmt: skip
+_OUTCOMES = {
+    "ran": "done",
+    "found": "done by another process",
+    "failed": "FAILED",
+    "busy": "busy in another process; coming back to it",
+}
 
 
 def _describe(job: Job) -> str:

@@ -134,8 +134,9 @@ class RunConfig:
         return self.label or self.method
 
 
-def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: torch.device,
-                   progress: bool = False) -> tuple[nn.Module, dict]:  # fmt: skip
+def ensure_teacher(
+    cfg: RunConfig, root: str | Path, data: ImageData, device: torch.device, progress: bool = False
+) -> tuple[nn.Module, dict]:
     """The trained unpruned net and its metrics: read from its run directory, or trained there (resumably)."""
     run = cfg.teacher_run()
     metrics, _ = train_once(run, root, load=lambda: data, device=device, progress=progress)
@@ -143,8 +144,9 @@ def ensure_teacher(cfg: RunConfig, root: str | Path, data: ImageData, device: to
     return model.to(device), metrics
 
 
-def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, device: torch.device,
-               progress: bool = False) -> tuple[Pruned, float]:  # fmt: skip
+def prune_once(
+    cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, device: torch.device, progress: bool = False
+) -> tuple[Pruned, float]:
     """The pruner's result, computed once and kept in `out/pruned.pt` (a search can take hours)."""
     path = out / "pruned.pt"
     if path.exists():
@@ -157,8 +159,9 @@ def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, d
     # A copy: a pruner may edit the module it is given, and the teacher must stay the unpruned net.
     # Options may ask for data too (FPGM's soft mode trains); a search keeps its resumable state in the run dir.
     given = data if needs_data(pruner, cfg.options) else None
-    request = PruneRequest(cfg.arch(), copy.deepcopy(teacher), cfg.ratio, given, cfg.seed,
-                           device, workdir=str(out), progress=progress)  # fmt: skip
+    request = PruneRequest(
+        cfg.arch(), copy.deepcopy(teacher), cfg.ratio, given, cfg.seed, device, workdir=str(out), progress=progress
+    )
     pruned = pruner.prune(request, cfg.options)
     seconds = time.perf_counter() - began
     save_model(path, pruned.arch, pruned.model, info=pruned.info, prune_seconds=seconds)
@@ -166,8 +169,9 @@ def prune_once(cfg: RunConfig, out: Path, teacher: nn.Module, data: ImageData, d
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, image_shape: tuple[int, ...], batch: int, device: torch.device,
-               repeats: int = 5) -> float:  # fmt: skip
+def latency_ms(
+    model: nn.Module, image_shape: tuple[int, ...], batch: int, device: torch.device, repeats: int = 5
+) -> float:
     """Median milliseconds of one forward pass at `batch`, after one warm-up pass."""
     model.eval()
     x = torch.zeros((batch, *image_shape), device=device).contiguous(memory_format=torch.channels_last)
@@ -184,11 +188,19 @@ def latency_ms(model: nn.Module, image_shape: tuple[int, ...], batch: int, devic
     return sorted(times)[len(times) // 2]
 
 
-def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir: str | Path | None = None,
-            progress: bool = False, latency_batches: tuple[int, ...] = LATENCY_BATCHES,
-            on_epoch: Callable[[RunConfig, list[dict]], None] | None = None,
-            wrap: Callable[[nn.Module], nn.Module] | None = None, writer: bool = True,
-            wait: bool = True) -> dict | None:  # fmt: skip
+def run_one(
+    cfg: RunConfig,
+    root: str | Path,
+    *,
+    device: torch.device,
+    data_dir: str | Path | None = None,
+    progress: bool = False,
+    latency_batches: tuple[int, ...] = LATENCY_BATCHES,
+    on_epoch: Callable[[RunConfig, list[dict]], None] | None = None,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+    writer: bool = True,
+    wait: bool = True,
+) -> dict | None:
     """Run (or skip, or resume) one benchmark run under `root`; returns its metrics.
 
     The run's directory lock (locks.py) is held throughout, so two processes sharing `root` never run it at once.
@@ -197,8 +209,17 @@ def run_one(cfg: RunConfig, root: str | Path, *, device: torch.device, data_dir:
     `wrap` and `writer` serve torchrun (ddp.py): every rank retrains through `wrap`, only the writer writes files
     other than the checkpoint (which all ranks hold identically and replace atomically) and only it takes the lock.
     """
-    ctx = RunContext(cfg, root, device, data_dir=data_dir, progress=progress, latency_batches=latency_batches,
-                     on_epoch=on_epoch, wrap=wrap, writer=writer)  # fmt: skip
+    ctx = RunContext(
+        cfg,
+        root,
+        device,
+        data_dir=data_dir,
+        progress=progress,
+        latency_batches=latency_batches,
+        on_epoch=on_epoch,
+        wrap=wrap,
+        writer=writer,
+    )
     out = ctx.out
     try:
         done = read_results(out, RUN_METRICS).metrics
@@ -232,8 +253,10 @@ def read_metrics(cfg: RunConfig, root: str | Path) -> dict:
     out = cfg.directory(root)
     metrics = read_results(out, RUN_METRICS).metrics
     if metrics is None:
-        raise RunNotFinished(f"run {cfg.name} {cfg.network} ratio={cfg.ratio} seed={cfg.seed} is not finished: "
-                             f"{str(out)!r} has no {METRICS}")  # fmt: skip
+        raise RunNotFinished(
+            f"run {cfg.name} {cfg.network} ratio={cfg.ratio} seed={cfg.seed} is not finished: "
+            f"{str(out)!r} has no {METRICS}"
+        )
     return metrics
 
 
@@ -267,9 +290,18 @@ def _run_here(ctx: RunContext) -> dict:
     # params.json is written once, when the run starts: a resumed run keeps the environment and thread count it
     # began with.
     if ctx.writer:
-        threads = start_run(out, {"hash": out.name, "config": config, "label": cfg.name, "seed": cfg.seed,
-                                  "environment": environment(ctx.device),
-                                  "code": code_identity(code_packages(cfg.method))}, started)  # fmt: skip
+        threads = start_run(
+            out,
+            {
+                "hash": out.name,
+                "config": config,
+                "label": cfg.name,
+                "seed": cfg.seed,
+                "environment": environment(ctx.device),
+                "code": code_identity(code_packages(cfg.method)),
+            },
+            started,
+        )
     else:  # a torchrun rank: rank 0 wrote params.json before the ranks met
         threads = recorded_threads(out) if started else torch.get_num_threads()
     # Every stage (the teacher, which keeps its own record, the pruner's search or soft training, the retraining and
@@ -297,9 +329,20 @@ def _compute(ctx: RunContext) -> dict:
             ctx.on_epoch(cfg, history)
 
     unpruned_macs = macs(cfg.arch())
-    model, result = retrain(pruned, cfg.recipe, data, seed=cfg.seed, unpruned_macs=unpruned_macs, device=device,
-                            teacher=teacher, checkpoint_path=out / "checkpoint.pt", run_config=config,
-                            progress=progress, on_epoch=log, wrap=ctx.wrap)  # fmt: skip
+    model, result = retrain(
+        pruned,
+        cfg.recipe,
+        data,
+        seed=cfg.seed,
+        unpruned_macs=unpruned_macs,
+        device=device,
+        teacher=teacher,
+        checkpoint_path=out / "checkpoint.pt",
+        run_config=config,
+        progress=progress,
+        on_epoch=log,
+        wrap=ctx.wrap,
+    )
     history = result.pop("history")
     if writer:
         write_log_csv(out / "log.csv", history)
@@ -311,26 +354,49 @@ def _compute(ctx: RunContext) -> dict:
     latency = {f"latency_ms_batch{b}": latency_ms(model, shape, b, device) for b in ctx.latency_batches}
     pruned_macs = macs(pruned.arch)
     metrics = {
-        "hash": out.name, "label": cfg.name, "dataset": cfg.data.dataset, "network": cfg.network,
-        "method": cfg.method, "options": dataclasses.asdict(cfg.options), "ratio": cfg.ratio,
-        "recipe": cfg.recipe.name, "seed": cfg.seed,
-        "top1": final["top1"], "top5": final["top5"], "test_loss": final["loss"], "epochs": result["epochs"],
+        "hash": out.name,
+        "label": cfg.name,
+        "dataset": cfg.data.dataset,
+        "network": cfg.network,
+        "method": cfg.method,
+        "options": dataclasses.asdict(cfg.options),
+        "ratio": cfg.ratio,
+        "recipe": cfg.recipe.name,
+        "seed": cfg.seed,
+        "top1": final["top1"],
+        "top5": final["top5"],
+        "test_loss": final["loss"],
+        "epochs": result["epochs"],
         **divergence(out, final, history, teacher_metrics),
-        "unpruned_top1": teacher_metrics["top1"], "unpruned_top5": teacher_metrics["top5"],
+        "unpruned_top1": teacher_metrics["top1"],
+        "unpruned_top5": teacher_metrics["top5"],
         "acc_drop": teacher_metrics["top1"] - final["top1"],
-        "arch": pruned.arch.to_dict(), "macs": pruned_macs, "params": params(pruned.arch),
-        "unpruned_macs": unpruned_macs, "unpruned_params": params(cfg.arch()),
-        "flop_ratio": pruned_macs / unpruned_macs, "flop_reduction_pct": 100 * (1 - pruned_macs / unpruned_macs),
+        "arch": pruned.arch.to_dict(),
+        "macs": pruned_macs,
+        "params": params(pruned.arch),
+        "unpruned_macs": unpruned_macs,
+        "unpruned_params": params(cfg.arch()),
+        "flop_ratio": pruned_macs / unpruned_macs,
+        "flop_reduction_pct": 100 * (1 - pruned_macs / unpruned_macs),
         # a search can end outside its band: the report marks such a net instead of showing it at its target
         **band_record(get_pruner(cfg.method), cfg.options, cfg.ratio, pruned_macs / unpruned_macs),
-        "teacher_hash": cfg.teacher_directory(root).name, "teacher_sha256": teacher_sha256, "prune_info": pruned.info,
-        "timing": {"teacher_seconds": teacher_seconds, "teacher_train_seconds": teacher_metrics["wall_seconds"],
-                   "prune_seconds": prune_seconds, "retrain_seconds": result["train_seconds"],
-                   "eval_seconds": eval_seconds, **latency, "threads": torch.get_num_threads(), "pid": os.getpid(),
-                   "ddp_world_size": dist.get_world_size() if dist.is_initialized() else 1},
+        "teacher_hash": cfg.teacher_directory(root).name,
+        "teacher_sha256": teacher_sha256,
+        "prune_info": pruned.info,
+        "timing": {
+            "teacher_seconds": teacher_seconds,
+            "teacher_train_seconds": teacher_metrics["wall_seconds"],
+            "prune_seconds": prune_seconds,
+            "retrain_seconds": result["train_seconds"],
+            "eval_seconds": eval_seconds,
+            **latency,
+            "threads": torch.get_num_threads(),
+            "pid": os.getpid(),
+            "ddp_world_size": dist.get_world_size() if dist.is_initialized() else 1,
+        },
         "environment": environment(device),
         "code": code_identity(code_packages(cfg.method)),
-    }  # fmt: skip
+    }
     if writer:
         write_json(out / "metrics.json", metrics)
         clear_failure(out)

@@ -25,11 +25,18 @@ ERROR_FILE = "error.json"
 
 def record_failure(directory: Path, error: BaseException, stage: str) -> None:
     """Write `directory/error.json`: the error's type, message and traceback, the stage, when and in which process."""
-    write_json(directory / ERROR_FILE, {
-        "error": type(error).__name__, "message": str(error), "bad_input": isinstance(error, ConfigError),
-        "traceback": "".join(traceback.format_exception(error)), "stage": stage, "pid": os.getpid(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })  # fmt: skip
+    write_json(
+        directory / ERROR_FILE,
+        {
+            "error": type(error).__name__,
+            "message": str(error),
+            "bad_input": isinstance(error, ConfigError),
+            "traceback": "".join(traceback.format_exception(error)),
+            "stage": stage,
+            "pid": os.getpid(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
 
 
 def read_failure(directory: Path) -> dict | None:

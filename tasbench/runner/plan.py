@@ -62,8 +62,9 @@ JOB_SECONDS = 3.0
 START_SECONDS = 6.0
 
 
-def rates(runs: list[RunConfig], root: str | Path, device: torch.device, threads: int,
-          workers: int = 1) -> tuple[dict, str]:  # fmt: skip
+def rates(
+    runs: list[RunConfig], root: str | Path, device: torch.device, threads: int, workers: int = 1
+) -> tuple[dict, str]:
     """Seconds per MAC for each (network, ratio) the sweep trains (ratio 1.0: the unpruned net), each timed as
     `workers` trainings at once, and where they come from. A finished teacher's measured rate, when there is one,
     scales the calibrated ones."""
@@ -106,14 +107,24 @@ def _thinned(cfg: RunConfig, ratio: float) -> Arch:
     return scale_widths(cfg.arch(), ratio**0.5)
 
 
-def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int = 1, threads: int = 1,
-             device: str = "cpu", calibrate: bool = False, rerun: str = "") -> str:  # fmt: skip
+def describe(
+    name: str,
+    runs: list[RunConfig],
+    root: str | Path,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    device: str = "cpu",
+    calibrate: bool = False,
+    rerun: str = "",
+) -> str:
     """The plan as text: summary lines, the speed, a cost table per phase and the wall time, one line per run.
     `rerun` ("stale", "all") counts what `execute(..., rerun=...)` would recompute as work to do."""
     invalid = invalid_runs(runs)
     states = [State("invalid") if i in invalid else run_state(cfg, root) for i, cfg in enumerate(runs)]
-    teacher_jobs, run_jobs = jobs([cfg for i, cfg in enumerate(runs) if i not in invalid], root, device, None,
-                                  threads, rerun=rerun)  # fmt: skip
+    teacher_jobs, run_jobs = jobs(
+        [cfg for i, cfg in enumerate(runs) if i not in invalid], root, device, None, threads, rerun=rerun
+    )
     needed = {cfg.teacher_directory(root) for cfg, s in zip(runs, states) if s.status not in ("done", "invalid")}
     reused = len(needed - {job.directory for job in teacher_jobs})
     count = lambda what: sum(s.status == what for s in states)  # noqa: E731
@@ -123,17 +134,24 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
     ]
     stale = sum(bool(s.stale) for s in states)
     if stale or rerun:
-        what = {"": "reused as they are (--rerun-stale recomputes them)", "stale": "to recompute (--rerun-stale)",
-                "all": "to recompute, with every other run (--force)"}[rerun]  # fmt: skip
+        what = {
+            "": "reused as they are (--rerun-stale recomputes them)",
+            "stale": "to recompute (--rerun-stale)",
+            "all": "to recompute, with every other run (--force)",
+        }[rerun]
         lines.append(f"stale: {stale} runs computed by other code or from another teacher; {what}")
     failed = sum(bool(s.error) for s in states)
     if failed or invalid:
-        lines.append(f"failed: {failed} runs failed when last tried (tried again); {len(invalid)} invalid (they "
-                     f"cannot run, see their lines)")  # fmt: skip
+        lines.append(
+            f"failed: {failed} runs failed when last tried (tried again); {len(invalid)} invalid (they "
+            f"cannot run, see their lines)"
+        )
     damaged = sum(bool(s.damaged) for s in states)
     if damaged:
-        lines.append(f"damaged: {damaged} runs whose result files are damaged; their files move aside "
-                     f"(superseded-<time>{DAMAGED}/) and they are computed afresh")  # fmt: skip
+        lines.append(
+            f"damaged: {damaged} runs whose result files are damaged; their files move aside "
+            f"(superseded-<time>{DAMAGED}/) and they are computed afresh"
+        )
     for job in teacher_jobs:
         failure = read_failure(job.directory)
         if failure:
@@ -146,11 +164,17 @@ def describe(name: str, runs: list[RunConfig], root: str | Path, *, workers: int
     lines += _costs(todo, teachers_todo, table, source, workers)
     lines.append("")
     for i, (cfg, state) in enumerate(zip(runs, states)):
-        lines.append(f"{state.label:<8} {cfg.directory(root)}  {cfg.name} {cfg.network} ratio={cfg.ratio} "
-                     f"recipe={cfg.recipe.name} seed={cfg.seed} | {budget(cfg)}")  # fmt: skip
+        lines.append(
+            f"{state.label:<8} {cfg.directory(root)}  {cfg.name} {cfg.network} ratio={cfg.ratio} "
+            f"recipe={cfg.recipe.name} seed={cfg.seed} | {budget(cfg)}"
+        )
         damaged = f"{state.damaged}; its files move aside and it recomputes" if state.damaged else ""
-        for why, text in (("stale", state.stale), ("failed", state.error), ("invalid", invalid.get(i, "")),
-                          ("damaged", damaged)):  # fmt: skip
+        for why, text in (
+            ("stale", state.stale),
+            ("failed", state.error),
+            ("invalid", invalid.get(i, "")),
+            ("damaged", damaged),
+        ):
             if text:
                 lines.append(f"{'':<8}   {why}: {text}")
     return "\n".join(lines)
@@ -160,9 +184,11 @@ def budget(cfg: RunConfig) -> str:
     """What one run trains: 'teacher 6 ep (batch 128) | prune: search 4 ep x 15 steps (batch 64/half) | ...'."""
     pruning = prune_budget(cfg)
     recipe = cfg.recipe
-    return (f"teacher {cfg.teacher.epochs} ep (batch {cfg.teacher.batch_size}) | "
-            f"prune: {pruning.label if pruning else 'one-shot'} | "
-            f"retrain: {recipe.name} {retrain_epochs(cfg)} ep (batch {recipe.batch_size})")  # fmt: skip
+    return (
+        f"teacher {cfg.teacher.epochs} ep (batch {cfg.teacher.batch_size}) | "
+        f"prune: {pruning.label if pruning else 'one-shot'} | "
+        f"retrain: {recipe.name} {retrain_epochs(cfg)} ep (batch {recipe.batch_size})"
+    )
 
 
 def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source: str, workers: int) -> list[str]:
@@ -177,8 +203,11 @@ def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source
         ("finish", "eval+latency", [(finish_macs(c), pruned(c)) for c in todo]),
     ]
     known = bool(table)
-    lines = [f"speed: {min(table.values()):.2g}-{max(table.values()):.2g} s/MAC ({source})" if known else
-             "speed: not measured (--dry-run calibrates it)"]  # fmt: skip
+    lines = [
+        f"speed: {min(table.values()):.2g}-{max(table.values()):.2g} s/MAC ({source})"
+        if known
+        else "speed: not measured (--dry-run calibrates it)"
+    ]
     lines.append(f"{'phase':<9} {'work':<14} {'TMAC':>9}   compute time")
     for phase, work, items in phases:
         cost = sum(m for m, _ in items)
@@ -186,8 +215,10 @@ def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source
         lines.append(f"{phase:<9} {work:<14} {cost / 1e12:>9.3f}   {_duration(seconds) if known else 'unknown'}")
     if known:
         teacher_s = [teacher_macs(c) * full(c) + JOB_SECONDS for c in teachers]
-        run_s = [(prune_macs(c) + distill_macs(c)) * full(c) + (student_macs(c) + finish_macs(c)) * pruned(c)
-                 + JOB_SECONDS for c in todo]  # fmt: skip
+        run_s = [
+            (prune_macs(c) + distill_macs(c)) * full(c) + (student_macs(c) + finish_macs(c)) * pruned(c) + JOB_SECONDS
+            for c in todo
+        ]
         wall = makespan(teacher_s, workers) + makespan(run_s, workers) + START_SECONDS
         lines.append(f"wall time: {_duration(wall)} on {workers} worker{'s' * (workers > 1)} (estimated)")
     return lines

@@ -67,15 +67,22 @@ class SweepBar:
 
 
 @contextmanager
-def sweep_bar(total_cost: float, runs: int, enabled: bool, log: Callable[[str], None],
-              workers: int = 1) -> Iterator[SweepBar]:  # fmt: skip
+def sweep_bar(
+    total_cost: float, runs: int, enabled: bool, log: Callable[[str], None], workers: int = 1
+) -> Iterator[SweepBar]:
     """The overall bar over `total_cost` units of work for `runs` runs (off when `enabled` is False)."""
     if not enabled:
         yield SweepBar(None, log, runs, workers)
         return
     # smoothing=0: the ETA uses the mean rate of the whole sweep, since jobs end seconds or hours apart.
-    bar = tqdm(total=max(total_cost, 1.0), bar_format=FORMAT.format(done=0, runs=runs, running=""), file=sys.stderr,
-               dynamic_ncols=True, position=0, smoothing=0)  # fmt: skip
+    bar = tqdm(
+        total=max(total_cost, 1.0),
+        bar_format=FORMAT.format(done=0, runs=runs, running=""),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        position=0,
+        smoothing=0,
+    )
     state = SweepBar(bar, log, runs, workers)
     state._show()
     stop = threading.Event()

@@ -87,8 +87,15 @@ def seed_spread(runs: list[tuple[RunConfig, dict]]) -> dict:
 
 
 def expected_file(spec: str, observed: dict[str, dict], spread: dict, environment: dict, command: str) -> dict:
-    return {"format": FORMAT, "spec": spec, "command": command, "k": K, "spread": spread,
-            "environment": environment, "runs": observed}  # fmt: skip
+    return {
+        "format": FORMAT,
+        "spec": spec,
+        "command": command,
+        "k": K,
+        "spread": spread,
+        "environment": environment,
+        "runs": observed,
+    }
 
 
 def default_expected(cpu: str, update: bool) -> Path:
@@ -118,13 +125,17 @@ def read_expected(path: str | Path, keys: list[str]) -> dict:
         raise ConfigError(f"stored regression results {str(path)!r} are not valid JSON ({e}); {fix}") from None
     found = stored.get("format") if isinstance(stored, dict) else None
     if found != FORMAT:
-        raise ConfigError(f"stored regression results {str(path)!r} are of format {found!r}, this suite reads "
-                          f"{FORMAT!r}; regenerate them with `{UPDATE}`")  # fmt: skip
+        raise ConfigError(
+            f"stored regression results {str(path)!r} are of format {found!r}, this suite reads "
+            f"{FORMAT!r}; regenerate them with `{UPDATE}`"
+        )
     missing, extra = sorted(set(keys) - set(stored["runs"])), sorted(set(stored["runs"]) - set(keys))
     if missing or extra:
         what = f"no stored result for {missing[0]!r}" if missing else f"a stored run {extra[0]!r} the spec lacks"
-        raise ConfigError(f"stored regression results {str(path)!r} are for other runs than the spec ({what}); "
-                          f"regenerate them with `{UPDATE}`")  # fmt: skip
+        raise ConfigError(
+            f"stored regression results {str(path)!r} are for other runs than the spec ({what}); "
+            f"regenerate them with `{UPDATE}`"
+        )
     return stored
 
 
@@ -147,19 +158,23 @@ def compare(stored: dict, observed: dict[str, dict], cpu: str) -> tuple[list[Row
     rows, notes = [], []
     exact = stored_device(stored) == cpu
     if not exact:
-        notes.append(f"{', '.join(EXACT)} not compared: the stored results come from {stored_device(stored)!r}, "
-                     f"this is {cpu!r}, and exact values hold only on one CPU model; `{UPDATE}` here stores "
-                     f"{cpu_slug(cpu)}.json")  # fmt: skip
+        notes.append(
+            f"{', '.join(EXACT)} not compared: the stored results come from {stored_device(stored)!r}, "
+            f"this is {cpu!r}, and exact values hold only on one CPU model; `{UPDATE}` here stores "
+            f"{cpu_slug(cpu)}.json"
+        )
     for key, seen in observed.items():
         want = stored["runs"][key]
         for metric in EXACT if exact else ():
-            rows.append(Row(key, metric, _short(want[metric]), _short(seen[metric]), "exact",
-                            want[metric] == seen[metric]))  # fmt: skip
+            rows.append(
+                Row(key, metric, _short(want[metric]), _short(seen[metric]), "exact", want[metric] == seen[metric])
+            )
         for metric in TOLERATED:
             band = k * sigma[metric] * math.sqrt(2)
             diff = seen[metric] - want[metric]
-            rows.append(Row(key, metric, round(want[metric], 4), round(seen[metric], 4), f"±{band:.4g}",
-                            abs(diff) <= band))  # fmt: skip
+            rows.append(
+                Row(key, metric, round(want[metric], 4), round(seen[metric], 4), f"±{band:.4g}", abs(diff) <= band)
+            )
         if want["hash"] != seen["hash"]:
             changed = _changed(want["config"], seen["config"])
             notes.append(f"{key}: config changed ({want['hash']} -> {seen['hash']}): {', '.join(changed[:4])}")
@@ -168,8 +183,9 @@ def compare(stored: dict, observed: dict[str, dict], cpu: str) -> tuple[list[Row
         band = k * sigma[metric] * math.sqrt(2 / n)
         want = sum(stored["runs"][key][metric] for key in observed) / n
         got = sum(seen[metric] for seen in observed.values()) / n
-        rows.append(Row(f"mean of {n} runs", metric, round(want, 4), round(got, 4), f"±{band:.4g}",
-                        abs(got - want) <= band))  # fmt: skip
+        rows.append(
+            Row(f"mean of {n} runs", metric, round(want, 4), round(got, 4), f"±{band:.4g}", abs(got - want) <= band)
+        )
     return rows, notes
 
 
@@ -180,6 +196,7 @@ def _short(value: object) -> object:
 def _changed(old: object, new: object, prefix: str = "") -> list[str]:
     """Dotted paths where two configs differ, with both values: `recipe.kd_temperature: 4.0 -> 1.0`."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [c for key in sorted(set(old) | set(new))
-                for c in _changed(old.get(key), new.get(key), f"{prefix}{key}.")]  # fmt: skip
+        return [
+            c for key in sorted(set(old) | set(new)) for c in _changed(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
     return [] if old == new else [f"{prefix[:-1]}: {_short(old)} -> {_short(new)}"]

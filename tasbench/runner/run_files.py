@@ -37,14 +37,31 @@ TEXT_OR_NONE = (str, type(None))
 
 # The keys each kind of file must hold, and their types: what the readers of that file use.
 PARAMS = {"config": dict}
-TEACHER_METRICS = {"top1": NUMBER, "top5": NUMBER, "train_seconds": NUMBER, "wall_seconds": NUMBER,
-                   "environment": dict}  # fmt: skip
+TEACHER_METRICS = {"top1": NUMBER, "top5": NUMBER, "train_seconds": NUMBER, "wall_seconds": NUMBER, "environment": dict}
 RUN_METRICS = {
-    "dataset": str, "network": str, "label": str, "method": str, "recipe": str, "hash": str, "teacher_hash": str,
-    "ratio": NUMBER, "seed": int, "top1": NUMBER, "top5": NUMBER, "unpruned_top1": NUMBER, "acc_drop": NUMBER,
-    "macs": NUMBER, "unpruned_macs": NUMBER, "params": NUMBER, "flop_reduction_pct": NUMBER, "timing": dict,
-    "environment": dict, "environment.device": str, "environment.torch": str, "environment.git_commit": TEXT_OR_NONE,
-}  # fmt: skip
+    "dataset": str,
+    "network": str,
+    "label": str,
+    "method": str,
+    "recipe": str,
+    "hash": str,
+    "teacher_hash": str,
+    "ratio": NUMBER,
+    "seed": int,
+    "top1": NUMBER,
+    "top5": NUMBER,
+    "unpruned_top1": NUMBER,
+    "acc_drop": NUMBER,
+    "macs": NUMBER,
+    "unpruned_macs": NUMBER,
+    "params": NUMBER,
+    "flop_reduction_pct": NUMBER,
+    "timing": dict,
+    "environment": dict,
+    "environment.device": str,
+    "environment.torch": str,
+    "environment.git_commit": TEXT_OR_NONE,
+}
 
 
 class DamagedRunFile(ConfigError):
@@ -98,8 +115,12 @@ def validate(path: str | Path, value: dict, schema: dict) -> dict:
                 raise DamagedRunFile(path, f"lacks {key!r}", foreign=True)
             node = node[part]
         if not isinstance(node, kind) or (isinstance(node, bool) and kind is not bool):
-            names = " or ".join(dict.fromkeys(_A[_json_type(None if t is type(None) else t())]
-                                              for t in (kind if isinstance(kind, tuple) else (kind,))))  # fmt: skip
+            names = " or ".join(
+                dict.fromkeys(
+                    _A[_json_type(None if t is type(None) else t())]
+                    for t in (kind if isinstance(kind, tuple) else (kind,))
+                )
+            )
             raise DamagedRunFile(path, f"{key!r} is {node!r}, expected {names}", foreign=True)
     return value
 
@@ -116,8 +137,14 @@ def recorded_arch(path: str | Path, metrics: dict) -> Arch | None:
         raise DamagedRunFile(path, f"'arch' does not rebuild a network ({e})", foreign=True) from None
 
 
-_A = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean", "number": "a number",
-      "null": "null"}  # fmt: skip
+_A = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "boolean": "a boolean",
+    "number": "a number",
+    "null": "null",
+}
 
 
 def _json_type(value: object) -> str:
@@ -137,8 +164,10 @@ def read_results(out: Path, schema: dict) -> RunFiles:
     run starts: without it, nothing says which config its metrics are of)."""
     params, metrics = out / PARAMS_FILE, out / METRICS
     done = metrics.exists()
-    return RunFiles(read_run_file(params, PARAMS) if done or params.exists() else None,
-                    read_run_file(metrics, schema) if done else None)  # fmt: skip
+    return RunFiles(
+        read_run_file(params, PARAMS) if done or params.exists() else None,
+        read_run_file(metrics, schema) if done else None,
+    )
 
 
 def finished(out: Path, schema: dict) -> dict | None:
@@ -168,6 +197,8 @@ def divergence(out: Path, result: dict, history: list[dict], teacher: dict | Non
     diverged = own or bool(teacher and teacher.get("diverged"))
     if diverged:
         why = "its loss went non-finite" if own else "its teacher diverged"
-        warn(f"the run in {str(out)!r} diverged ({why}); its metrics.json records null for the non-finite numbers "
-             f"and \"diverged\": true; a lower learning rate may help")  # fmt: skip
+        warn(
+            f"the run in {str(out)!r} diverged ({why}); its metrics.json records null for the non-finite numbers "
+            f'and "diverged": true; a lower learning rate may help'
+        )
     return {"diverged": diverged}

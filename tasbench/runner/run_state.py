@@ -43,19 +43,27 @@ class State:
     @property
     def label(self) -> str:
         """For the plan: 'done', 'done, stale', 'partial, failed', 'todo, damaged', ..."""
-        return ", ".join([self.status] + ["stale"] * bool(self.stale) + ["failed"] * bool(self.error)
-                         + ["damaged"] * bool(self.damaged))  # fmt: skip
+        return ", ".join(
+            [self.status]
+            + ["stale"] * bool(self.stale)
+            + ["failed"] * bool(self.error)
+            + ["damaged"] * bool(self.damaged)
+        )
 
 
 def teacher_state(cfg: RunConfig, root: str | Path) -> State:
-    return directory_state(cfg.teacher_directory(root), code_packages(None), progress_files=("checkpoint.pt",),
-                           schema=TEACHER_METRICS)  # fmt: skip
+    return directory_state(
+        cfg.teacher_directory(root), code_packages(None), progress_files=("checkpoint.pt",), schema=TEACHER_METRICS
+    )
 
 
 def run_state(cfg: RunConfig, root: str | Path) -> State:
-    state = directory_state(cfg.directory(root), code_packages(cfg.method),
-                            progress_files=("checkpoint.pt", "pruned.pt", "tas-search.pt"),
-                            schema=RUN_METRICS)  # fmt: skip
+    state = directory_state(
+        cfg.directory(root),
+        code_packages(cfg.method),
+        progress_files=("checkpoint.pt", "pruned.pt", "tas-search.pt"),
+        schema=RUN_METRICS,
+    )
     if state.status != "done" or state.stale:
         return state
     teacher = teacher_state(cfg, root)

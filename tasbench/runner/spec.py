@@ -70,8 +70,9 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
         where, problem = yaml_problem(e, text)
         if isinstance(e, YAMLRefused):
             raise ConfigError(f"sweep spec {str(path)!r}{', ' + where if where else ''}: {problem}") from None
-        raise ConfigError(f"sweep spec {str(path)!r} is not valid YAML{' at ' + where if where else ''}: {problem}"
-                          ) from None  # fmt: skip
+        raise ConfigError(
+            f"sweep spec {str(path)!r} is not valid YAML{' at ' + where if where else ''}: {problem}"
+        ) from None
     if spec is None:
         raise ConfigError(f"sweep spec {str(path)!r} is empty; expected a mapping of keys (name, data, networks, ...)")
     if not isinstance(spec, dict):
@@ -150,14 +151,26 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
             for ratio in _ratios_of(axes["ratios"], network, where):
                 for recipe in axes["recipes"]:
                     for seed in seeds:
-                        run = RunConfig(data, network, pruner.name, options, ratio, seed, recipe,
-                                        dataclasses.replace(teacher, seed=seed), axes["shortcut"], label)  # fmt: skip
+                        run = RunConfig(
+                            data,
+                            network,
+                            pruner.name,
+                            options,
+                            ratio,
+                            seed,
+                            recipe,
+                            dataclasses.replace(teacher, seed=seed),
+                            axes["shortcut"],
+                            label,
+                        )
                         run.arch()  # an unknown network, or one for other data, fails here with its name
                         runs.append(run)
                         entries.append(i)
                         if len(runs) > MAX_RUNS:  # before a typo (seeds: [0, ..., 10**6]) expands for minutes
-                            raise ConfigError(f"the spec expands to more than {MAX_RUNS} runs (methods x networks x "
-                                              "ratios x recipes x seeds); split it into several sweeps")  # fmt: skip
+                            raise ConfigError(
+                                f"the spec expands to more than {MAX_RUNS} runs (methods x networks x "
+                                "ratios x recipes x seeds); split it into several sweeps"
+                            )
     _check_ratio_keys(shared["ratios"], sorted(networks_run), "ratios")
     _check_distinct(runs, entries)
     return Sweep(name, runs)
@@ -173,15 +186,18 @@ def _check_distinct(runs: list[RunConfig], entries: list[int]) -> None:
         a, b, other = entries[j], entries[k], runs[j]
         what = f"{run.method} {run.network} ratio={run.ratio} recipe={run.recipe.name} seed={run.seed}"
         if a == b:
-            raise ConfigError(f"methods[{a}] gives the run {what} twice (two identical recipes?); remove the "
-                              f"duplicate")  # fmt: skip
+            raise ConfigError(f"methods[{a}] gives the run {what} twice (two identical recipes?); remove the duplicate")
         if other.label != run.label:
-            raise ConfigError(f"methods[{a}] and methods[{b}] are the same runs ({run.method}, same options; e.g. "
-                              f"{what}); labels {other.label!r} and {run.label!r} would share one run "
-                              f"directory and one label would vanish from the outputs; remove one or change an "
-                              f"option")  # fmt: skip
-        raise ConfigError(f"methods[{a}] and methods[{b}] are the same runs ({run.method}, same options, same label "
-                          f"{run.label!r}; e.g. {what}): each would count twice; remove one")  # fmt: skip
+            raise ConfigError(
+                f"methods[{a}] and methods[{b}] are the same runs ({run.method}, same options; e.g. "
+                f"{what}); labels {other.label!r} and {run.label!r} would share one run "
+                f"directory and one label would vanish from the outputs; remove one or change an "
+                f"option"
+            )
+        raise ConfigError(
+            f"methods[{a}] and methods[{b}] are the same runs ({run.method}, same options, same label "
+            f"{run.label!r}; e.g. {what}): each would count twice; remove one"
+        )
 
 
 def invalid_runs(runs: list[RunConfig]) -> dict[int, str]:
@@ -253,16 +269,19 @@ def _check_ratio_keys(ratios: list[float] | dict[str, list[float]], networks: li
     """A per-network `ratios` mapping names only networks that are run: a typo must not pass unnoticed."""
     unknown = sorted(set(ratios) - set(networks)) if isinstance(ratios, dict) else []
     if unknown:
-        raise ConfigError(f"{where!r} names network {unknown[0]!r}, which is not run here; networks: "
-                          f"{', '.join(networks)}")  # fmt: skip
+        raise ConfigError(
+            f"{where!r} names network {unknown[0]!r}, which is not run here; networks: {', '.join(networks)}"
+        )
 
 
 def _ratios_of(ratios: list[float] | dict[str, list[float]], network: str, where: str) -> list[float]:
     if not isinstance(ratios, dict):
         return ratios
     if network not in ratios:
-        raise ConfigError(f"{where} runs {network!r}, but the per-network 'ratios' name only "
-                          f"{', '.join(ratios)}; give its ratios there or in the method")  # fmt: skip
+        raise ConfigError(
+            f"{where} runs {network!r}, but the per-network 'ratios' name only "
+            f"{', '.join(ratios)}; give its ratios there or in the method"
+        )
     return ratios[network]
 
 
@@ -309,8 +328,10 @@ def _list(spec: dict, key: str, kind: type | tuple, default: list | None = None,
         if not isinstance(item, kind) or isinstance(item, bool):
             raise ConfigError(f"{where + key!r} holds {item!r}, not {_KIND_NAMES[kind]}")
         if kind is not dict and item in value[:i]:  # a recipe or method given twice is caught by _check_distinct
-            raise ConfigError(f"{where + key!r} lists {item!r} twice ({where}{key}[{value.index(item)}] and "
-                              f"{where}{key}[{i}]): its runs would run once and count twice; remove one")  # fmt: skip
+            raise ConfigError(
+                f"{where + key!r} lists {item!r} twice ({where}{key}[{value.index(item)}] and "
+                f"{where}{key}[{i}]): its runs would run once and count twice; remove one"
+            )
     return value
 
 

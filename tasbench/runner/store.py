@@ -60,8 +60,10 @@ def path_component(name: object, what: str) -> str:
     """`name` if it is safe as one file or directory name (letters, digits, '.', '_', '-'; not starting with '.'),
     else a ConfigError: a name read from a config or a results file never becomes `..`, `/etc` or `a/../../b`."""
     if not (isinstance(name, str) and _COMPONENT.fullmatch(name)):
-        raise ConfigError(f"{what} {name!r} cannot name a file or directory: allowed are letters, digits, '.', '_' "
-                          f"and '-', not starting with '.'")  # fmt: skip
+        raise ConfigError(
+            f"{what} {name!r} cannot name a file or directory: allowed are letters, digits, '.', '_' "
+            f"and '-', not starting with '.'"
+        )
     return name
 
 

@@ -39,10 +39,10 @@ def supersede(directory: str | Path, suffix: str = "") -> Path | None:
         return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target, n = directory / f"{PREFIX}{stamp}{suffix}", 1
-    while target.exists() or (directory / f"{MOVING}{target.name[len(PREFIX):]}").exists():
+    while target.exists() or (directory / f"{MOVING}{target.name[len(PREFIX) :]}").exists():
         n += 1
         target = directory / f"{PREFIX}{stamp}-{n}{suffix}"
-    moving = directory / f"{MOVING}{target.name[len(PREFIX):]}"
+    moving = directory / f"{MOVING}{target.name[len(PREFIX) :]}"
     try:
         moving.mkdir()
     except OSError as e:
@@ -53,16 +53,20 @@ def supersede(directory: str | Path, suffix: str = "") -> Path | None:
 def finish_superseding(directory: str | Path) -> list[Path]:
     """Complete moves that a killed process left half done (call with the directory's lock held)."""
     directory = Path(directory)
-    return [_move(directory, moving, directory / f"{PREFIX}{moving.name[len(MOVING):]}")
-            for moving in sorted(directory.glob(f"{MOVING}*"))]  # fmt: skip
+    return [
+        _move(directory, moving, directory / f"{PREFIX}{moving.name[len(MOVING) :]}")
+        for moving in sorted(directory.glob(f"{MOVING}*"))
+    ]
 
 
 def _results(directory: Path) -> list[Path]:
     """The run's own files: not earlier superseded results, not hidden files (temporaries, moves in progress)."""
     if not directory.is_dir():
         return []
-    return sorted((p for p in directory.iterdir() if not p.name.startswith((PREFIX, "."))),
-                  key=lambda p: (p.name != FIRST, p.name))  # fmt: skip
+    return sorted(
+        (p for p in directory.iterdir() if not p.name.startswith((PREFIX, "."))),
+        key=lambda p: (p.name != FIRST, p.name),
+    )
 
 
 def _move(directory: Path, moving: Path, target: Path) -> Path:

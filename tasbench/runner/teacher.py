@@ -61,22 +61,36 @@ class TrainingRun:
 
     def __post_init__(self) -> None:
         if (self.teacher is None) != (self.distill is None):
-            raise ConfigError("a training run distils (distill set) exactly when it names a teacher's digest; got "
-                              f"teacher={self.teacher!r}, distill={self.distill!r}")  # fmt: skip
+            raise ConfigError(
+                "a training run distils (distill set) exactly when it names a teacher's digest; got "
+                f"teacher={self.teacher!r}, distill={self.distill!r}"
+            )
 
     def config(self) -> dict:
         """The hashed config. Its keys and values must never change: they name every existing runs/train/<hash>/."""
-        return {"arch": self.arch.to_dict(), "data": dataclasses.asdict(self.data),
-                "train": dataclasses.asdict(self.train), "init_weights": self.init_weights, "teacher": self.teacher,
-                "distill": dataclasses.asdict(self.distill) if self.distill else None}  # fmt: skip
+        return {
+            "arch": self.arch.to_dict(),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "init_weights": self.init_weights,
+            "teacher": self.teacher,
+            "distill": dataclasses.asdict(self.distill) if self.distill else None,
+        }
 
     def directory(self, root: str | Path) -> Path:
         return run_dir(root, KIND, self.config())
 
 
-def train_once(run: TrainingRun, root: str | Path, *, load: Callable[[], ImageData], device: torch.device,
-               model: nn.Module | None = None, teacher: nn.Module | None = None,
-               progress: bool = False) -> tuple[dict, bool]:  # fmt: skip
+def train_once(
+    run: TrainingRun,
+    root: str | Path,
+    *,
+    load: Callable[[], ImageData],
+    device: torch.device,
+    model: nn.Module | None = None,
+    teacher: nn.Module | None = None,
+    progress: bool = False,
+) -> tuple[dict, bool]:
     """The metrics of `run` under `root` (as metrics.json holds them: null for a non-finite number), and whether it
     trained here: False when it was finished already (a damaged one is moved aside and trained afresh).
 
@@ -106,19 +120,35 @@ def train_once(run: TrainingRun, root: str | Path, *, load: Callable[[], ImageDa
         threads = start_training(out, config)
         began = time.perf_counter()
         with torch_threads(threads):
-            result = train(model, data, run.train, device=device, loss_fn=loss_fn,
-                           checkpoint_path=out / "checkpoint.pt", run_config=config, progress=progress,
-                           on_epoch=lambda history: write_log_csv(out / "log.csv", history))  # fmt: skip
+            result = train(
+                model,
+                data,
+                run.train,
+                device=device,
+                loss_fn=loss_fn,
+                checkpoint_path=out / "checkpoint.pt",
+                run_config=config,
+                progress=progress,
+                on_epoch=lambda history: write_log_csv(out / "log.csv", history),
+            )
             environment_record = environment(device)
         # Written again here: a run killed after its last checkpoint resumes with nothing left to train.
         history = result.pop("history")
         write_log_csv(out / "log.csv", history)
         save_model(out / "model.pt", run.arch, model)
-        write_json(out / METRICS, {**result, **divergence(out, result, history),
-                                   "macs": macs(run.arch), "params": params(run.arch),
-                                   "run_dir": str(out), "wall_seconds": time.perf_counter() - began,
-                                   "environment": environment_record,
-                                   "code": code_identity(code_packages(None))})  # fmt: skip
+        write_json(
+            out / METRICS,
+            {
+                **result,
+                **divergence(out, result, history),
+                "macs": macs(run.arch),
+                "params": params(run.arch),
+                "run_dir": str(out),
+                "wall_seconds": time.perf_counter() - began,
+                "environment": environment_record,
+                "code": code_identity(code_packages(None)),
+            },
+        )
         clear_failure(out)
         return read_run_file(out / METRICS, TEACHER_METRICS), True
 

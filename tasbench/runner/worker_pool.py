@@ -59,8 +59,9 @@ def worker_pool(workers: int, threads: int) -> Iterator[concurrent.futures.Proce
     """A spawned process pool; on an exception (an interrupt, a failure with fail-fast) its workers are killed
     before the exception goes on, instead of finishing the runs they hold."""
     context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
-                                                  initargs=(threads,))  # fmt: skip
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=init_worker, initargs=(threads,)
+    )
     try:
         yield pool
     except BaseException:
