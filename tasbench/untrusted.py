@@ -50,7 +50,6 @@ CHECKPOINT = FileKind("checkpoint", "checkpoints", "a checkpoint file", 4 * GB)
 PAPER_CSV = FileKind("paper results", "paper results files", "a CSV file", 10 * MB)  # the shipped one is 9 KB
 RUN_JSON = FileKind("run file", "run files", "a JSON file", 50 * MB)  # a run's metrics.json, params.json (~10 kB)
 REGRESSION_JSON = FileKind("stored regression results", "stored regression results", "a JSON file", 50 * MB)
-WANDB_LOG = FileKind("W&B run file", "W&B run files", "a W&B run file", 1 * GB)  # a long run's history
 
 _NOT_REGULAR = [
     (stat.S_ISDIR, "a directory"),

@@ -512,11 +512,14 @@ def test_a_search_checkpoint_without_its_model_is_one_clear_error(tmp_path):
 
 
 def test_the_wandb_reader_is_bounded_too(tmp_path):
-    from tasbench.report.wandb_offline import records
+    from tasbench.report.compare import logged_runs
+    from tasbench.report.wandb_log import LOGGED
 
-    os.mkfifo(tmp_path / "run-x.wandb")
-    with pytest.raises(ConfigError, match=r"^W&B run file '.*run-x.wandb' is a FIFO \(named pipe\), not a W&B run"):
-        list(records(tmp_path / "run-x.wandb"))
-    sparse("big.wandb", 2 * GB)(tmp_path)
-    with pytest.raises(ConfigError, match=r"^W&B run file '.*big.wandb' is 2 GB; W&B run files are limited to 1 GB$"):
-        list(records(tmp_path / "big.wandb"))
+    (tmp_path / "offline-run-x").mkdir()
+    os.mkfifo(tmp_path / "offline-run-x" / LOGGED)
+    with pytest.raises(ConfigError, match=r"tas-bench-logged.json.* it is a FIFO \(named pipe\)"):
+        logged_runs(tmp_path)
+    (tmp_path / "offline-run-x" / LOGGED).unlink()
+    sparse(f"offline-run-x/{LOGGED}", 2 * GB)(tmp_path)
+    with pytest.raises(ConfigError, match=r"tas-bench-logged.json.* 2 GB; run files are limited to 50 MB"):
+        logged_runs(tmp_path)

@@ -1,20 +1,18 @@
-"""W&B: runs logged offline by a sweep are read back from their .wandb files and compared with the run directories."""
+"""W&B: what a sweep logged offline is read back from the JSON each W&B run writes, and compared with its runs."""
 
 import json
 import os
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
 from runner_helpers import LATENCY, write_spec
 
 from tasbench.cli import main
-from tasbench.errors import ConfigError
-from tasbench.report.wandb_offline import BLOCK, CHUNK_HEADER, FILE_HEADER, offline_runs, records
+from tasbench.report.compare import logged_runs
+from tasbench.report.wandb_log import LOGGED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,13 +23,9 @@ def test_offline_round_trip_and_compare(capsys, tmp_path):
     threads = ["--threads", "1"]
     assert main(["sweep", spec, "--out", str(root), "--wandb", "offline", *LATENCY, *threads]) == 0
     local = {r["hash"]: r for r in json.loads(capsys.readouterr()[0])["runs"]}
-    logged = offline_runs(root / "wandb")
-    for _ in range(600):  # W&B's service process may still be writing the logs after finish() returned
-        if len(logged) == 2 and all(run["complete"] for run in logged):
-            break
-        time.sleep(0.1)
-        logged = offline_runs(root / "wandb")
-    assert len(logged) == 2 and all(run["complete"] for run in logged)
+    logged = logged_runs(root / "wandb")  # written by the sweep itself, complete when finish() returned
+    assert len(logged) == 2 and all(run["complete"] and run["mode"] == "offline" for run in logged)
+    assert {Path(p).parent.name.startswith("offline-run-") for p in (root / "wandb").rglob(LOGGED)} == {True}
     for run in logged:
         h = run["config"]["hash"]
         metrics = json.loads((root / "uniform" / h / "metrics.json").read_text())
@@ -55,41 +49,21 @@ def test_offline_round_trip_and_compare(capsys, tmp_path):
     assert "| proxy" in table
 
 
-def write_log(path, payloads: list[bytes]) -> None:
-    """A .wandb record log as the SDK writes it: chunks split across 32 KiB blocks, padded block tails."""
-    out = bytearray(FILE_HEADER.pack(b":W&B", 0xBEE1, 0))
-    for payload in payloads:
-        first = True
-        while True:
-            room = BLOCK - len(out) % BLOCK
-            if room < CHUNK_HEADER.size:
-                out += b"\0" * room
-                continue
-            chunk, payload = payload[: room - CHUNK_HEADER.size], payload[room - CHUNK_HEADER.size :]
-            kind = (1 if not payload else 2) if first else (4 if not payload else 3)
-            out += struct.pack("<IHB", zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF, len(chunk), kind)
-            out += chunk
-            first = False
-            if not payload:
-                break
-    path.write_bytes(bytes(out))
-
-
-def test_records_span_blocks_and_a_torn_tail_is_dropped(tmp_path):
-    payloads = [b"a" * 100, bytes(range(256)) * 300, b"b" * (BLOCK - 7 - 7 - 100 - 7 - 3), b"c" * 10]
-    write_log(tmp_path / "run-x.wandb", payloads)
-    assert list(records(tmp_path / "run-x.wandb")) == payloads
-    data = (tmp_path / "run-x.wandb").read_bytes()
-    (tmp_path / "torn.wandb").write_bytes(data[:-5])  # killed while writing the last record
-    assert list(records(tmp_path / "torn.wandb")) == payloads[:-1]
-    flipped = bytearray(data)
-    flipped[20] ^= 0xFF
-    (tmp_path / "bad.wandb").write_bytes(bytes(flipped))
-    with pytest.raises(ConfigError, match="is corrupt: bad checksum at byte 7"):
-        list(records(tmp_path / "bad.wandb"))
-    (tmp_path / "other.wandb").write_bytes(b"PK\x03\x04 not a log")
-    with pytest.raises(ConfigError, match="is not a W&B run file"):
-        list(records(tmp_path / "other.wandb"))
+def test_a_damaged_or_foreign_logged_file_is_named_in_one_line(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "wandb" / "offline-run-x").mkdir(parents=True)
+    path = runs / "wandb" / "offline-run-x" / LOGGED
+    for content, message in (
+        (b'{"config": {', "truncated"),
+        (b"[1, 2]", "holds a JSON array, expected an object"),
+        (b'{"config": {}, "summary": {}, "history": [], "group": "g"}', "complete"),
+    ):
+        path.write_bytes(content)
+        code = main(["compare", "--runs", str(runs), "--wandb-dir", str(runs / "wandb")])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and err.count("\n") == 1 and str(path) in err and message in err, err
+    code = main(["compare", "--runs", str(runs), "--wandb-dir", str(tmp_path / "none")])
+    assert code == 2 and "W&B directory" in capsys.readouterr()[1]
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """`tas-bench compare`: our run directories against runs logged to W&B (a project, or offline run directories).
 
-    tas-bench compare --wandb-dir runs/wandb                      # offline runs the sweeps logged
+    tas-bench compare --wandb-dir runs/wandb                      # the runs the sweeps logged (their JSON)
     tas-bench compare --project my-team/tas-bench --tolerance 0.3  # through wandb.Api()
 
 Prints the side-by-side table (Markdown) on stderr and one JSON object with the rows and which of them differ.
@@ -20,7 +20,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=path_flag, default="runs", help="local results root (default: runs)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--wandb-dir", type=path_flag, help="a directory holding offline W&B runs (offline-run-*/run-*.wandb)"
+        "--wandb-dir",
+        type=path_flag,
+        help="a sweep's W&B directory (<root>/wandb), whose runs each hold what they logged (tas-bench-logged.json)",
     )
     source.add_argument("--project", help="a W&B project, entity/project, read through wandb.Api()")
     p.add_argument("--timeout", type=int_flag(1, 3600), default=20, help="seconds per W&B API request (default 20)")
@@ -33,15 +35,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> dict:
     from tabulate import tabulate
 
-    from tasbench.report.compare import compare, project_rows, wandb_rows
+    from tasbench.report.compare import compare, logged_runs, project_rows, wandb_rows
     from tasbench.report.tables import KEYS, collect
-    from tasbench.report.wandb_offline import offline_runs
 
     if args.wandb_dir:
-        logged = offline_runs(args.wandb_dir)
+        logged = logged_runs(args.wandb_dir)
         incomplete = sum(not run["complete"] for run in logged)
         if incomplete:  # still being written, or its writer was killed: what it holds so far is compared
-            print(f"note: {incomplete} offline W&B runs have no exit record yet", file=sys.stderr)
+            print(
+                f"note: {incomplete} W&B runs were not finished when they last wrote what they logged", file=sys.stderr
+            )
         theirs = wandb_rows(logged)
     else:
         theirs = project_rows(args.project, args.timeout)

@@ -1,7 +1,7 @@
 """Line up logged W&B runs with local run directories, row by row of the report's table, and flag the differences.
 
     >>> ours = collect("runs")
-    >>> theirs = wandb_rows(offline_runs("runs/wandb"))          # or project_rows("entity/tas-bench")
+    >>> theirs = wandb_rows(logged_runs("runs/wandb"))           # or project_rows("entity/tas-bench")
     >>> table = compare(ours, theirs, tolerance=0.5)
     >>> table[table["differs"]]                                   # rows whose accuracy differs by > 0.5 points
 
@@ -13,13 +13,27 @@ reported as such (and counts as differing).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from tasbench.errors import ConfigError
 from tasbench.report.tables import KEYS, run_row, summary
+from tasbench.report.wandb_log import LOGGED
+from tasbench.runner.run_files import read_run_file
 
 COMPARED = ("top1_mean", "drop_mean", "macs")
 LOGGED_BESIDE = ("hash", "label", "sweep")  # what wandb_log adds to the run's hashed config when it logs it
+LOGGED_SCHEMA = {"config": dict, "summary": dict, "history": list, "group": str, "complete": bool}
+
+
+def logged_runs(directory: str | Path) -> list[dict]:
+    """What the sweeps' W&B runs were sent, from the JSON each wrote into its own directory under `directory` (the
+    sweep's `<root>/wandb`: offline runs, and online ones too); a damaged file is named (DamagedRunFile)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"W&B directory {str(directory)!r} does not exist or is not a directory")
+    return [read_run_file(path, LOGGED_SCHEMA) for path in sorted(directory.rglob(LOGGED))]
 
 
 def wandb_rows(runs: list[dict]) -> pd.DataFrame:

@@ -6,7 +6,9 @@
 
 A W&B run is named `<label>-r<ratio>-<recipe>-s<seed>`, grouped by dataset/network/method/ratio, and carries the
 run's config hash, so `tas-bench compare` can line it up with a local run directory. `sync` it later with
-`wandb sync runs/wandb/wandb/offline-run-*`. The mode is passed in (the CLI reads $WANDB_MODE; library code does
+`wandb sync runs/wandb/wandb/offline-run-*`. What each W&B run was given (config, history, summary) is also written
+as JSON into its own directory (`LOGGED`, e.g. `offline-run-*/tas-bench-logged.json`): `compare` reads that, not
+W&B's private record format. The mode is passed in (the CLI reads $WANDB_MODE; library code does
 not). Online mode that cannot start within `init_timeout` seconds (no network, no API key) falls back to offline.
 """
 
@@ -16,10 +18,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasbench.atomic import write_json
 from tasbench.bounds import check_fields
 from tasbench.errors import choice_error, warn
 
 MODES = ("offline", "online", "disabled")
+LOGGED = "tas-bench-logged.json"  # beside the W&B run's own files: what this run sent to W&B
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class WandbRun:
         self.run = None
         self.logged = 0
         self.broken = False  # W&B failed for this run; the run itself carries on
+        self.record: dict = {}  # what was sent to W&B, written to LOGGED after every call
 
     def _init(self, mode: str):
         import wandb
@@ -73,25 +78,44 @@ class WandbRun:
         directory = self.root / "wandb"  # W&B adds its own wandb/ below `dir`: runs/wandb/wandb/offline-run-*
         directory.mkdir(parents=True, exist_ok=True)
         keep_under(directory)
-        return wandb.init(
+        group = "/".join(str(p) for p in (cfg.data.dataset, cfg.network, cfg.name, cfg.ratio))
+        name = f"{cfg.name}-r{cfg.ratio}-{cfg.recipe.name}-s{cfg.seed}"
+        config = {
+            "hash": cfg.directory(self.root).name,
+            "label": cfg.name,
+            "sweep": self.settings.group_prefix,
+            **cfg.config(),
+        }
+        run = wandb.init(
             project=self.settings.project,
             entity=self.settings.entity,
             mode=mode,
             dir=str(directory),
-            group="/".join(str(p) for p in (cfg.data.dataset, cfg.network, cfg.name, cfg.ratio)),
+            group=group,
             job_type=cfg.recipe.name,
-            name=f"{cfg.name}-r{cfg.ratio}-{cfg.recipe.name}-s{cfg.seed}",
-            config={
-                "hash": cfg.directory(self.root).name,
-                "label": cfg.name,
-                "sweep": self.settings.group_prefix,
-                **cfg.config(),
-            },
+            name=name,
+            config=config,
             tags=[cfg.method, cfg.recipe.name, self.settings.group_prefix or "sweep"],
             reinit="finish_previous",
             # stdout carries the command's JSON: no W&B banners there, and no capture of the console
             settings=wandb.Settings(silent=True, console="off", init_timeout=self.settings.init_timeout),
         )
+        self.record = {
+            "id": run.id,
+            "name": name,
+            "group": group,
+            "project": self.settings.project,
+            "mode": mode,
+            "config": config,
+            "history": [],
+            "summary": {},
+            "complete": False,
+        }
+        return run
+
+    def _write_record(self) -> None:
+        """What this W&B run was sent so far, into its own directory (atomically: a reader sees a whole file)."""
+        write_json(Path(self.run.settings.sync_dir) / LOGGED, self.record)
 
     def _start(self):
         mode = self.settings.mode
@@ -124,7 +148,10 @@ class WandbRun:
             return
         try:
             for row in history[self.logged :]:  # only epochs not logged yet (a resumed run starts mid-way)
-                run.log({f"retrain/{k}": v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+                logged = {f"retrain/{k}": v for k, v in row.items() if k != "epoch"}
+                run.log(logged, step=int(row["epoch"]))
+                self.record["history"].append({"_step": int(row["epoch"]), **logged})
+            self._write_record()
         except Exception as e:  # noqa: BLE001 (a logging failure must not stop training)
             self._give_up(e)
         self.logged = len(history)
@@ -135,7 +162,11 @@ class WandbRun:
             return
         try:
             run.summary.update(summary_of(metrics))
+            self.record["summary"] = summary_of(metrics)
+            self._write_record()
             run.finish()
+            self.record["complete"] = True
+            self._write_record()
         except Exception as e:  # noqa: BLE001
             self._give_up(e)
         self.run = None
