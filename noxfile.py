@@ -153,7 +153,7 @@ def reproduce_imagenet(session: nox.Session) -> None:
 
 @nox.session
 def compare(session: nox.Session) -> None:
-    """Our runs against logged W&B runs: `nox -s compare -- --wandb-dir wandb` or `-- --project entity/project`."""
+    """Our runs against logged W&B runs: `nox -s compare -- --wandb-dir runs/wandb` or `-- --project entity/project`."""
     session.install("-e", ".")
     session.run("tas-bench", "compare", *session.posargs)
 
