@@ -18,7 +18,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasbench.atomic import write_json
 from tasbench.bounds import check_fields
 from tasbench.errors import choice_error, warn
 
@@ -115,6 +114,8 @@ class WandbRun:
 
     def _write_record(self) -> None:
         """What this W&B run was sent so far, into its own directory (atomically: a reader sees a whole file)."""
+        from tasbench.atomic import write_json  # imports torch: not at the top, `tas-bench --help` must not wait for it
+
         write_json(Path(self.run.settings.sync_dir) / LOGGED, self.record)
 
     def _start(self):
