@@ -69,3 +69,10 @@ def assert_same_results(a: Path, b: Path) -> None:
     assert without_timing(b_metrics) | {"run_dir": None} == without_timing(a_metrics) | {"run_dir": None}
     weights = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (a, b)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def pinned_gpu(barrier) -> tuple[int, str, int]:
+    """In a worker: (its pid, the GPU it is pinned to, its torch threads); waits until every worker holds one task,
+    so that each task runs in a different worker."""
+    barrier.wait(timeout=120)
+    return os.getpid(), os.environ["CUDA_VISIBLE_DEVICES"], torch.get_num_threads()

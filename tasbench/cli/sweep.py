@@ -3,6 +3,7 @@
     tas-bench sweep benchmarks/proxy.yaml                          # sequential, here
     tas-bench sweep benchmarks/proxy.yaml --workers 2 --set seeds=[0]
     tas-bench sweep cifar10 --data-dir ~/data --executor ray --address auto --gpus-per-run 1   # a GPU per run
+    tas-bench sweep cifar10 --data-dir ~/data --device cuda --runs-per-gpu 4     # every GPU here, 4 runs each
     tas-bench sweep benchmarks/cifar10.yaml --data-dir ~/data --dry-run   # the plan, nothing runs
     tas-bench sweep benchmarks/proxy.yaml --rerun-stale            # recompute runs computed by other code
 
@@ -42,7 +43,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--executor", default="local", help="local or ray (default: local)")
     p.add_argument(
-        "--workers", type=int_flag(1, MAX_WORKERS), default=1, help="parallel runs: local processes or Ray tasks"
+        "--workers",
+        type=int_flag(1, MAX_WORKERS),
+        help="parallel runs: local processes or Ray tasks (default: 1; local on --device cuda: GPUs x --runs-per-gpu)",
+    )
+    p.add_argument(
+        "--runs-per-gpu",
+        type=int_flag(1, MAX_WORKERS),
+        default=1,
+        help="local, --device cuda: workers sharing each visible GPU (default: 1; small CIFAR nets: 4)",
     )
     p.add_argument(
         "--threads",
@@ -103,6 +112,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     from tasbench.atomic import check_output_dir
     from tasbench.data import load_data
     from tasbench.runner.executors import Executor, RunsFailed, WorkerDied, execute
+    from tasbench.runner.gpus import default_workers
     from tasbench.runner.plan import describe
     from tasbench.runner.spec import check_runs, invalid_runs, load_sweep
 
@@ -118,7 +128,10 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     rerun = "all" if args.force else "stale" if args.rerun_stale else ""
     if args.threads:
         torch.set_num_threads(args.threads)  # this process's runs (sequential); worker processes set their own
-    executor = Executor(args.executor, args.workers, args.address, args.threads, args.gpus_per_run)
+    workers = args.workers or (default_workers(args.device, args.runs_per_gpu) if args.executor == "local" else 1)
+    executor = Executor(
+        args.executor, workers, args.address, args.threads, args.gpus_per_run, runs_per_gpu=args.runs_per_gpu
+    )
     wandb = None  # checked here, so that a dry run names a bad mode too
     if args.wandb != "disabled":
         wandb = WandbSettings(

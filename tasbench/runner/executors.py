@@ -9,6 +9,9 @@ holder died); a teacher is waited for, since every run behind it needs it anyway
 
     >>> execute(sweep.runs, "runs", Executor("local", workers=2), device="cpu")   # 2 processes, 1 thread each
     >>> execute(sweep.runs, "/shared/runs", Executor("ray", address="ray://head:10001"), device="cuda")
+    >>> execute(sweep.runs, "runs", Executor("local", workers=16, runs_per_gpu=2), device="cuda")  # 8-GPU box
+
+With `device="cuda"` the local workers are spread over every visible GPU, each pinned to one (gpus.py).
 
 Failures: with `fail_fast` (the library default) the first failing run stops everything, as an exception. Without
 it, a failed run is recorded in its directory (failures.py), the runs that do not need it go on, and `execute`
@@ -43,6 +46,7 @@ from tasbench.errors import ConfigError, StorageError, choice_error
 from tasbench.runner.cost import job_macs
 from tasbench.runner.experiment import LATENCY_BATCHES, RunConfig, RunNotFinished, ensure_teacher, read_metrics, run_one
 from tasbench.runner.failures import read_failure, record_failure, summary
+from tasbench.runner.gpus import worker_gpus
 from tasbench.runner.locks import directory_lock
 from tasbench.runner.progress import SweepBar, sweep_bar
 from tasbench.runner.run_state import run_state, teacher_state
@@ -76,6 +80,7 @@ class Executor:
     address: str | None = None  # ray only: the cluster ("auto", "ray://host:10001"); None starts a local one
     threads: int = 0  # torch threads per worker (0: the cores here divided among the workers)
     gpus_per_run: float = 0  # ray only: GPUs each run reserves
+    runs_per_gpu: int = 1  # local with --device cuda: workers per GPU (gpus.py)
 
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
@@ -86,10 +91,16 @@ class Executor:
                 ("workers", 1 <= self.workers <= MAX_WORKERS, f"in [1, {MAX_WORKERS}]"),
                 ("threads", 0 <= self.threads <= MAX_THREADS, f"in [0, {MAX_THREADS}] (0: cores / workers)"),
                 ("gpus_per_run", self.gpus_per_run >= 0, ">= 0"),
+                ("runs_per_gpu", 1 <= self.runs_per_gpu <= MAX_WORKERS, f"in [1, {MAX_WORKERS}]"),
             ],
         )
         if self.address and self.kind != "ray":
             raise ConfigError("--address names a Ray cluster; it needs --executor ray")
+        if self.runs_per_gpu != 1 and self.kind != "local":
+            raise ConfigError(
+                f"--runs-per-gpu {self.runs_per_gpu} shares each GPU among local workers; it needs --executor local "
+                "(Ray: --gpus-per-run 0.25 shares a GPU among 4 runs)"
+            )
         if self.gpus_per_run and self.kind != "ray":
             raise ConfigError(
                 f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs on a Ray cluster; it needs "
@@ -295,7 +306,8 @@ def execute(
         elif run_jobs:
             # spawn, not fork: a forked child inherits torch's thread pool in an undefined state. One pool serves
             # both stages: starting a worker (importing torch) costs seconds.
-            with worker_pool(min(executor.workers, len(run_jobs)), threads) as pool:
+            workers = min(executor.workers, len(run_jobs))
+            with worker_pool(workers, threads, worker_gpus(device, workers, executor.runs_per_gpu)) as pool:
                 _stages(executor, teacher_jobs, run_jobs, root, bar, pool)
     results = []
     for i, cfg in enumerate(runs):

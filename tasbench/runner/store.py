@@ -36,6 +36,7 @@ from tasbench.atomic import write_json, write_text
 from tasbench.bounds import MAX_THREADS
 from tasbench.errors import ConfigError
 from tasbench.installation import git
+from tasbench.runner.gpus import physical_gpu
 from tasbench.runner.run_files import PARAMS, read_run_file
 
 
@@ -122,6 +123,7 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "gpu": physical_gpu(device),  # which GPU of the machine (CUDA_VISIBLE_DEVICES' name); None on a CPU
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }

@@ -8,6 +8,10 @@ loses nothing: every result file is written atomically and its run lock dies wit
 
     >>> with worker_pool(2, threads=1) as pool:
     ...     pool.submit(work, job)
+    >>> with worker_pool(4, threads=4, gpus=["0", "1", "0", "1"]) as pool:   # 2 workers on each of 2 GPUs
+    ...     pool.submit(work, job)
+
+With `gpus`, each worker takes one entry as it starts and is pinned to that GPU (gpus.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from contextlib import contextmanager
 import torch
 from tqdm import tqdm
 
+from tasbench.runner.gpus import pin_gpu
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 QUIET = {signal.SIGINT, signal.SIGTERM}  # what a worker leaves to the sweep process
 
@@ -39,8 +45,10 @@ def submit(pool: concurrent.futures.ProcessPoolExecutor, fn, *args) -> concurren
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def init_worker(threads: int) -> None:
-    """Runs first in every worker process."""
+def init_worker(threads: int, gpu_slots=None) -> None:
+    """Runs first in every worker process; `gpu_slots` a queue of GPUs, one taken here."""
+    if gpu_slots is not None:
+        pin_gpu(gpu_slots.get_nowait())  # before anything here initialises CUDA
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -55,12 +63,19 @@ def init_worker(threads: int) -> None:
 
 
 @contextmanager
-def worker_pool(workers: int, threads: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
-    """A spawned process pool; on an exception (an interrupt, a failure with fail-fast) its workers are killed
-    before the exception goes on, instead of finishing the runs they hold."""
+def worker_pool(
+    workers: int, threads: int, gpus: list[str] | None = None
+) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A spawned process pool, worker i pinned to `gpus[i]` when given; on an exception (an interrupt, a failure
+    with fail-fast) its workers are killed before the exception goes on, instead of finishing the runs they hold."""
     context = multiprocessing.get_context("spawn")
+    slots = None
+    if gpus is not None:
+        slots = context.Queue()
+        for gpu in gpus[:workers]:
+            slots.put(gpu)
     pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=init_worker, initargs=(threads,)
+        workers, mp_context=context, initializer=init_worker, initargs=(threads, slots)
     )
     try:
         yield pool
