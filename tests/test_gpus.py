@@ -58,4 +58,3 @@ def test_workers_are_pinned_k_per_gpu_in_real_processes(monkeypatch, capsys):
     assert len({pid for pid, _, _ in seen}) == 6
     assert collections.Counter(gpu for _, gpu, _ in seen) == {"0": 2, "1": 2, "2": 2}
     assert all(threads == 1 for _, _, threads in seen)
-
