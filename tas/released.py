@@ -62,7 +62,8 @@ def shipped_configs() -> dict[str, str]:
 def network_name(arch: Arch) -> str:
     """The preset `arch` is (at full width and depth), e.g. "resnet56"."""
     for name, make in PRESETS.items():
-        if make(num_classes=arch.num_classes, shortcut=arch.shortcut) == arch:
+        base = make(num_classes=arch.num_classes)
+        if base.family == arch.family and base.replace(shortcut=arch.shortcut) == arch:
             return name
     raise ConfigError(
         "released shapes replace an unpruned preset network; this one is not a preset "
@@ -72,9 +73,10 @@ def network_name(arch: Arch) -> str:
 
 def released_shape(arch: Arch, options: ReleasedOptions) -> tuple[Arch, str]:
     """The released shape that replaces the unpruned `arch`, and its file (relative to CONFIG_DIR)."""
-    name = network_name(arch)
-    if arch.shortcut != "official":
+    # An ImageNet shape may take torchvision's strided projection (a torchvision teacher's): same channels, same MACs.
+    if arch.shortcut != "official" and not (arch.family == "imagenet" and arch.shortcut == "torchvision"):
         raise ConfigError(f"released shapes use the official shortcut, not {arch.shortcut!r}")
+    name = network_name(arch)
     relative = shipped_configs()[options.config] if options.config else PAPER_SHAPES.get((name, arch.num_classes))
     if relative is None:
         have = ", ".join(f"{n} ({c} classes)" for n, c in PAPER_SHAPES)
@@ -87,7 +89,7 @@ def released_shape(arch: Arch, options: ReleasedOptions) -> tuple[Arch, str]:
         arch.num_classes,
     ):
         raise ConfigError(f"released config {relative!r} is not a shape of {name} with {arch.num_classes} classes")
-    return shape, relative
+    return shape.replace(shortcut=arch.shortcut), relative
 
 
 def check_released(arch: Arch, options: ReleasedOptions, ratio: float) -> None:

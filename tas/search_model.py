@@ -186,7 +186,12 @@ class SearchResNet(nn.Module):
                 # whatever `has_bn` says (only `basic_forward`, unused while searching, reads it). The nets built
                 # from the search (`tasbench.resnet`) have no BN there, as the release's inferred nets.
                 projection = SearchConv(
-                    spec.in_width, spec.out_width, 1, spec.stride, space.widths[rows[-1]], pool=spec.stride == 2
+                    spec.in_width,
+                    spec.out_width,
+                    1,
+                    spec.stride,
+                    space.widths[rows[-1]],
+                    pool=spec.stride == 2 and spec.pooled,
                 )
             blocks.append(SearchBlock(convs, projection, rows[0]))
             self.stage_of.append((spec.stage, spec.index))

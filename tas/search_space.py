@@ -74,9 +74,11 @@ def search_space(arch: Arch) -> SearchSpace:
             f"TAS searches from a full-depth net; this one keeps xblocks={list(arch.xblocks)} of "
             f"layers={list(arch.layers)}"
         )
-    if arch.shortcut != "official":
+    if arch.shortcut == "zero-pad":
         # A searched net may shrink a residual width, which a zero-pad shortcut cannot do (see arch.py).
-        raise ConfigError(f"TAS searches nets with the official projection shortcut, not {arch.shortcut!r}")
+        raise ConfigError(
+            f"TAS searches nets with a projection shortcut (official, torchvision), not {arch.shortcut!r}"
+        )
     widths = tuple(width_candidates(c) for c in arch.xchannels[1:])
     return SearchSpace(arch, widths, depth_candidates(arch.family, arch.layers))
 

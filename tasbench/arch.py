@@ -41,7 +41,9 @@ from tasbench.errors import ConfigError, choice_error
 
 FAMILIES = ("cifar", "imagenet")
 BLOCKS = ("basic", "bottleneck")
-SHORTCUTS = ("official", "zero-pad")
+# "official": a strided projection average-pools 2x2, then runs a 1x1 conv (the TAS release); "torchvision": a 1x1
+# conv of stride 2 (torchvision's ResNets, whose ImageNet weights load onto it: pretrained.py); same MACs.
+SHORTCUTS = ("official", "zero-pad", "torchvision")
 
 # Kernel size of each conv of a block, and which of them carries the stage's stride. The bottleneck puts the stride
 # on its 3x3 conv, as torchvision's ResNet-50 (v1.5) and the official TAS code do.
@@ -152,6 +154,7 @@ class BlockSpec:
     first_conv: int
     shortcut: str  # "identity" | "projection" | "zero-pad"
     shortcut_bn: bool = False  # a projection followed by a BatchNorm (`projection_has_bn`)
+    pooled: bool = True  # a strided projection average-pools, then runs a stride-1 conv; False: a strided conv
 
     @property
     def out_width(self) -> int:
@@ -181,7 +184,8 @@ def block_specs(arch: Arch) -> list[BlockSpec]:
             else:
                 shortcut = "zero-pad" if arch.shortcut == "zero-pad" else "projection"
             bn = shortcut == "projection" and has_bn[stride]
-            specs.append(BlockSpec(stage, index, in_width, widths, kernels, strides, first, shortcut, bn))
+            pooled = arch.shortcut != "torchvision"
+            specs.append(BlockSpec(stage, index, in_width, widths, kernels, strides, first, shortcut, bn, pooled))
             in_width = widths[-1]
         start += full * n
     return specs
@@ -224,6 +228,8 @@ def _validate(arch: Arch) -> None:
                     f"shortcut 'zero-pad' cannot shrink channels: stage {spec.stage} block {spec.index} maps "
                     f"{spec.in_width} -> {spec.out_width}; use shortcut 'official'"
                 )
+    if arch.shortcut == "torchvision" and arch.family != "imagenet":
+        raise ConfigError(f"shortcut 'torchvision' is defined for ImageNet ResNets only, not {arch.family!r}")
 
 
 def _check_bounds(arch: Arch) -> None:

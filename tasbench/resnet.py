@@ -28,10 +28,11 @@ class Projection(nn.Module):
     but sees every input pixel.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int, bn: bool):
+    def __init__(self, c_in: int, c_out: int, stride: int, bn: bool, pooled: bool = True):
         super().__init__()
-        self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
-        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        # pooled=False: torchvision's strided 1x1 conv (shortcut "torchvision"), which its ImageNet weights need.
+        self.pool = nn.AvgPool2d(2) if stride == 2 and pooled else nn.Identity()
+        self.conv = nn.Conv2d(c_in, c_out, 1, 1 if pooled else stride, bias=False)
         self.bn = BatchNorm2d(c_out) if bn else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class Block(nn.Module):
         )
         self.bns = nn.ModuleList(BatchNorm2d(c) for c in spec.widths)
         if spec.shortcut == "projection":
-            self.shortcut = Projection(spec.in_width, spec.out_width, spec.stride, spec.shortcut_bn)
+            self.shortcut = Projection(spec.in_width, spec.out_width, spec.stride, spec.shortcut_bn, spec.pooled)
         elif spec.shortcut == "zero-pad":
             self.shortcut = ZeroPad(spec.in_width, spec.out_width, spec.stride)
         else:

@@ -122,7 +122,9 @@ def test_runs_that_cannot_work_are_named_before_anything_trains(tmp_path):
         "L1 variant 'A' is defined for the full resnet56 and resnet110 only"
     )
     zero_pad = load_sweep(spec, ["methods=[{method: tas}]", "shortcut=zero-pad", "ratios=[0.5]"]).runs
-    assert invalid_runs(zero_pad) == {0: "TAS searches nets with the official projection shortcut, not 'zero-pad'"}
+    assert invalid_runs(zero_pad) == {
+        0: "TAS searches nets with a projection shortcut (official, torchvision), not 'zero-pad'"
+    }
 
 
 def test_the_plan_shows_each_runs_budget(tmp_path):

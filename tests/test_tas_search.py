@@ -274,12 +274,17 @@ def test_random_search_lands_in_the_band(ratio):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [resnet18, resnet50], ids=["resnet18", "resnet50"])
-def test_imagenet_search_steps_on_random_224_pixel_images(make):
-    """The released code has no ImageNet search; ours runs the loop's own step (weights, then logits) at 224x224."""
+@pytest.mark.parametrize(
+    "make, shortcut",
+    [(resnet18, "official"), (resnet50, "official"), (resnet18, "torchvision")],
+    ids=["resnet18", "resnet50", "resnet18-torchvision"],
+)
+def test_imagenet_search_steps_on_random_224_pixel_images(make, shortcut):
+    """The released code has no ImageNet search; ours runs the loop's own step (weights, then logits) at 224x224.
+    With torchvision's strided projection (a torchvision teacher's net) the derived net keeps it."""
     from tas.search import build_search_model, make_optimizers, search_step
 
-    arch = make(num_classes=10)
+    arch = make(num_classes=10, shortcut=shortcut)
     cfg = SearchConfig()
     model = build_search_model(search_space(arch), cfg, 0, torch.device("cpu"))
     w_opt, a_opt = make_optimizers(model, cfg)
@@ -292,3 +297,4 @@ def test_imagenet_search_steps_on_random_224_pixel_images(make):
     assert stats[4] == 2 and torch.isfinite(stats).all()
     assert not torch.equal(logits, model.width_logits) and not torch.equal(weights, model.stem.conv.weight)
     assert model.derive().family == "imagenet" and 0 < macs(model.derive()) < macs(arch)
+    assert model.derive().shortcut == shortcut

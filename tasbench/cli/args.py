@@ -47,13 +47,13 @@ def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str
 def unpruned_net(args: argparse.Namespace, dataset: str | None, seed: int) -> tuple[Arch, nn.Module, str]:
     """The net given by --weights (a model file), or one built from --network/--tas-config with a seeded init,
     and the data set it is for (`dataset`, or the net's own)."""
-    from tasbench.checkpoint import load_model
+    from tasbench.pretrained import load_teacher
     from tasbench.resnet import seeded_resnet
 
     if args.weights:
         if args.network or args.tas_config:
             raise ConfigError("--weights already defines the network; drop --network/--tas-config")
-        arch, model = load_model(args.weights)
+        arch, model = load_teacher(args.weights)  # a tas-bench model file, or torchvision ResNet weights
         dataset = dataset or natural_dataset(arch)
         check_fits(arch, dataset, f"model file {args.weights!r}")
         return arch, model, dataset

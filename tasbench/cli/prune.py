@@ -39,9 +39,11 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
     add_network_args(p)
     p.add_argument(
         "--weights",
+        "--teacher-weights",
+        dest="weights",
         type=path_flag,
-        help="the trained unpruned net as a model file, for methods that score its weights "
-        "(l1, fpgm; default: a fresh seeded initialisation)",
+        help="the trained unpruned net (a sweep's teacher): a tas-bench model file or torchvision ResNet-18/50 "
+        "weights, for methods that score its weights (l1, fpgm; default: a fresh seeded initialisation)",
     )
     p.add_argument("--seed", type=int_flag(0, MAX_SEED), default=0)
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a method option (repeatable)")

@@ -31,7 +31,13 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     )
     add_data_args(p)
     overrides.add_arguments(p, TrainConfig)
-    p.add_argument("--teacher", type=path_flag, help="distil from this model file (the unpruned net)")
+    p.add_argument(
+        "--teacher",
+        "--teacher-weights",
+        dest="teacher",
+        type=path_flag,
+        help="distil from this net: a tas-bench model file, or torchvision ResNet-18/50 weights (a state_dict)",
+    )
     p.add_argument("--kd-alpha", type=float, default=DistillConfig.alpha, help="weight of the KD term")
     p.add_argument("--kd-temperature", type=float, default=DistillConfig.temperature, help="KD temperature")
     p.add_argument("--out", type=path_flag, default="runs", help="results root (default: runs)")
@@ -44,9 +50,9 @@ def _train_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> dict:
     from tasbench.atomic import check_output_dir
-    from tasbench.checkpoint import load_model
     from tasbench.data import DataConfig, load_data
     from tasbench.distill import DistillConfig
+    from tasbench.pretrained import load_teacher
     from tasbench.runner.store import file_digest
     from tasbench.runner.teacher import TrainingRun, train_once
     from tasbench.seeds import derive_seed
@@ -62,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     arch, model, _ = unpruned_net(args, data_cfg.dataset, derive_seed(train_cfg.seed, "init"))
     teacher = None
     if args.teacher:  # loaded before it is hashed: a missing or foreign file is named here
-        teacher_arch, teacher = load_model(args.teacher)
+        teacher_arch, teacher = load_teacher(args.teacher)
         if teacher_arch.num_classes != arch.num_classes:
             raise ConfigError(
                 f"teacher {args.teacher!r} has {teacher_arch.num_classes} classes, the student {arch.num_classes}"

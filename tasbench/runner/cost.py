@@ -40,6 +40,8 @@ def sizes(cfg: RunConfig) -> tuple[int, int]:
 
 def teacher_macs(cfg: RunConfig) -> float:
     n_train, n_test = sizes(cfg)
+    if cfg.teacher_weights is not None:  # imported: evaluated once, nothing trains
+        return macs(cfg.arch()) * n_test
     return cfg.teacher.epochs * macs(cfg.arch()) * (TRAIN_PASS * n_train + n_test)
 
 

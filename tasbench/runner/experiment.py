@@ -72,7 +72,7 @@ from tasbench.runner.store import (
     write_log_csv,
 )
 from tasbench.runner.supersede import finish_superseding
-from tasbench.runner.teacher import TrainingRun, train_once
+from tasbench.runner.teacher import ImportedTeacher, TeacherWeights, TrainingRun, import_once, train_once
 from tasbench.train import TrainConfig, evaluate
 
 LATENCY_BATCHES = (1, 256)  # batch 1 (one request) and a large throughput batch; a measurement, not in the config
@@ -93,6 +93,7 @@ class RunConfig:
     teacher: TrainConfig = field(default_factory=TrainConfig)
     shortcut: str = "official"
     label: str = ""  # the row name in tables ("L1 (B)"); not hashed: it cannot change a number
+    teacher_weights: TeacherWeights | None = None  # a teacher from a file (hashed by content), else `teacher` trains
 
     def __post_init__(self) -> None:
         check_ratio(self.ratio)
@@ -100,8 +101,11 @@ class RunConfig:
     def arch(self) -> Arch:
         return preset(self.network, self.data.num_classes, self.data.family, self.shortcut)
 
-    def teacher_run(self) -> TrainingRun:
-        """The unpruned teacher: the training run `tas-bench train` writes for the same net, data and recipe."""
+    def teacher_run(self) -> TrainingRun | ImportedTeacher:
+        """The unpruned teacher: the training run `tas-bench train` writes for the same net, data and recipe, or
+        the net of `teacher_weights` (then `teacher`, the recipe, is not used and not hashed)."""
+        if self.teacher_weights is not None:
+            return ImportedTeacher(self.arch(), self.data, self.teacher_weights)
         return TrainingRun(self.arch(), self.data, self.teacher)
 
     def teacher_config(self) -> dict:
@@ -115,7 +119,10 @@ class RunConfig:
             "network": self.network,
             "shortcut": self.shortcut,
             "arch": self.arch().to_dict(),
-            "teacher": {"hash": config_hash(self.teacher_config()), "train": dataclasses.asdict(self.teacher)},
+            "teacher": {
+                "hash": config_hash(self.teacher_config()),
+                "train": None if self.teacher_weights else dataclasses.asdict(self.teacher),
+            },
             "method": self.method,
             "options": dataclasses.asdict(self.options),
             "ratio": self.ratio,
@@ -139,7 +146,10 @@ def ensure_teacher(
 ) -> tuple[nn.Module, dict]:
     """The trained unpruned net and its metrics: read from its run directory, or trained there (resumably)."""
     run = cfg.teacher_run()
-    metrics, _ = train_once(run, root, load=lambda: data, device=device, progress=progress)
+    if isinstance(run, ImportedTeacher):
+        metrics, _ = import_once(run, root, load=lambda: data, device=device)
+    else:
+        metrics, _ = train_once(run, root, load=lambda: data, device=device, progress=progress)
     _, model = load_model(run.directory(root) / "model.pt")
     return model.to(device), metrics
 

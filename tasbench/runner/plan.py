@@ -84,7 +84,7 @@ def rates(
                 metrics = read_run_file(path, TEACHER_METRICS)
             except DamagedRunFile:  # to be trained afresh; the plan names it
                 continue
-            if metrics.get("environment", {}).get("threads") != threads:
+            if metrics.get("environment", {}).get("threads") != threads or not metrics["train_seconds"]:
                 continue  # timed with another thread count: it says little about this sweep
             scale = metrics["train_seconds"] / teacher_macs(cfg) / table[cfg.network, 1.0]
             table = {key: rate * scale for key, rate in table.items()}
@@ -128,9 +128,12 @@ def describe(
     needed = {cfg.teacher_directory(root) for cfg, s in zip(runs, states) if s.status not in ("done", "invalid")}
     reused = len(needed - {job.directory for job in teacher_jobs})
     count = lambda what: sum(s.status == what for s in states)  # noqa: E731
+    imported = sum(job.cfg.teacher_weights is not None for job in teacher_jobs)  # from a file: evaluated only
     lines = [
         f"sweep {name!r}: {len(runs)} runs: {count('done')} done, {count('partial')} partial (resume), "
-        f"{count('todo')} to do; {len(teacher_jobs)} teachers to train, {reused} to reuse"
+        f"{count('todo')} to do; {len(teacher_jobs) - imported} teachers to train, "
+        + (f"{imported} to import from their files, " if imported else "")
+        + f"{reused} to reuse"
     ]
     stale = sum(bool(s.stale) for s in states)
     if stale or rerun:
@@ -184,8 +187,12 @@ def budget(cfg: RunConfig) -> str:
     """What one run trains: 'teacher 6 ep (batch 128) | prune: search 4 ep x 15 steps (batch 64/half) | ...'."""
     pruning = prune_budget(cfg)
     recipe = cfg.recipe
+    weights = cfg.teacher_weights
+    teacher = f"teacher {cfg.teacher.epochs} ep (batch {cfg.teacher.batch_size})"
+    if weights:
+        teacher = f"teacher from {weights.path}"
     return (
-        f"teacher {cfg.teacher.epochs} ep (batch {cfg.teacher.batch_size}) | "
+        f"{teacher} | "
         f"prune: {pruning.label if pruning else 'one-shot'} | "
         f"retrain: {recipe.name} {retrain_epochs(cfg)} ep (batch {recipe.batch_size})"
     )
@@ -196,7 +203,7 @@ def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source
     full = lambda cfg: table.get((cfg.network, 1.0))  # noqa: E731
     pruned = lambda cfg: table.get((cfg.network, cfg.ratio))  # noqa: E731
     phases = [
-        ("teacher", f"{len(teachers)} nets", [(teacher_macs(c), full(c)) for c in teachers]),
+        ("teacher", f"{len(teachers)} nets", [(teacher_macs(c), full(c)) for c in teachers]),  # imported: eval
         ("prune", f"{sum(prune_macs(c) > 0 for c in todo)} trained", [(prune_macs(c), full(c)) for c in todo]),
         ("retrain", f"{len(todo)} runs", [(student_macs(c), pruned(c)) for c in todo]),
         ("distill", f"{sum(distill_macs(c) > 0 for c in todo)} with KD", [(distill_macs(c), full(c)) for c in todo]),

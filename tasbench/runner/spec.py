@@ -4,6 +4,7 @@
     data: {dataset: proxy}                      # DataConfig fields
     networks: [resnet20]
     teacher: {epochs: 10}                       # TrainConfig fields; the seed comes from `seeds`
+    # or a teacher from a file, nothing trained: teacher: {weights: PATH} (or {weights: {resnet50: PATH}}, per net)
     methods:                                    # registered pruners (`tas-bench prune --method`), with options
       - {method: uniform, label: Uniform}
       - {method: l1, label: "L1 (B)", options: {variant: B}, ratios: [0.62]}   # its own ratios
@@ -41,14 +42,17 @@ import yaml
 from tasbench.arch import Arch
 from tasbench.bounds import MAX_RUNS
 from tasbench.data import DataConfig
-from tasbench.errors import ConfigError
+from tasbench.errors import ConfigError, choice_error
 from tasbench.installation import spec_path
+from tasbench.presets import PRESETS
+from tasbench.pretrained import load_teacher
 from tasbench.pruner import check_ratio, get_pruner
 from tasbench.recipes import Recipe
 from tasbench.runner.experiment import RunConfig
 from tasbench.runner.store import config_hash
+from tasbench.runner.teacher import TeacherWeights
 from tasbench.train import TrainConfig
-from tasbench.untrusted import SPEC, YAMLRefused, load_yaml, read_text, yaml_problem
+from tasbench.untrusted import CHECKPOINT, SPEC, YAMLRefused, check_file, load_yaml, read_text, yaml_problem
 
 TOP_KEYS = ("name", "description", "data", "networks", "shortcut", "teacher", "methods", "ratios", "seeds", "recipes")
 METHOD_KEYS = ("method", "label", "options", "networks", "ratios", "recipes", "shortcut")
@@ -124,7 +128,12 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
     teacher = spec.get("teacher", {})
     if isinstance(teacher, dict) and "seed" in teacher:
         raise ConfigError("teacher.seed is set per run from 'seeds'; remove it")
+    weights = None
+    if isinstance(teacher, dict) and "weights" in teacher:
+        teacher = dict(teacher)
+        weights = teacher.pop("weights")
     teacher = build(TrainConfig, teacher, "teacher")
+    teacher_file = _teacher_files(weights)
     seeds = _list(spec, "seeds", int, default=[0])
     shared = _axes(spec, "", {"networks": None, "ratios": [], "recipes": [{}], "shortcut": "official"})
     runs, entries, networks_run = [], [], set()
@@ -164,6 +173,7 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
                             label,
                         )
                         run.arch()  # an unknown network, or one for other data, fails here with its name
+                        run = teacher_file(run)
                         runs.append(run)
                         entries.append(i)
                         if len(runs) > MAX_RUNS:  # before a typo (seeds: [0, ..., 10**6]) expands for minutes
@@ -174,6 +184,41 @@ def expand(spec: dict, default_name: str = "sweep") -> Sweep:
     _check_ratio_keys(shared["ratios"], sorted(networks_run), "ratios")
     _check_distinct(runs, entries)
     return Sweep(name, runs)
+
+
+def _teacher_files(weights: object):
+    """`teacher.weights` -> a function giving a run its teacher file (TeacherWeights), if it has one: one PATH for
+    every network, or {network: PATH}. Each file is checked once, here: it exists, is within the checkpoint size
+    limit, and holds exactly the net its runs prune (loaded, as a run will load it)."""
+    if weights is None:
+        return lambda run: run
+    if isinstance(weights, str):
+        per_network = None
+    elif isinstance(weights, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in weights.items()):
+        per_network = weights
+        unknown = sorted(set(weights) - set(PRESETS))
+        if unknown:
+            raise choice_error("network in teacher.weights", unknown[0], list(PRESETS))
+    else:
+        raise ConfigError(
+            f"teacher.weights must be a path or a mapping network -> path (e.g. {{resnet50: resnet50.pth}}), "
+            f"got {weights!r:.80}"
+        )
+    checked: dict[tuple[str, Arch], TeacherWeights] = {}
+
+    def attach(run: RunConfig) -> RunConfig:
+        path = weights if per_network is None else per_network.get(run.network)
+        if path is None:  # not named: this network's teacher trains
+            return run
+        path = str(Path(path).expanduser())
+        key = (path, run.arch())
+        if key not in checked:
+            check_file(path, CHECKPOINT)
+            load_teacher(path, run.arch())  # a file of another net fails now, not after the other teachers trained
+            checked[key] = TeacherWeights.of(path)
+        return dataclasses.replace(run, teacher_weights=checked[key])
+
+    return attach
 
 
 def _check_distinct(runs: list[RunConfig], entries: list[int]) -> None:

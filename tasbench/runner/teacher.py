@@ -33,15 +33,24 @@ from tasbench.data import DataConfig, ImageData
 from tasbench.distill import DistillConfig, DistillLoss
 from tasbench.errors import ConfigError
 from tasbench.flops import macs, params
+from tasbench.pretrained import load_teacher
 from tasbench.resnet import seeded_resnet
 from tasbench.runner.code_identity import code_identity, code_packages
 from tasbench.runner.failures import clear_failure
 from tasbench.runner.locks import directory_lock
 from tasbench.runner.run_files import METRICS, TEACHER_METRICS, divergence, finished, read_run_file
-from tasbench.runner.store import config_hash, environment, run_dir, start_run, torch_threads, write_log_csv
+from tasbench.runner.store import (
+    config_hash,
+    environment,
+    file_digest,
+    run_dir,
+    start_run,
+    torch_threads,
+    write_log_csv,
+)
 from tasbench.runner.supersede import finish_superseding
 from tasbench.seeds import derive_seed
-from tasbench.train import TrainConfig, cross_entropy, train
+from tasbench.train import TrainConfig, cross_entropy, evaluate, train
 
 KIND = "train"  # runs/train/<hash>/
 
@@ -159,3 +168,74 @@ def start_training(out: Path, config: dict) -> int:
     started = (out / "checkpoint.pt").exists() and (out / "params.json").exists()
     record = {"hash": config_hash(config), "config": config, "code": code_identity(code_packages(None))}
     return start_run(out, record, started)
+
+
+@dataclass(frozen=True)
+class TeacherWeights:
+    """A teacher file (`teacher: {weights: PATH}`, `--teacher-weights`): its path, and the SHA-256 of its bytes,
+    which is what enters the teacher's and every run's hash (a moved file keeps its runs, a changed one does not)."""
+
+    path: str
+    digest: str
+
+    @classmethod
+    def of(cls, path: str | Path) -> TeacherWeights:
+        return cls(str(path), file_digest(path))
+
+
+@dataclass(frozen=True)
+class ImportedTeacher:
+    """A teacher taken from a file instead of trained: `runs/train/<hash>/` of the net, the data and the file's digest,
+    holding the net as a tas-bench model file and its test accuracy (nothing trains; `train_seconds` is 0)."""
+
+    arch: Arch
+    data: DataConfig
+    weights: TeacherWeights
+
+    def config(self) -> dict:
+        return {
+            "kind": "imported-teacher/1",
+            "arch": self.arch.to_dict(),
+            "data": dataclasses.asdict(self.data),
+            "weights": self.weights.digest,
+        }
+
+    def directory(self, root: str | Path) -> Path:
+        return run_dir(root, KIND, self.config())
+
+
+def import_once(run: ImportedTeacher, root: str | Path, *, load: Callable[[], ImageData], device: torch.device):
+    """As `train_once` for a teacher from a file: the metrics of `run` under `root`, and whether it was imported
+    here (False: found finished). The file must still hold the bytes the run was planned with."""
+    out = run.directory(root)
+    with directory_lock(out):
+        if finished(out, TEACHER_METRICS) is not None:
+            return read_run_file(out / METRICS, TEACHER_METRICS), False
+        remove_stale_temporaries(out)
+        finish_superseding(out)
+        if file_digest(run.weights.path) != run.weights.digest:
+            raise ConfigError(
+                f"teacher weights {run.weights.path!r} changed since the sweep was planned (SHA-256 "
+                f"{run.weights.digest[:12]}...); start the sweep again"
+            )
+        _, model = load_teacher(run.weights.path, run.arch)
+        start_training(out, run.config())
+        began = time.perf_counter()
+        scores = evaluate(model.to(device, memory_format=torch.channels_last), load(), device)
+        save_model(out / "model.pt", run.arch, model)
+        write_json(
+            out / METRICS,
+            {
+                **scores,
+                "train_seconds": 0.0,
+                "weights": {"path": run.weights.path, "sha256": run.weights.digest},
+                "macs": macs(run.arch),
+                "params": params(run.arch),
+                "run_dir": str(out),
+                "wall_seconds": time.perf_counter() - began,
+                "environment": environment(device),
+                "code": code_identity(code_packages(None)),
+            },
+        )
+        clear_failure(out)
+        return read_run_file(out / METRICS, TEACHER_METRICS), True
