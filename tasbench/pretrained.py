@@ -77,7 +77,7 @@ def torchvision_arch(state: dict) -> Arch:
 def load_teacher(path: str | Path, arch: Arch | None = None) -> tuple[Arch, nn.Module]:
     """The net of `path` (a tas-bench model file or a torchvision ResNet state_dict) and its architecture, which
     must be `arch` where given."""
-    source = f"teacher weights {str(path)!r}"
+    source = f"weights file {str(path)!r}"
     ckpt = load_checkpoint(path)
     if ckpt.get("format") == MODEL_FORMAT:
         found, model = load_model(path)
@@ -85,19 +85,19 @@ def load_teacher(path: str | Path, arch: Arch | None = None) -> tuple[Arch, nn.M
         state = ckpt.get("state_dict", ckpt)
         if not isinstance(state, dict) or not is_torchvision_state(state):
             raise ConfigError(
-                f"{source} are neither a tas-bench model file nor a torchvision ResNet state_dict "
+                f"{source} is neither a tas-bench model file nor a torchvision ResNet state_dict "
                 "(keys conv1.weight ... fc.weight)"
             )
         found = torchvision_arch(state)
         if arch is not None and (arch.family, arch.shortcut) != ("imagenet", "torchvision"):
             raise ConfigError(
-                f"{source} are torchvision ResNet weights: they need an ImageNet net with shortcut 'torchvision' "
+                f"{source} holds torchvision ResNet weights: they need an ImageNet net with shortcut 'torchvision' "
                 f"(its projection is a strided 1x1 conv), not {_shape(arch)}; set `shortcut: torchvision`"
             )
         model = build_resnet(found)
         load_state(model, from_torchvision(state), source)
     if arch is not None and found != arch:
-        raise ConfigError(f"{source} hold {_shape(found)}; the runs need {_shape(arch)}")
+        raise ConfigError(f"{source} holds {_shape(found)}; the runs need {_shape(arch)}")
     return found, model
 
 

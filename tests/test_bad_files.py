@@ -273,7 +273,12 @@ BAD_FILES = [
     (
         WEIGHTS,
         lambda d: torch.save({"model": {}}, d / "o.pt") or d / "o.pt",
-        "'{f}' is not a tas-bench model file (format None, expected 'tas-bench-model/1')",
+        "weights file '{f}' is neither a tas-bench model file nor a torchvision ResNet state_dict",
+    ),
+    (  # torchvision-like keys, but not a ResNet's stages
+        WEIGHTS,
+        lambda d: torch.save({"conv1.weight": torch.zeros(1), "fc.weight": torch.zeros(1)}, d / "t.pt") or d / "t.pt",
+        "a torchvision ResNet has stages layer1..layer4, these weights have []",
     ),
     (
         WEIGHTS,

@@ -56,7 +56,7 @@ def test_a_teacher_file_must_be_the_net_the_runs_prune(tmp_path):
     path, _ = torchvision_file(tmp_path, torchvision.models.resnet18)
     with pytest.raises(ConfigError, match="need an ImageNet net with shortcut 'torchvision'"):
         load_teacher(path, resnet18())
-    with pytest.raises(ConfigError, match="hold a imagenet basic ResNet .* the runs need a imagenet bottleneck"):
+    with pytest.raises(ConfigError, match="holds a imagenet basic ResNet .* the runs need a imagenet bottleneck"):
         load_teacher(path, resnet50(shortcut="torchvision"))
     ours = tmp_path / "r20.pt"
     save_model(ours, resnet20(), seeded_resnet(resnet20(), 0))

@@ -4,6 +4,8 @@
     tas-bench sweep benchmarks/proxy.yaml --workers 2 --set seeds=[0]
     tas-bench sweep cifar10 --data-dir ~/data --executor ray --address auto --gpus-per-run 1   # a GPU per run
     tas-bench sweep cifar10 --data-dir ~/data --device cuda --runs-per-gpu 4     # every GPU here, 4 runs each
+    tas-bench sweep cifar10 --data-dir /shared/cifar --out /shared/runs --device cuda --executor slurm \
+        --slurm-partition gpu --gpus-per-run 1                                   # a Slurm job array per stage
     tas-bench sweep benchmarks/cifar10.yaml --data-dir ~/data --dry-run   # the plan, nothing runs
     tas-bench sweep benchmarks/proxy.yaml --rerun-stale            # recompute runs computed by other code
 
@@ -23,6 +25,7 @@ from tasbench.cli.bars import close_bars
 from tasbench.device import DEVICE_HELP, device_name_flag, parse_device
 from tasbench.errors import ConfigError, interrupt_signal
 from tasbench.report.wandb_log import WandbSettings  # light: it imports wandb only when a run starts logging
+from tasbench.runner.slurm import MAX_SLURM_TIME, SLURM_TIME
 
 KEYS = ("hash", "label", "network", "ratio", "recipe", "seed", "top1", "unpruned_top1", "macs", "flop_reduction_pct")
 
@@ -41,7 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data-dir", type=path_flag, help="directory holding CIFAR (python version) or ImageNet (train/ and val/)"
     )
-    p.add_argument("--executor", default="local", help="local or ray (default: local)")
+    p.add_argument("--executor", default="local", help="local, ray or slurm (default: local)")
     p.add_argument(
         "--workers",
         type=int_flag(1, MAX_WORKERS),
@@ -60,7 +63,27 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="torch threads per worker (default: cores / workers)",
     )
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--gpus-per-run", type=float_flag(0), default=0, help="Ray only: GPUs each run reserves")
+    p.add_argument(
+        "--gpus-per-run", type=float_flag(0), default=0, help="Ray, Slurm: GPUs each run reserves (Slurm: whole GPUs)"
+    )
+    p.add_argument("--slurm-partition", help="Slurm: the partition the jobs go to (default: the cluster's)")
+    p.add_argument(
+        "--slurm-time",
+        type=int_flag(1, MAX_SLURM_TIME),
+        default=SLURM_TIME,
+        help=f"Slurm: minutes per job (default: {SLURM_TIME}); a job that reaches it is requeued and resumes",
+    )
+    p.add_argument(
+        "--slurm-array-parallelism",
+        type=int_flag(1, MAX_WORKERS),
+        default=64,
+        help="Slurm: jobs of an array running at once (default: 64)",
+    )
+    p.add_argument(
+        "--slurm-cluster",
+        default="slurm",
+        help="slurm (default), or local: the same jobs as submitit's local processes on this machine (a test)",
+    )
     p.add_argument(
         "--latency-batches", type=batch_sizes, default=(1, 256), help="batch sizes timed for latency (default: 1,256)"
     )
@@ -111,12 +134,12 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 
     from tasbench.atomic import check_output_dir
     from tasbench.data import load_data
-    from tasbench.runner.executors import Executor, RunsFailed, WorkerDied, execute
+    from tasbench.runner.executors import Executor, RunsFailed, WorkerDied, execute, worker_threads
     from tasbench.runner.gpus import default_workers
     from tasbench.runner.plan import describe
     from tasbench.runner.spec import check_runs, invalid_runs, load_sweep
 
-    if args.executor != "ray":  # each Ray task resolves the device on its own node; here, it must exist here
+    if args.executor == "local":  # a Ray task or Slurm job resolves the device on its node; here, it must exist here
         parse_device(args.device)
     sweep = load_sweep(args.spec, args.set)
     check_output_dir(args.out, "--out")
@@ -130,7 +153,16 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)  # this process's runs (sequential); worker processes set their own
     workers = args.workers or (default_workers(args.device, args.runs_per_gpu) if args.executor == "local" else 1)
     executor = Executor(
-        args.executor, workers, args.address, args.threads, args.gpus_per_run, runs_per_gpu=args.runs_per_gpu
+        args.executor,
+        workers,
+        args.address,
+        args.threads,
+        args.gpus_per_run,
+        runs_per_gpu=args.runs_per_gpu,
+        slurm_partition=args.slurm_partition,
+        slurm_time=args.slurm_time,
+        slurm_array_parallelism=args.slurm_array_parallelism,
+        slurm_cluster=args.slurm_cluster,
     )
     wandb = None  # checked here, so that a dry run names a bad mode too
     if args.wandb != "disabled":
@@ -143,7 +175,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         load_data(sweep.runs[0].data, args.data_dir)
     if args.fail_fast and not args.dry_run:
         check_runs(sweep.runs)  # one line naming a run that cannot work, before anything (the plan included)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // executor.workers)  # as each worker will have
+    threads = worker_threads(executor)  # as each worker will have
     print(
         describe(
             sweep.name,

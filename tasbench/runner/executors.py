@@ -50,12 +50,23 @@ from tasbench.runner.gpus import worker_gpus
 from tasbench.runner.locks import directory_lock
 from tasbench.runner.progress import SweepBar, sweep_bar
 from tasbench.runner.run_state import run_state, teacher_state
+from tasbench.runner.slurm import CLUSTERS, MAX_SLURM_TIME, SLURM_THREADS, SLURM_TIME
 from tasbench.runner.spec import check_runs, invalid_runs
 from tasbench.runner.supersede import finish_superseding, supersede
 from tasbench.runner.worker_pool import submit, worker_pool
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "slurm")
 RERUN = ("", "stale", "all")
+
+
+def worker_threads(executor: Executor) -> int:
+    """Torch threads per job: `--threads`, else this machine's cores shared among the local workers; a Slurm job
+    gets SLURM_THREADS (its cpus-per-task): the cores of the machine submitting it say nothing of a node."""
+    if executor.threads:
+        return executor.threads
+    if executor.kind == "slurm":
+        return SLURM_THREADS
+    return max(1, (os.cpu_count() or 1) // executor.workers)
 
 
 class WorkerDied(RuntimeError):
@@ -79,8 +90,12 @@ class Executor:
     workers: int = 1
     address: str | None = None  # ray only: the cluster ("auto", "ray://host:10001"); None starts a local one
     threads: int = 0  # torch threads per worker (0: the cores here divided among the workers)
-    gpus_per_run: float = 0  # ray only: GPUs each run reserves
+    gpus_per_run: float = 0  # ray, slurm: GPUs each run reserves (slurm: whole GPUs)
     runs_per_gpu: int = 1  # local with --device cuda: workers per GPU (gpus.py)
+    slurm_partition: str | None = None  # slurm only (slurm.py), and the fields below
+    slurm_time: int = SLURM_TIME  # minutes per job; a job that reaches it is requeued and resumes
+    slurm_array_parallelism: int = 64  # jobs of an array running at once
+    slurm_cluster: str = "slurm"  # "local": submitit's local executor (the tests)
 
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
@@ -92,6 +107,12 @@ class Executor:
                 ("threads", 0 <= self.threads <= MAX_THREADS, f"in [0, {MAX_THREADS}] (0: cores / workers)"),
                 ("gpus_per_run", self.gpus_per_run >= 0, ">= 0"),
                 ("runs_per_gpu", 1 <= self.runs_per_gpu <= MAX_WORKERS, f"in [1, {MAX_WORKERS}]"),
+                ("slurm_time", 1 <= self.slurm_time <= MAX_SLURM_TIME, f"in [1, {MAX_SLURM_TIME}] minutes"),
+                (
+                    "slurm_array_parallelism",
+                    1 <= self.slurm_array_parallelism <= MAX_WORKERS,
+                    f"in [1, {MAX_WORKERS}]",
+                ),
             ],
         )
         if self.address and self.kind != "ray":
@@ -101,11 +122,24 @@ class Executor:
                 f"--runs-per-gpu {self.runs_per_gpu} shares each GPU among local workers; it needs --executor local "
                 "(Ray: --gpus-per-run 0.25 shares a GPU among 4 runs)"
             )
-        if self.gpus_per_run and self.kind != "ray":
+        if self.gpus_per_run and self.kind == "local":
             raise ConfigError(
-                f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs on a Ray cluster; it needs "
-                "--executor ray (the local executor runs on --device)"
+                f"--gpus-per-run {self.gpus_per_run:g} reserves GPUs on a Ray or Slurm cluster; it needs "
+                "--executor ray or slurm (the local executor runs on --device)"
             )
+        if self.kind == "slurm" and self.gpus_per_run != int(self.gpus_per_run):
+            raise ConfigError(f"--gpus-per-run {self.gpus_per_run:g}: a Slurm job takes whole GPUs (0, 1, 2, ...)")
+        if self.slurm_cluster not in CLUSTERS:
+            raise choice_error("slurm_cluster", self.slurm_cluster, CLUSTERS)
+        slurm_only = [
+            (f"--slurm-partition {self.slurm_partition}", self.slurm_partition is not None),
+            (f"--slurm-time {self.slurm_time}", self.slurm_time != SLURM_TIME),
+            (f"--slurm-array-parallelism {self.slurm_array_parallelism}", self.slurm_array_parallelism != 64),
+            (f"--slurm-cluster {self.slurm_cluster}", self.slurm_cluster != "slurm"),
+        ]
+        for flag, given in slurm_only:
+            if given and self.kind != "slurm":
+                raise ConfigError(f"{flag} is a Slurm job setting; it needs --executor slurm")
 
 
 @dataclass(frozen=True)
@@ -278,7 +312,7 @@ def execute(
 ) -> list[dict]:
     """Run every unfinished run of `runs` under `root` (and recompute what `rerun` asks); returns the metrics of all
     of them, in order. Raises `RunsFailed` when runs failed and `fail_fast` is False (see the module docstring)."""
-    threads = executor.threads or max(1, (os.cpu_count() or 1) // executor.workers)
+    threads = worker_threads(executor)
     if fail_fast:
         check_runs(runs)
     failures = {i: f"invalid ({why})" for i, why in invalid_runs(runs).items()}
@@ -301,7 +335,7 @@ def execute(
     )
     total = sum(job_macs(job.stage, job.cfg) for job in teacher_jobs + run_jobs)
     with sweep_bar(total, len(run_jobs), progress, log, executor.workers) as bar:
-        if executor.kind == "ray" or executor.workers == 1:
+        if executor.kind != "local" or executor.workers == 1:
             _stages(executor, teacher_jobs, run_jobs, root, bar, None)
         elif run_jobs:
             # spawn, not fork: a forked child inherits torch's thread pool in an undefined state. One pool serves
@@ -352,6 +386,13 @@ def _stages(
 
             n = len(todo)
             run_on_ray(todo, executor, lambda job, outcome, i, n=n: _report(bar, job, outcome, i, n, " on Ray"))
+        elif executor.kind == "slurm":
+            from tasbench.runner.slurm import run_on_slurm
+
+            n = len(todo)
+            run_on_slurm(
+                todo, executor, root, lambda job, outcome, i, n=n: _report(bar, job, outcome, i, n, " on Slurm")
+            )
         elif pool is None:
             _sequential(todo, bar)
         else:
