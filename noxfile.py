@@ -152,6 +152,31 @@ def reproduce_imagenet(session: nox.Session) -> None:
 
 
 @nox.session
+def gpu_check(session: nox.Session) -> None:
+    """The GPU check, on any CUDA machine in a few minutes: the tests marked `cuda`, then `tas-bench bench gpu`
+    (images/s of ResNet-20/56/110 training and TAS search steps at batch 256, eager and compiled; peak memory; a
+    proxy ResNet-20 training) into results/gpu-throughput.json, and with CIFAR-10 at hand (data/ or `-- --data-dir
+    DIR`) the GPU-hours of benchmarks/cifar10.yaml from it. `-- --cpu`: its CPU mode (small batches, one proxy
+    epoch, no accuracy bar; into results/gpu-throughput-cpu.json), which CI runs."""
+    args = list(session.posargs)
+    cpu = "--cpu" in args
+    if cpu:
+        args.remove("--cpu")
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-m", "cuda", "-rs", "-p", "no:cacheprovider", "tests/")
+    out = "results/gpu-throughput-cpu.json" if cpu else "results/gpu-throughput.json"
+    bench = ["--device", "cpu", "--batch-size", "16", "--steps", "2", "--warmup", "1"] if cpu else ["--device", "cuda"]
+    if cpu:
+        bench += ["--proxy-epochs", "1", "--proxy-top1", "0"]
+    session.run("tas-bench", "bench", "gpu", *bench, "--out", out)
+    data = args[args.index("--data-dir") + 1] if "--data-dir" in args else DATA["cifar10"][0]
+    if (Path(data) / DATA["cifar10"][1]).is_dir():
+        session.run("tas-bench", "sweep", "cifar10", "--dry-run", "--throughput", out, "--data-dir", data)
+    else:
+        session.log(f"no CIFAR-10 under {data}/: the GPU-hours of cifar10.yaml need it (-- --data-dir DIR)")
+
+
+@nox.session
 def compare(session: nox.Session) -> None:
     """Our runs against logged W&B runs: `nox -s compare -- --wandb-dir runs/wandb` or `-- --project entity/project`."""
     session.install("-e", ".")

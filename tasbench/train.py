@@ -81,7 +81,7 @@ def evaluate(model: nn.Module, data: ImageData, device: torch.device, split: str
     count = 0
     k = min(5, data.num_classes)
     for images, labels in eval_batches(data, EVAL_BATCH, device, split):
-        with _autocast(device):
+        with autocast(device):
             logits = model(images).float()
         loss += F.cross_entropy(logits, labels, reduction="sum").item()
         best = logits.topk(k, 1).indices
@@ -146,7 +146,7 @@ def train(
             lr = lr_at(epoch * steps + step, total, warmup, cfg.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with _autocast(device):
+            with autocast(device):
                 logits = model(images)
                 loss = loss_fn(logits, labels, images)
             optimizer.zero_grad(set_to_none=True)
@@ -197,6 +197,6 @@ def train(
     }
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
     # bf16 autocast on CUDA only: CPU bf16 convs are slower than fp32 on most CPUs, and fp32 keeps CPU runs exact.
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -49,6 +49,7 @@ CIFAR_BATCH = FileKind("CIFAR batch", "CIFAR batches", "a CIFAR batch file", 200
 CHECKPOINT = FileKind("checkpoint", "checkpoints", "a checkpoint file", 4 * GB)
 PAPER_CSV = FileKind("paper results", "paper results files", "a CSV file", 10 * MB)  # the shipped one is 9 KB
 RUN_JSON = FileKind("run file", "run files", "a JSON file", 50 * MB)  # a run's metrics.json, params.json (~10 kB)
+THROUGHPUT_JSON = FileKind("throughput file", "throughput files", "a JSON file", 1 * MB)  # `bench gpu`: ~2 kB
 REGRESSION_JSON = FileKind("stored regression results", "stored regression results", "a JSON file", 50 * MB)
 
 _NOT_REGULAR = [

@@ -94,6 +94,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="print the plan (done, stale, failed, invalid, to do; each run's budget; estimated time) and stop",
     )
     p.add_argument(
+        "--throughput",
+        type=path_flag,
+        help="with --dry-run: estimate from this file of `tas-bench bench gpu --out` (GPU-hours of that GPU) "
+        "instead of timing training steps here",
+    )
+    p.add_argument(
         "--rerun-stale",
         action="store_true",
         help="recompute finished runs (and teachers) computed by other code; the old results are kept in "
@@ -176,6 +182,13 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     if args.fail_fast and not args.dry_run:
         check_runs(sweep.runs)  # one line naming a run that cannot work, before anything (the plan included)
     threads = worker_threads(executor)  # as each worker will have
+    throughput = None
+    if args.throughput:
+        if not args.dry_run:
+            raise ConfigError("--throughput estimates a plan; it needs --dry-run")
+        from tasbench.runner.throughput import read_throughput
+
+        throughput = read_throughput(args.throughput)
     print(
         describe(
             sweep.name,
@@ -186,6 +199,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
             device=args.device,
             calibrate=args.dry_run,
             rerun=rerun,
+            throughput=throughput,
         ),
         file=sys.stderr,
         flush=True,

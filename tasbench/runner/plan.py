@@ -35,6 +35,7 @@ from tasbench.arch import Arch
 from tasbench.device import parse_device
 from tasbench.errors import ConfigError
 from tasbench.flop_target import scale_widths
+from tasbench.flops import macs
 from tasbench.runner.calibrate import train_rate
 from tasbench.runner.cost import (
     distill_macs,
@@ -52,6 +53,7 @@ from tasbench.runner.failures import read_failure, summary
 from tasbench.runner.run_files import DAMAGED, TEACHER_METRICS, DamagedRunFile, read_run_file
 from tasbench.runner.run_state import State, run_state, teacher_state
 from tasbench.runner.spec import invalid_runs
+from tasbench.runner.throughput import measured_rates
 
 # Seconds a job costs beyond its training (loading its data, building its nets, writing its files), and a sweep's
 # start (the worker processes, a Python with torch each). From the file times of a proxy sweep here (2 workers,
@@ -117,9 +119,11 @@ def describe(
     device: str = "cpu",
     calibrate: bool = False,
     rerun: str = "",
+    throughput: dict | None = None,
 ) -> str:
     """The plan as text: summary lines, the speed, a cost table per phase and the wall time, one line per run.
-    `rerun` ("stale", "all") counts what `execute(..., rerun=...)` would recompute as work to do."""
+    `rerun` ("stale", "all") counts what `execute(..., rerun=...)` would recompute as work to do. `throughput` (a
+    `bench gpu` file, throughput.py) replaces the calibration: the costs are then GPU-hours of the measured GPU."""
     invalid = invalid_runs(runs)
     states = [State("invalid") if i in invalid else run_state(cfg, root) for i, cfg in enumerate(runs)]
     teacher_jobs, run_jobs = jobs(
@@ -163,8 +167,14 @@ def describe(
         if teacher.damaged:
             lines.append(f"damaged teacher (trained afresh, its files kept aside): {job.directory}: {teacher.damaged}")
     todo, teachers_todo = [job.cfg for job in run_jobs], [job.cfg for job in teacher_jobs]
-    table, source = rates(todo, root, _timed_on(device), threads, workers) if calibrate and todo else ({}, "")
-    lines += _costs(todo, teachers_todo, table, source, workers)
+    if throughput is not None and todo:
+        table, source = measured_rates(todo, throughput)
+    elif calibrate and todo:
+        table, source = rates(todo, root, _timed_on(device), threads, workers)
+    else:
+        table, source = {}, ""
+    hours = None if throughput is None else "GPU-hours" if throughput.get("device_type") == "cuda" else "CPU-hours"
+    lines += _costs(todo, teachers_todo, table, source, workers, hours)
     lines.append("")
     for i, (cfg, state) in enumerate(zip(runs, states)):
         lines.append(
@@ -198,32 +208,53 @@ def budget(cfg: RunConfig) -> str:
     )
 
 
-def _costs(todo: list[RunConfig], teachers: list[RunConfig], table: dict, source: str, workers: int) -> list[str]:
-    """The speed line, one row per phase (MACs and compute seconds), and the wall time on `workers`."""
+def _costs(
+    todo: list[RunConfig], teachers: list[RunConfig], table: dict, source: str, workers: int, hours: str | None = None
+) -> list[str]:
+    """The speed line, one row per phase (MACs and compute seconds, and with a throughput file the `hours` column:
+    "GPU-hours"), and the wall time on `workers`."""
     full = lambda cfg: table.get((cfg.network, 1.0))  # noqa: E731
     pruned = lambda cfg: table.get((cfg.network, cfg.ratio))  # noqa: E731
+
+    def prune_rate(cfg: RunConfig) -> float | None:
+        # A search (pass cost > 1, TAS) at the measured search step's speed where a throughput file has one.
+        budget, per_image = prune_budget(cfg), table.get((cfg.network, "search"))
+        if budget is None or budget.pass_cost <= 1 or per_image is None or not prune_macs(cfg):
+            return full(cfg)
+        return (budget.train_images * per_image + budget.eval_images * macs(cfg.arch()) * full(cfg)) / prune_macs(cfg)
+
     phases = [
         ("teacher", f"{len(teachers)} nets", [(teacher_macs(c), full(c)) for c in teachers]),  # imported: eval
-        ("prune", f"{sum(prune_macs(c) > 0 for c in todo)} trained", [(prune_macs(c), full(c)) for c in todo]),
+        ("prune", f"{sum(prune_macs(c) > 0 for c in todo)} trained", [(prune_macs(c), prune_rate(c)) for c in todo]),
         ("retrain", f"{len(todo)} runs", [(student_macs(c), pruned(c)) for c in todo]),
         ("distill", f"{sum(distill_macs(c) > 0 for c in todo)} with KD", [(distill_macs(c), full(c)) for c in todo]),
         ("finish", "eval+latency", [(finish_macs(c), pruned(c)) for c in todo]),
     ]
     known = bool(table)
+    speeds = [rate for (_, ratio), rate in table.items() if ratio != "search"]  # "search": seconds per image
     lines = [
-        f"speed: {min(table.values()):.2g}-{max(table.values()):.2g} s/MAC ({source})"
+        f"speed: {min(speeds):.2g}-{max(speeds):.2g} s/MAC ({source})"
         if known
         else "speed: not measured (--dry-run calibrates it)"
     ]
-    lines.append(f"{'phase':<9} {'work':<14} {'TMAC':>9}   compute time")
+    lines.append(f"{'phase':<9} {'work':<14} {'TMAC':>9}   compute time" + (f"   {hours}" if hours else ""))
+    total = 0.0
     for phase, work, items in phases:
         cost = sum(m for m, _ in items)
         seconds = sum(m * r for m, r in items) if known else None
-        lines.append(f"{phase:<9} {work:<14} {cost / 1e12:>9.3f}   {_duration(seconds) if known else 'unknown'}")
+        total += seconds or 0.0
+        column = f"   {seconds / 3600:>9.1f}" if hours and known else ""
+        spent = _duration(seconds) if known else "unknown"
+        lines.append(f"{phase:<9} {work:<14} {cost / 1e12:>9.3f}   {spent}{column}")
+    if known and hours:
+        lines.append(f"{hours}: {total / 3600:.1f} in all (one run at a time per device, at the measured speed)")
     if known:
         teacher_s = [teacher_macs(c) * full(c) + JOB_SECONDS for c in teachers]
         run_s = [
-            (prune_macs(c) + distill_macs(c)) * full(c) + (student_macs(c) + finish_macs(c)) * pruned(c) + JOB_SECONDS
+            prune_macs(c) * prune_rate(c)
+            + distill_macs(c) * full(c)
+            + (student_macs(c) + finish_macs(c)) * pruned(c)
+            + JOB_SECONDS
             for c in todo
         ]
         wall = makespan(teacher_s, workers) + makespan(run_s, workers) + START_SECONDS
