@@ -27,6 +27,7 @@ from tqdm import tqdm
 from tasbench.atomic import save_torch
 from tasbench.bounds import MAX_BATCH, MAX_EPOCHS, MAX_SEED, check_fields
 from tasbench.checkpoint import resume_state
+from tasbench.compiled import compiled
 from tasbench.data import ImageData, eval_batches, num_train_batches, train_batches
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels, images) -> loss
@@ -125,6 +126,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["epoch"], state["history"]
 
+    forward = compiled(model, device)  # `model` itself unless --compile on CUDA (compiled.py)
     steps = num_train_batches(data, cfg.batch_size)
     total, warmup = cfg.epochs * steps, cfg.warmup_epochs * steps
     bar = tqdm(
@@ -147,7 +149,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(device):
-                logits = model(images)
+                logits = forward(images)
                 loss = loss_fn(logits, labels, images)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

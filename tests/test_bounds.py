@@ -172,8 +172,27 @@ BOUNDS = [
     (["sweep", "{d}/s.yaml", "--gpus-per-run", "-1"], "argument --gpus-per-run: must be in [0, inf), got -1"),
     (
         ["sweep", "{d}/s.yaml", "--gpus-per-run", "1"],
-        "--gpus-per-run 1 reserves GPUs on a Ray cluster; it needs --executor ray",
+        "--gpus-per-run 1 reserves GPUs on a Ray or Slurm cluster; it needs --executor ray or slurm",
     ),
+    (
+        ["sweep", "{d}/s.yaml", "--executor", "slurm", "--gpus-per-run", "0.5"],
+        "--gpus-per-run 0.5: a Slurm job takes whole GPUs (0, 1, 2, ...)",
+    ),
+    (
+        ["sweep", "{d}/s.yaml", "--slurm-partition", "gpu"],
+        "--slurm-partition gpu is a Slurm job setting; it needs --executor slurm",
+    ),
+    (["sweep", "{d}/s.yaml", "--slurm-time", "0"], "argument --slurm-time: must be in [1, 525600], got 0"),
+    (
+        ["sweep", "{d}/s.yaml", "--executor", "slurm", "--slurm-cluster", "pbs"],
+        "unknown slurm_cluster 'pbs'; allowed: slurm, local",
+    ),
+    (
+        ["sweep", "{d}/s.yaml", "--runs-per-gpu", "2", "--executor", "ray"],
+        "--runs-per-gpu 2 shares each GPU among local workers; it needs --executor local",
+    ),
+    (["sweep", "{d}/s.yaml", "--runs-per-gpu", "0"], "argument --runs-per-gpu: must be in [1, 1024], got 0"),
+    (["bench", "gpu", "--batch-size", "0"], "argument --batch-size: must be in [1, 65536], got 0"),
     (["sweep", "{d}/s.yaml", "--threads", "-1"], "argument --threads: must be in [0, 1024], got -1"),
     (["regress", "--threads", "-1"], "argument --threads: must be in [1, 1024], got -1"),
     (["regress", "--workers", "0"], "argument --workers: must be in [1, 1024], got 0"),

@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 from tasbench.cli import bench, compare, flops, prune, regress, report, sweep, train
 from tasbench.cli.bars import close_bars
+from tasbench.compiled import VARIABLE as COMPILE
 from tasbench.errors import ConfigError, interrupt_signal, raise_interrupted
 from tasbench.installation import version
 
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM stops a command as Ctrl-C does. Only the main thread may set a handler (a test may call main elsewhere).
     here = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_interrupted) if here else None
+    compile_before = os.environ.get(COMPILE)
+    if getattr(args, "compile", False):  # read by every training loop here and in the workers (compiled.py)
+        os.environ[COMPILE] = "1"
     try:
         result = args.command(args)
     except ConfigError as e:
@@ -91,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if here:
             signal.signal(signal.SIGTERM, previous)
+        if compile_before is None:  # as it was: a test calls main() many times in one process
+            os.environ.pop(COMPILE, None)
+        else:
+            os.environ[COMPILE] = compile_before
     try:  # a dict for machines (JSON), or a text for people
         print(result if isinstance(result, str) else json.dumps(result, indent=2), flush=True)
     except BrokenPipeError:  # e.g. `tas-bench flops ... | head`: the reader left, which is not an error

@@ -37,6 +37,15 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=device_flag, default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_compile_arg(p)
+
+
+def add_compile_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="train through torch.compile on CUDA (eager after a compile error; CPU stays eager; default: off)",
+    )
 
 
 def named_arch(args: argparse.Namespace, dataset: str | None) -> tuple[Arch, str]:

@@ -21,6 +21,7 @@ import os
 import sys
 
 from tasbench.bounds import MAX_BATCH, MAX_THREADS, MAX_WORKERS, float_flag, int_flag, path_flag
+from tasbench.cli.args import add_compile_arg
 from tasbench.cli.bars import close_bars
 from tasbench.device import DEVICE_HELP, device_name_flag, parse_device
 from tasbench.errors import ConfigError, interrupt_signal
@@ -88,6 +89,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--latency-batches", type=batch_sizes, default=(1, 256), help="batch sizes timed for latency (default: 1,256)"
     )
     p.add_argument("--device", type=device_name_flag, default="auto", help=DEVICE_HELP)
+    add_compile_arg(p)
     p.add_argument(
         "--dry-run",
         action="store_true",

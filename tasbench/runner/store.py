@@ -34,6 +34,7 @@ import torch
 
 from tasbench.atomic import write_json, write_text
 from tasbench.bounds import MAX_THREADS
+from tasbench.compiled import compiles
 from tasbench.errors import ConfigError
 from tasbench.installation import git
 from tasbench.runner.gpus import physical_gpu
@@ -124,6 +125,7 @@ def environment(device: torch.device) -> dict:
         "cuda": torch.version.cuda,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "gpu": physical_gpu(device),  # which GPU of the machine (CUDA_VISIBLE_DEVICES' name); None on a CPU
+        "compiled": compiles(device),  # training ran through torch.compile (--compile, CUDA only)
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
