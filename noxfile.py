@@ -1,7 +1,7 @@
 """nox sessions: `nox -s tests`, `nox -s lint`, `nox -s train_proxy` (the main job on the embedded proxy data), and
 the paper's tables: `nox -s reproduce_proxy` (minutes on a CPU), `reproduce_cifar`, `reproduce_cifar100`,
-`reproduce_imagenet` (GPU budgets), then `compare`; the regression checks `bench` and `regress` (their stored
-baselines are rewritten only by `bench_update` and `regress -- --update`).
+`reproduce_imagenet`, `reproduce_ablation` (GPU budgets), then `compare`; the regression checks `bench` and `regress`
+(their stored baselines are rewritten only by `bench_update` and `regress -- --update`).
 
 Arguments after `--` go to `tas-bench sweep`:
 
@@ -152,6 +152,13 @@ def reproduce_imagenet(session: nox.Session) -> None:
 
 
 @nox.session
+def reproduce_ablation(session: nox.Session) -> None:
+    """The paper's Tables 1/2 (benchmarks/cifar100-ablation.yaml): CIFAR-100 ResNet-32, pre-defined / random / TAS
+    shapes, each retrained with and without KD; needs CIFAR-100 (see DATA)."""
+    _reproduce(session, "cifar100-ablation", dataset="cifar100")
+
+
+@nox.session
 def gpu_check(session: nox.Session) -> None:
     """The GPU check, on any CUDA machine in a few minutes: the tests marked `cuda`, then `tas-bench bench gpu`
     (images/s of ResNet-20/56/110 training and TAS search steps at batch 256, eager and compiled; peak memory; a
@@ -183,12 +190,13 @@ def compare(session: nox.Session) -> None:
     session.run("tas-bench", "compare", *session.posargs)
 
 
-def _reproduce(session: nox.Session, spec: str) -> None:
+def _reproduce(session: nox.Session, spec: str, dataset: str | None = None) -> None:
     args = list(session.posargs)
+    dataset = dataset or spec
     if spec == "proxy" and "--workers" not in args:
         args += ["--workers", "2", "--threads", "1"]  # two 1-thread runs at a time: best on 2 shared cores
-    if spec in DATA and "--data-dir" not in args:
-        default, inside, what = DATA[spec]
+    if dataset in DATA and "--data-dir" not in args:
+        default, inside, what = DATA[dataset]
         # Stop before installing anything: a reproduction never silently runs on other data.
         if not (Path(default) / inside).is_dir():
             session.error(

@@ -108,6 +108,12 @@ def released_band(options: ReleasedOptions, ratio: float) -> FlopTarget:
     return absolute_band(ratio, RATIO_TOLERANCE)
 
 
+def shape_note(arch: Arch, options: ReleasedOptions) -> str:
+    """The dry run's words for the shape: its file, exact MACs and own FLOP ratio."""
+    shape, relative = released_shape(arch, options)
+    return f"{relative}: {macs(shape):,} MACs, {macs(shape) / macs(arch):.4f}"
+
+
 def prune_released(request: PruneRequest, options: ReleasedOptions) -> Pruned:
     check_released(request.arch, options, request.ratio)
     shape, relative = released_shape(request.arch, options)
@@ -129,4 +135,5 @@ PRUNER = Pruner(
     summary="the TAS authors' released shape for the network (the paper's row), retrained: no search",
     band=released_band,
     check=check_released,
+    shape_note=shape_note,
 )

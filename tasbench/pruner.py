@@ -97,6 +97,8 @@ class Pruner:
     has no FLOP target (L1's paper variants A/B); a pruner without it records no band.
     `fixed_shape(options)`: optional; True when the options choose a shape of their own that takes no ratio (L1's
     `variant=A|B`): the request's ratio may then be None. Ask `fixed_shape(pruner, options)`.
+    `shape_note(arch, options)`: optional; for the dry run, the shape these options fix, if they fix one, in a few
+    words with its exact MACs ("compares/CIFAR100-FIX-R32.config: 41,095,916 MACs, 0.5945"); None: no fixed shape.
     `reads_weights`: the method scores the unpruned net's trained weights (L1, FPGM), so `prune` without --weights
     says it prunes a fresh initialisation; False: it uses the net's shape only (TAS searches from a fresh
     initialisation, as the official release does; uniform scaling builds a fresh net), so --weights is refused.
@@ -112,6 +114,7 @@ class Pruner:
     band: Callable[[Any, float], FlopTarget | None] | None = None
     reads_weights: bool = False
     fixed_shape: Callable[[Any], bool] | None = None
+    shape_note: Callable[[Arch, Any], str | None] | None = None
 
 
 def needs_data(pruner: Pruner, options: Any) -> bool:

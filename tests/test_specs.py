@@ -54,6 +54,21 @@ def test_reproduce_specs_search_and_retrain_as_the_release(name):
             )
 
 
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_specs_hold_the_papers_width_only_and_depth_only_rows(name):
+    """Table 3's TAS (W) and TAS (D): the same search on one axis, for every network and seed that TAS runs."""
+    runs = load_sweep(SPECS / f"{name}.yaml").runs
+    by_label = {}
+    for run in runs:
+        if run.method == "tas":
+            by_label.setdefault(run.label, []).append(run)
+    assert sorted(by_label) == ["TAS", "TAS (D)", "TAS (W)"]
+    assert {r.options.search for r in by_label["TAS (W)"]} == {"width"}
+    assert {r.options.search for r in by_label["TAS (D)"]} == {"depth"}
+    cells = {label: sorted((r.network, r.ratio, r.seed) for r in rs) for label, rs in by_label.items()}
+    assert cells["TAS (W)"] == cells["TAS (D)"] == cells["TAS"] and len(cells["TAS"]) == 15
+
+
 def test_per_network_ratios_expand_per_network(tmp_path):
     spec = write_spec(tmp_path, networks=["resnet20", "resnet32"], ratios={"resnet20": [0.55], "resnet32": [0.5, 0.3]})
     assert [(r.network, r.ratio) for r in load_sweep(spec).runs] == [

@@ -132,13 +132,17 @@ def test_the_plan_shows_each_runs_budget(tmp_path):
     from tasbench.runner.cost import makespan, teacher_macs
     from tasbench.runner.plan import budget
 
-    cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml", ["methods.4.options={mode: soft}"])
-    tas, fpgm = (next(cfg for cfg in cifar.runs if cfg.method == method) for method in ("tas", "fpgm"))
+    cifar = load_sweep(Path(__file__).parents[1] / "benchmarks" / "cifar10.yaml", ["methods.6.options={mode: soft}"])
+    tas, fpgm, released = (next(c for c in cifar.runs if c.method == m) for m in ("tas", "fpgm", "released"))
     assert budget(tas) == (
         "teacher 305 ep (batch 256) | prune: search 600 ep x 98 steps (batch 256/half) | retrain: kd 305 ep (batch 256)"
     )  # 25,000 per half / 256, last batch kept
     assert budget(fpgm) == (
         "teacher 305 ep (batch 256) | prune: soft 10 ep x 390 steps (batch 128) | retrain: kd 305 ep (batch 256)"
+    )
+    assert budget(released) == (  # a fixed shape: its file, exact MACs and own ratio
+        "teacher 305 ep (batch 256) | prune: one-shot (C010-ResNet20.config: 22,444,482 MACs, 0.5499) | "
+        "retrain: kd 305 ep (batch 256)"
     )
     scratch_b = load_sweep(write_spec(tmp_path, ratios=[0.5], recipes=[{"name": "scratch-b", "epochs": 3}])).runs[0]
     assert budget(scratch_b) == "teacher 1 ep (batch 32) | prune: one-shot | retrain: scratch-b 6 ep (batch 128)"

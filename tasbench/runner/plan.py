@@ -36,6 +36,7 @@ from tasbench.device import parse_device
 from tasbench.errors import ConfigError
 from tasbench.flop_target import scale_widths
 from tasbench.flops import macs
+from tasbench.pruner import get_pruner
 from tasbench.runner.calibrate import train_rate
 from tasbench.runner.cost import (
     distill_macs,
@@ -196,6 +197,8 @@ def describe(
 def budget(cfg: RunConfig) -> str:
     """What one run trains: 'teacher 6 ep (batch 128) | prune: search 4 ep x 15 steps (batch 64/half) | ...'."""
     pruning = prune_budget(cfg)
+    pruner = get_pruner(cfg.method)
+    shape = pruner.shape_note(cfg.arch(), cfg.options) if pruner.shape_note else None
     recipe = cfg.recipe
     weights = cfg.teacher_weights
     teacher = f"teacher {cfg.teacher.epochs} ep (batch {cfg.teacher.batch_size})"
@@ -203,7 +206,7 @@ def budget(cfg: RunConfig) -> str:
         teacher = f"teacher from {weights.path}"
     return (
         f"{teacher} | "
-        f"prune: {pruning.label if pruning else 'one-shot'} | "
+        f"prune: {pruning.label if pruning else 'one-shot'}{f' ({shape})' if shape else ''} | "
         f"retrain: {recipe.name} {retrain_epochs(cfg)} ep (batch {recipe.batch_size})"
     )
 
