@@ -11,8 +11,8 @@ the target on the exact MACs of the `Arch` (`tasbench.flops.macs`), as for L1 an
   block-internal convs filled one channel at a time (`flop_match.match_counts`, scope "all"): the very shapes of
   FLOP-matched L1/FPGM with `scope="all"`, so the methods differ only in which channels stay;
 - `allocation="global"`: the channels of all groups are ranked together by the library's (per-group normalised)
-  importance and removed lowest first, as its `global_pruning`; the removal stops at the target and, where one
-  channel of a residual chain jumps past the band, the best removed channels of block-internal convs come back.
+  importance and removed lowest first, as its `global_pruning`, down to the target; a channel whose removal would
+  drop the net below the band is kept (one residual-chain channel can be twice the band) and the walk goes on.
 
 With `steps > 1` the net is pruned progressively (`iterative_steps` in the library): step i of n goes to
 1 - (1 - ratio) * i / n of the unpruned FLOPs, rescoring the already pruned net. The library-pruned module is then
@@ -39,7 +39,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.channel_groups import ChannelGroup, Keep, channel_groups, keep_from_groups, layer_slots, slot_convs
+from baselines.channel_groups import (
+    ChannelGroup,
+    Keep,
+    channel_groups,
+    keep_from_groups,
+    layer_slots,
+    pruned_arch,
+    slot_convs,
+)
 from baselines.flop_match import check_matching, keep_best, keep_counts, kept_by_layer, match_counts
 from tasbench.arch import Arch, block_specs
 from tasbench.bounds import MAX_BATCH, check_fields
@@ -49,6 +57,7 @@ from tasbench.flop_target import FlopTarget, relative_band
 from tasbench.flops import macs
 from tasbench.pruner import PruneBudget, Pruned, Pruner, PruneRequest
 from tasbench.resnet import seeded_resnet
+from tasbench.seeds import derive_seed
 
 # Our name -> (importance class in `torch_pruning.importance`, its arguments). These are the library's own settings
 # for each method (its `benchmarks/main.py`): "l1" is its group L1, the mean over every coupled layer (the conv's
@@ -71,6 +80,7 @@ NEEDS_GRADIENTS = ("taylor", "hessian")
 ALLOCATIONS = ("uniform", "global")
 MAX_STEPS = 100
 INSTALL = "pip install -e '.[torch-pruning]'"
+TRACE_SIZE = {"cifar": 8, "imagenet": 64}  # image side for DepGraph's trace: 2 x 2 before the last stride
 
 
 @dataclass(frozen=True)
@@ -133,9 +143,9 @@ def dependency_graph(model: nn.Module, arch: Arch):
     tp = library()
     was_training = model.training
     device = next(model.parameters()).device
-    # The graph depends on the layers, not the map size; a quarter of the image side (8 x 8 on CIFAR, every stage
-    # still at least 2 x 2) makes the traced forward 16 times cheaper.
-    size = arch.image_size // 4
+    # The graph depends on the layers, not the map size: trace the smallest image whose maps stay even up to the
+    # last stride (a pooled projection's 2x2 pool and a strided 3x3 conv must agree), 8 x 8 on CIFAR instead of 32.
+    size = TRACE_SIZE[arch.family]
     example = torch.zeros(1, arch.xchannels[0], size, size, device=device)
     with torch.enable_grad():  # the graph is traced from autograd's grad_fn chain
         graph = tp.DependencyGraph().build_dependency(model.eval(), example_inputs=example)
@@ -206,7 +216,7 @@ def gradients(model: nn.Module, name: str, data: ImageData, options: TorchPrunin
     model.train(was_training)
 
 
-def group_scores(model: nn.Module, arch: Arch, groups: list[ChannelGroup], importance: str, seed: int) -> list:
+def group_scores(model: nn.Module, arch: Arch, groups: list[ChannelGroup], importance: str, seed: int) -> tuple:
     """The library's score of every channel of each group, and its pruning groups, on `model` as it is now."""
     graph = dependency_graph(model, arch)
     found = library_groups(graph, model, arch, groups)
@@ -240,7 +250,7 @@ def global_keep(arch: Arch, groups: list[ChannelGroup], scores: list, ratio: flo
         return counts
 
     def ratio_of(counts: list[int]) -> float:
-        return macs(shape_of(arch, groups, counts)) / full
+        return macs(pruned_arch(arch, keep_counts(groups, counts))) / full
 
     lo, hi = 0, len(order)  # the longest prefix of the ranking that leaves the net above the target
     while lo < hi:
@@ -266,14 +276,6 @@ def global_keep(arch: Arch, groups: list[ChannelGroup], scores: list, ratio: flo
     return keep_from_groups(groups, kept)
 
 
-def shape_of(arch: Arch, groups: list[ChannelGroup], counts: list[int]) -> Arch:
-    """`arch` with each group cut to its count (any channels: the MACs depend on the widths only)."""
-    widths = list(arch.xchannels)
-    for slot, channels in keep_counts(groups, counts).items():
-        widths[slot] = len(channels)
-    return arch.replace(xchannels=tuple(widths))
-
-
 def prune_step(
     model: nn.Module, arch: Arch, ratio: float, options: TorchPruningOptions, request: PruneRequest, step: int
 ) -> Keep:
@@ -284,7 +286,7 @@ def prune_step(
         if request.data is None:
             raise ConfigError(f"Torch-Pruning importance {options.importance!r} scores by gradients and needs data")
         gradients(model, options.importance, request.data, options, request.seed, step)
-    scores, graph = group_scores(model, arch, groups, options.importance, request.seed + step)
+    scores, graph = group_scores(model, arch, groups, options.importance, derive_seed(request.seed, "tp", step))
     model.zero_grad(set_to_none=True)
     if options.allocation == "uniform":
         counts, _ = match_counts(arch, groups, ratio, options.tolerance, "all", "Torch-Pruning")
@@ -327,7 +329,7 @@ def to_resnet(model: nn.Module, arch: Arch) -> tuple[Arch, nn.Module, list[str]]
         )
     new = seeded_resnet(new_arch, 0)  # every tensor is overwritten below; the seed only spares the global RNG
     want, have = new.state_dict(), model.state_dict()
-    dropped = sorted(k.rpartition(".")[0] for k in set(have) - set(want))
+    dropped = sorted({k.rpartition(".")[0] for k in set(have) - set(want)})
     if set(want) - set(have) or any(not k.endswith("shortcut.bn") for k in dropped):
         raise ConfigError(f"the Torch-Pruning net does not map onto build_resnet: {sorted(set(want) ^ set(have))}")
     for key, value in want.items():
@@ -337,14 +339,14 @@ def to_resnet(model: nn.Module, arch: Arch) -> tuple[Arch, nn.Module, list[str]]
             )
     new.load_state_dict({k: have[k] for k in want})
     device = next(model.parameters()).device
-    return new_arch, new.to(device).train(model.training), sorted(set(dropped))
+    return new_arch, new.to(device).train(model.training), dropped
 
 
 def prune_tp(request: PruneRequest, options: TorchPruningOptions) -> Pruned:
     """Prune a copy of `request.model` with Torch-Pruning to `request.ratio` of the FLOPs, in `options.steps`."""
     arch = request.arch
     check_arch(arch)
-    library()
+    library()  # before the copy: a missing library is one line, at once
     full = macs(arch)
     model = copy.deepcopy(request.model)  # the library cuts in place; the caller's net stays as it was
     model.requires_grad_(True)  # DepGraph traces autograd's graph, which a frozen net (a teacher) does not build
@@ -382,7 +384,9 @@ def check_tp(arch: Arch, options: TorchPruningOptions, ratio: float) -> None:
     groups = channel_groups(arch)
     if options.allocation == "uniform":
         match_counts(arch, groups, ratio, options.tolerance, "all", "Torch-Pruning")
-    elif macs(shape_of(arch, groups, [1] * len(groups))) > relative_band(ratio, options.tolerance).high * macs(arch):
+        return
+    smallest = macs(pruned_arch(arch, keep_counts(groups, [1] * len(groups)))) / macs(arch)  # one channel a group
+    if smallest > relative_band(ratio, options.tolerance).high:
         raise ConfigError(f"FLOP ratio {ratio} is below what Torch-Pruning's global allocation reaches")
 
 

@@ -11,8 +11,8 @@ pytest.importorskip("torch_pruning")
 
 import torch  # noqa: E402
 
-from baselines.channel_groups import channel_groups, slot_convs  # noqa: E402
-from baselines.flop_match import match_counts  # noqa: E402
+from baselines.channel_groups import channel_groups, pruned_arch, slot_convs  # noqa: E402
+from baselines.flop_match import keep_counts, match_counts  # noqa: E402
 from baselines.l1_norm import L1Options, prune_l1  # noqa: E402
 from baselines.torch_pruning import (  # noqa: E402
     IMPORTANCES,
@@ -20,7 +20,6 @@ from baselines.torch_pruning import (  # noqa: E402
     check_tp,
     prune_step,
     prune_tp,
-    shape_of,
     to_resnet,
 )
 from tasbench.data import DataConfig, load_data  # noqa: E402
@@ -104,7 +103,7 @@ def test_resnet56_lands_within_1_percent_of_the_flop_ratio(importance, allocatio
     if allocation == "uniform":  # the shape of FLOP-matched L1/FPGM with scope="all", whatever the scores
         groups = channel_groups(arch)
         counts, _ = match_counts(arch, groups, ratio, 0.01, "all", "L1")
-        assert out.arch == shape_of(arch, groups, counts)
+        assert out.arch == pruned_arch(arch, keep_counts(groups, counts))
 
 
 def test_progressive_pruning_steps_down_to_the_target():
@@ -114,6 +113,16 @@ def test_progressive_pruning_steps_down_to_the_target():
     assert len(steps) == 3 and steps[0] > steps[1] > steps[2] == out.info["flop_ratio"]
     for target, reached in zip([5 / 6, 2 / 3, 0.5], steps):
         assert abs(reached - target) <= 0.01 * target + 1e-4  # 1e-4: the recorded ratios are rounded
+
+
+def test_random_importance_is_a_function_of_the_seed():
+    arch = PRESETS["resnet20"]()
+    net = trained_like(arch, 0)
+    options = TorchPruningOptions(importance="random")
+    state = torch.random.get_rng_state()
+    kept = [prune_tp(PruneRequest(arch, net, 0.5, seed=seed), options).info["kept"] for seed in (0, 0, 1)]
+    assert kept[0] == kept[1] != kept[2]
+    assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is left as it was
 
 
 @pytest.mark.parametrize("importance", ["taylor", "hessian"])
