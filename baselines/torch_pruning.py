@@ -15,7 +15,8 @@ the target on the exact MACs of the `Arch` (`tasbench.flops.macs`), as for L1 an
   drop the net below the band is kept (one residual-chain channel can be twice the band) and the walk goes on.
 
 With `steps > 1` the net is pruned progressively (`iterative_steps` in the library): step i of n goes to
-1 - (1 - ratio) * i / n of the unpruned FLOPs, rescoring the already pruned net. The library-pruned module is then
+1 - (1 - ratio) * i / n of the unpruned FLOPs (global), or a share i / n of the way in channels to the final counts
+(uniform, `uniform_schedule`), rescoring the already pruned net each time. The library-pruned module is then
 read back into an `Arch` (its conv widths are `xchannels`) and its weights are copied into `build_resnet(arch)`,
 which computes the same logits. ResNet-56 at half the FLOPs, group L1 (the shape is L1's with `scope="all"`)::
 
@@ -125,11 +126,6 @@ def library():
     return torch_pruning
 
 
-def library_version() -> str:
-    # The wheel's own `__version__` lags its release (1.6.1 says "1.6.0"); the distribution metadata does not.
-    return metadata.version("torch-pruning")
-
-
 def check_arch(arch: Arch) -> None:
     if arch.shortcut == "zero-pad":
         # DepGraph takes F.pad for an elementwise op: it couples the padded stage to the unpadded one channel for
@@ -178,12 +174,6 @@ def library_groups(graph, model: nn.Module, arch: Arch, groups: list[ChannelGrou
     return out
 
 
-def make_importance(name: str):
-    tp = library()
-    cls, kwargs = IMPORTANCES[name]
-    return getattr(tp.importance, cls)(**kwargs)
-
-
 def gradients(model: nn.Module, name: str, data: ImageData, options: TorchPruningOptions, seed: int, step: int):
     """Leave in `.grad` what the library's Taylor or Hessian importance reads, from `options.batches` batches.
 
@@ -220,7 +210,8 @@ def group_scores(model: nn.Module, arch: Arch, groups: list[ChannelGroup], impor
     """The library's score of every channel of each group, and its pruning groups, on `model` as it is now."""
     graph = dependency_graph(model, arch)
     found = library_groups(graph, model, arch, groups)
-    scorer = make_importance(importance)
+    cls, kwargs = IMPORTANCES[importance]
+    scorer = getattr(library().importance, cls)(**kwargs)
     with torch.random.fork_rng(devices=[]):  # RandomImportance draws from the global RNG: seed it, leave it as it was
         torch.manual_seed(seed)
         scores = [scorer(group) for group in found]
@@ -231,8 +222,9 @@ def global_keep(arch: Arch, groups: list[ChannelGroup], scores: list, ratio: flo
     """Remove channels lowest score first over all groups (each keeps its best one) down to the target MACs.
 
     The scores are the library's, normalised per group by its importance (mean, or LAMP's), as its
-    `global_pruning` ranks them. A channel whose removal would drop the net below the band (one channel of a
-    residual chain is 2% of ResNet-56 in stage 1, twice the band) is kept, and the walk goes on to the next one.
+    `global_pruning` ranks them. A channel is kept, and the walk goes on, where its removal would drop the net below
+    the band (one channel of a residual chain is 2% of ResNet-56 in stage 1, twice the band) or cut both sides of a
+    stride-1 projection to one width (`stride1_projections`).
     """
     full = macs(arch)
     band = relative_band(ratio, tolerance)
@@ -241,13 +233,18 @@ def global_keep(arch: Arch, groups: list[ChannelGroup], scores: list, ratio: flo
         for gi, s in enumerate(scores)
         for i in torch.sort(s, descending=True, stable=True).indices[1:].tolist()  # each group keeps its best
     )
-    total = [len(g.channels) for g in groups]
+    pairs = stride1_projections(arch, groups)
 
-    def counts_after(removed: list) -> list[int]:
-        counts = list(total)
-        for _, gi, _ in removed:
-            counts[gi] -= 1
-        return counts
+    def allowed(counts: list[int], gi: int) -> bool:
+        return all(counts[b if a == gi else a] != counts[gi] - 1 for a, b in pairs if gi in (a, b))
+
+    def walk(entries: list) -> tuple[list[int], list]:
+        counts, taken = [len(g.channels) for g in groups], []
+        for entry in entries:
+            if allowed(counts, entry[1]):
+                counts[entry[1]] -= 1
+                taken.append(entry)
+        return counts, taken
 
     def ratio_of(counts: list[int]) -> float:
         return macs(pruned_arch(arch, keep_counts(groups, counts))) / full
@@ -255,12 +252,13 @@ def global_keep(arch: Arch, groups: list[ChannelGroup], scores: list, ratio: flo
     lo, hi = 0, len(order)  # the longest prefix of the ranking that leaves the net above the target
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if ratio_of(counts_after(order[:mid])) > ratio else (lo, mid - 1)
-    removed = order[:lo]
-    counts = counts_after(removed)
+        lo, hi = (mid, hi) if ratio_of(walk(order[:mid])[0]) > ratio else (lo, mid - 1)
+    counts, removed = walk(order[:lo])
     for entry in order[lo:]:
         if ratio_of(counts) <= ratio:
             break
+        if not allowed(counts, entry[1]):
+            continue
         counts[entry[1]] -= 1
         if ratio_of(counts) >= band.low:
             removed.append(entry)
@@ -276,11 +274,30 @@ def global_keep(arch: Arch, groups: list[ChannelGroup], scores: list, ratio: flo
     return keep_from_groups(groups, kept)
 
 
+def stride1_projections(arch: Arch, groups: list[ChannelGroup]) -> list[tuple[int, int]]:
+    """(input group, output group) of every stride-1 projection: cut to one width, its block would be an identity
+    block, whose shortcut has no weights to inherit (ResNet-164's first block: stem 16 -> 64 channels)."""
+    where = {slot: gi for gi, g in enumerate(groups) for slot in g.slots}
+    pairs, in_slot = [], 1
+    for spec in block_specs(arch):
+        out_slot = spec.first_conv + len(spec.widths) - 1
+        if spec.shortcut == "projection" and spec.stride == 1:
+            pairs.append((where[in_slot], where[out_slot]))
+        in_slot = out_slot
+    return pairs
+
+
 def prune_step(
-    model: nn.Module, arch: Arch, ratio: float, options: TorchPruningOptions, request: PruneRequest, step: int
+    model: nn.Module,
+    arch: Arch,
+    goal: list[int] | float,
+    options: TorchPruningOptions,
+    request: PruneRequest,
+    step: int,
 ) -> Keep:
-    """One round in place: score `model` (of shape `arch`), keep channels to `ratio` of macs(arch), cut them with
-    the library. Returns the kept positions of every slot."""
+    """One round in place: score `model` (of shape `arch`), keep `goal` (uniform: channels per group of
+    `channel_groups(arch)`; global: a share of macs(arch)), cut the rest with the library. Returns the kept
+    positions of every slot."""
     groups = channel_groups(arch)
     if options.importance in NEEDS_GRADIENTS:
         if request.data is None:
@@ -289,10 +306,9 @@ def prune_step(
     scores, graph = group_scores(model, arch, groups, options.importance, derive_seed(request.seed, "tp", step))
     model.zero_grad(set_to_none=True)
     if options.allocation == "uniform":
-        counts, _ = match_counts(arch, groups, ratio, options.tolerance, "all", "Torch-Pruning")
-        keep = keep_best(groups, scores, counts)
+        keep = keep_best(groups, scores, goal)
     else:
-        keep = global_keep(arch, groups, scores, ratio, options.tolerance)
+        keep = global_keep(arch, groups, scores, goal, options.tolerance)
     tp = library()
     modules = dict(model.named_modules())
     convs = slot_convs(arch)
@@ -302,6 +318,45 @@ def prune_step(
         if removed:
             graph.get_pruning_group(modules[convs[g.slots[0]]], tp.prune_conv_out_channels, removed).prune()
     return keep
+
+
+def uniform_schedule(arch: Arch, ratio: float, options: TorchPruningOptions) -> list[list[int]]:
+    """Channels per group after each step: the FLOP-matched counts at the last, linear in channels before it (as
+    the library's `iterative_steps` schedule the channel ratio). ResNet-20 at 0.5 in 2 steps, the stem's chain: 16,
+    then 13, then 11 (only the last step has to lie in the band: a uniform step of a few % of the FLOPs does not
+    exist, one channel off each residual chain of ResNet-56 is 3.7% of it)."""
+    groups = channel_groups(arch)
+    final, _ = match_counts(arch, groups, ratio, options.tolerance, "all", "Torch-Pruning")
+    n = options.steps
+    return [[k + (len(g.channels) - k) * (n - i) // n for g, k in zip(groups, final)] for i in range(1, n + 1)]
+
+
+def library_prune(request: PruneRequest, options: TorchPruningOptions) -> tuple[nn.Module, dict, list[float]]:
+    """A copy of `request.model` cut by the library to `request.ratio` of the FLOPs in `options.steps` rounds, the
+    original channel index of every position still there (per slot), and the FLOP ratio after each round."""
+    arch = request.arch
+    check_arch(arch)
+    library()  # before the copy: a missing library is one line, at once
+    full = macs(arch)
+    model = copy.deepcopy(request.model)  # the library cuts in place; the caller's net stays as it was
+    model.requires_grad_(True)  # DepGraph traces autograd's graph, which a frozen net (a teacher) does not build
+    schedule = uniform_schedule(arch, request.ratio, options) if options.allocation == "uniform" else None
+    current = arch
+    alive = {slot: list(range(w)) for slot, w in enumerate(arch.xchannels)}
+    history = []
+    for step in range(1, options.steps + 1):
+        if schedule is not None:
+            goal = schedule[step - 1]
+        else:
+            target = 1 - (1 - request.ratio) * step / options.steps  # of the unpruned FLOPs
+            goal = target * full / macs(current)  # of the current net's
+            if step < options.steps and relative_band(goal, options.tolerance).contains(1.0):
+                continue  # already there
+        keep = prune_step(model, current, goal, options, request, step)
+        alive = {slot: [alive[slot][i] for i in keep.get(slot, range(len(alive[slot])))] for slot in alive}
+        current = module_arch(model, arch)
+        history.append(round(macs(current) / full, 4))
+    return model, alive, history
 
 
 def module_arch(model: nn.Module, arch: Arch) -> Arch:
@@ -345,31 +400,17 @@ def to_resnet(model: nn.Module, arch: Arch) -> tuple[Arch, nn.Module, list[str]]
 def prune_tp(request: PruneRequest, options: TorchPruningOptions) -> Pruned:
     """Prune a copy of `request.model` with Torch-Pruning to `request.ratio` of the FLOPs, in `options.steps`."""
     arch = request.arch
-    check_arch(arch)
-    library()  # before the copy: a missing library is one line, at once
-    full = macs(arch)
-    model = copy.deepcopy(request.model)  # the library cuts in place; the caller's net stays as it was
-    model.requires_grad_(True)  # DepGraph traces autograd's graph, which a frozen net (a teacher) does not build
-    current = arch
-    alive = {slot: list(range(w)) for slot, w in enumerate(arch.xchannels)}  # original channel of each position
-    history = []
-    for step in range(1, options.steps + 1):
-        target = 1 - (1 - request.ratio) * step / options.steps  # of the unpruned FLOPs
-        if step < options.steps and relative_band(target, options.tolerance).contains(macs(current) / full):
-            continue
-        keep = prune_step(model, current, target * full / macs(current), options, request, step)
-        alive = {slot: [alive[slot][i] for i in keep.get(slot, range(len(alive[slot])))] for slot in alive}
-        current = module_arch(model, arch)
-        history.append(round(macs(current) / full, 4))
+    model, alive, history = library_prune(request, options)
     new_arch, pruned, dropped = to_resnet(model, arch)
     kept = {slot: alive[slot] for slot in alive if len(alive[slot]) < arch.xchannels[slot]}
     info = {
         "importance": options.importance,
         "allocation": options.allocation,
         "steps": options.steps,
-        "flop_ratio": round(macs(new_arch) / full, 4),
+        "flop_ratio": round(macs(new_arch) / macs(arch), 4),
         "flop_ratio_per_step": history,
-        "library": f"torch-pruning {library_version()}",
+        # The wheel's own `__version__` lags its release (1.6.1 says "1.6.0"); its distribution metadata does not.
+        "library": f"torch-pruning {metadata.version('torch-pruning')}",
         "kept": kept_by_layer(arch, kept),
         "dropped": dropped,
         "inherits_weights": True,

@@ -1,7 +1,6 @@
 """The Torch-Pruning adapter `tp` (baselines/torch_pruning.py): the library-pruned net converts to an `Arch` with the
 same logits, its MACs land in the band, and its L1 keeps the channels our L1 keeps wherever both score alike."""
 
-import copy
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from baselines.torch_pruning import (  # noqa: E402
     IMPORTANCES,
     TorchPruningOptions,
     check_tp,
-    prune_step,
+    library_prune,
     prune_tp,
     to_resnet,
 )
@@ -67,9 +66,7 @@ def test_the_library_pruned_net_and_its_arch_give_the_same_logits(preset, alloca
         bn = net.stages[0][0].shortcut.bn
         with torch.no_grad():
             bn.weight.fill_(1), bn.bias.zero_(), bn.running_mean.zero_(), bn.running_var.fill_(1 - bn.eps)
-    options = TorchPruningOptions(allocation=allocation)
-    pruned = copy.deepcopy(net)
-    prune_step(pruned, arch, 0.5, options, PruneRequest(arch, net, 0.5), 1)
+    pruned, _, _ = library_prune(PruneRequest(arch, net, 0.5), TorchPruningOptions(allocation=allocation))
     new_arch, ours, dropped = to_resnet(pruned, arch)
     assert dropped == (["stages.0.0.shortcut.bn"] if preset == "resnet164" else [])
     assert macs(new_arch) < macs(arch) and new_arch.xchannels != arch.xchannels
@@ -108,11 +105,29 @@ def test_resnet56_lands_within_1_percent_of_the_flop_ratio(importance, allocatio
 
 def test_progressive_pruning_steps_down_to_the_target():
     arch = PRESETS["resnet56"]()
-    out = prune_tp(PruneRequest(arch, trained_like(arch, 0), 0.5), TorchPruningOptions(steps=3, allocation="global"))
+    net = trained_like(arch, 0)
+    out = prune_tp(PruneRequest(arch, net, 0.5), TorchPruningOptions(steps=3, allocation="global"))
     steps = out.info["flop_ratio_per_step"]
     assert len(steps) == 3 and steps[0] > steps[1] > steps[2] == out.info["flop_ratio"]
-    for target, reached in zip([5 / 6, 2 / 3, 0.5], steps):
+    for target, reached in zip([5 / 6, 2 / 3, 0.5], steps):  # global: each step is FLOP-matched
         assert abs(reached - target) <= 0.01 * target + 1e-4  # 1e-4: the recorded ratios are rounded
+    one = prune_tp(PruneRequest(arch, net, 0.5), TorchPruningOptions())
+    out = prune_tp(PruneRequest(arch, net, 0.5), TorchPruningOptions(steps=3))
+    # uniform: the same final shape in 3 steps (linear in channels before the last), other channels
+    assert out.arch == one.arch and out.info["kept"] != one.info["kept"]
+    assert out.info["flop_ratio_per_step"] == [0.7757, 0.6189, 0.4956]
+    # A 10% cut in 10 steps: no uniform step of 1% of the FLOPs exists (one channel off each residual chain is 3.7% of
+    # ResNet-56), so the steps go linearly in channels to the FLOP-matched shape.
+    assert prune_tp(PruneRequest(arch, net, 0.9), TorchPruningOptions(steps=10)).info["flop_ratio"] == 0.8931
+
+
+def test_global_allocation_keeps_a_stride1_projection_a_projection():
+    # The library's filter L1 is not normalised, and the stem's filters (27 weights each) are the lightest of all:
+    # a global ranking would cut the stem's chain to the width of the first block's output, 16 -> 64 at full width,
+    # and that block would need an identity shortcut. Such a removal is skipped.
+    arch = PRESETS["resnet164"]()
+    out = prune_tp(PruneRequest(arch, trained_like(arch, 1), 0.3), TorchPruningOptions("l1-filter", "global"))
+    assert abs(out.info["flop_ratio"] - 0.3) <= 0.003 and out.arch.xchannels[1] != out.arch.xchannels[4]
 
 
 def test_random_importance_is_a_function_of_the_seed():
