@@ -38,7 +38,15 @@ NUMERIC = [
 
 def test_the_contract_covers_every_method_and_recipe():
     names = {cls.__name__ for cls in CONFIGS}
-    assert {"SearchConfig", "FpgmOptions", "L1Options", "UniformOptions", "Recipe", "TrainConfig"} <= names
+    assert {
+        "SearchConfig",
+        "FpgmOptions",
+        "SfpOptions",
+        "L1Options",
+        "UniformOptions",
+        "Recipe",
+        "TrainConfig",
+    } <= names
     assert len(NUMERIC) >= 40  # SearchConfig alone has 16 numeric fields
 
 
@@ -98,6 +106,14 @@ BOUNDS = [
     (
         ["prune", "--method", "fpgm", "--network", "resnet20", "--ratio", "0.5", "--opt", "lr=nan"],
         "lr must be a finite number, got nan",
+    ),
+    (
+        ["prune", "--method", "sfp", "--network", "resnet20", "--ratio", "0.5", "--opt", "lr=inf"],
+        "lr must be a finite number, got inf",
+    ),
+    (
+        ["sweep", "{d}/s.yaml", "--dry-run", "--set", "methods=[{{method: sfp, options: {{batch_size: 0}}}}]"],
+        "methods[0].options: batch_size must be in [1, ",
     ),
     (["prune", "--method", "uniform", "--network", "resnet20", "--ratio", "inf"], "FLOP ratio inf is outside (0, 1]"),
     (

@@ -5,18 +5,11 @@ import copy
 import pytest
 import torch
 
-from baselines import fpgm
+from baselines import soft_pruning
 from baselines.channel_groups import channel_groups, pruned_arch, slice_resnet, zero_channels
 from baselines.flop_match import keep_counts, match_counts
-from baselines.fpgm import (
-    FpgmOptions,
-    distance_sums,
-    prune_fpgm,
-    rate_counts,
-    reference_macs,
-    soft_train,
-    zeroed_selection,
-)
+from baselines.fpgm import FpgmOptions, distance_sums, prune_fpgm, rate_counts, reference_macs
+from baselines.soft_pruning import soft_train
 from tasbench.errors import ConfigError
 from tasbench.flops import macs
 from tasbench.presets import resnet56, resnet110
@@ -88,22 +81,24 @@ def test_soft_training_zeroes_the_selection_and_resumes_bit_identically(tmp_path
     cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05)
     counts, _ = match_counts(arch, channel_groups(arch), 0.5, 0.01, "all", "FPGM")
     whole = seeded_resnet(arch, 0)
-    keep, metrics = soft_train(whole, arch, counts, data, cfg, device=CPU, checkpoint_path=tmp_path / "a.pt")
+    soft = {"score": distance_sums, "freeze_masked": True, "device": CPU}
+    keep, metrics = soft_train(whole, arch, counts, data, cfg, **soft, checkpoint_path=tmp_path / "a.pt")
     assert len(metrics["history"]) == 3
     # the final net is exactly the soft mask of its final selection: zeroing again changes nothing
     again = copy.deepcopy(whole)
     zero_channels(again, arch, keep, bn=False)
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), again.state_dict().values()))
     assert macs(pruned_arch(arch, keep)) == macs(pruned_arch(arch, keep_counts(channel_groups(arch), counts)))
-    # Observed, not designed: filters zeroed before the first step have BN shift 0 and sit at ReLU's kink, so they get
-    # no gradient and never recover; the sliced net then computes what the soft-masked net computes.
+    # Filters zeroed before the first step stay zero: their gradients are masked (the reference), and even without
+    # the mask their BN shift starts at 0, so they sit at ReLU's kink and get no gradient (SFP, test_sfp.py). The
+    # sliced net then computes what the soft-masked net computes.
     _, small = slice_resnet(whole, arch, keep)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(small.eval()(x), whole.eval()(x), atol=1e-5)
-    assert zeroed_selection(whole, arch, channel_groups(arch), counts) == keep
+    assert set(whole.state_dict()) == set(seeded_resnet(arch, 0).state_dict())  # no mask buffers left behind
 
-    real_train = fpgm.train
+    real_train = soft_pruning.train
 
     def train_then_stop(model, *args, **kwargs):
         # the reference masks once before training too: the stem chain enters training with its losers zeroed
@@ -115,18 +110,18 @@ def test_soft_training_zeroes_the_selection_and_resumes_bit_identically(tmp_path
 
         return real_train(model, *args, on_epoch=stop, **kwargs)
 
-    monkeypatch.setattr(fpgm, "train", train_then_stop)
+    monkeypatch.setattr(soft_pruning, "train", train_then_stop)
     with pytest.raises(Interrupt):
-        soft_train(seeded_resnet(arch, 0), arch, counts, data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt")
-    monkeypatch.setattr(fpgm, "train", real_train)
-    resumed = seeded_resnet(arch, 7)  # another init: everything must come from the checkpoint
-    keep_b, _ = soft_train(resumed, arch, counts, data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt")
+        soft_train(seeded_resnet(arch, 0), arch, counts, data, cfg, **soft, checkpoint_path=tmp_path / "b.pt")
+    monkeypatch.setattr(soft_pruning, "train", real_train)
+    resumed = seeded_resnet(arch, 7)  # another init: everything, the gradient mask too, comes from the checkpoint
+    keep_b, _ = soft_train(resumed, arch, counts, data, cfg, **soft, checkpoint_path=tmp_path / "b.pt")
     assert keep_b == keep
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
-    # a run resumed after its last epoch trains nothing and reads the same selection back from the zeros
+    # a run resumed after its last epoch trains nothing and reads the same selection back from its checkpoint
     done = seeded_resnet(arch, 9)
-    assert soft_train(done, arch, counts, data, cfg, device=CPU, checkpoint_path=tmp_path / "b.pt")[0] == keep
+    assert soft_train(done, arch, counts, data, cfg, **soft, checkpoint_path=tmp_path / "b.pt")[0] == keep
 
 
 def test_soft_mode_through_the_pruner():

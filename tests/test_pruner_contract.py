@@ -27,8 +27,17 @@ CLASSES = [10, 100]
 # The options each method is tested with: cheap, and needing no data (the test gives none). TAS's learned search
 # trains on data for epochs (its own tests: tests/test_tas_search.py); its random search draws a net in the same
 # band, [ratio - flop_tolerance, ratio], from the same search space, in milliseconds. FPGM's default hard mode
-# prunes once (soft mode trains). A new method must name its options here, even when they are the defaults.
-CHEAP = {"uniform": {}, "l1": {}, "fpgm": {}, "tas": {"search": "random"}, "released": {}}
+# prunes once (soft mode trains); SFP's default is soft, so its hard mode (one L2-norm selection) stands here,
+# its soft mode in tests/test_sfp.py. A new method must name its options here, even when they are the defaults.
+CHEAP = {
+    "uniform": {},
+    "l1": {},
+    "fpgm": {},
+    "tp": {},
+    "sfp": {"mode": "hard"},
+    "tas": {"search": "random"},
+    "released": {},
+}
 
 
 # A released shape is fixed and has its own ratio (C010-ResNet20: 0.5499); a run must ask for exactly that one.
@@ -43,6 +52,8 @@ BAD_OPTION = {
     "uniform": ("tolerance", 0, "tolerance must be in (0, 0.5), got 0"),
     "l1": ("variant", "C", "unknown L1 variant 'C'; allowed: A, B"),
     "fpgm": ("mode", "gentle", "unknown FPGM mode 'gentle'; allowed: hard, soft"),
+    "tp": ("importance", "l0", "unknown Torch-Pruning importance 'l0'; allowed: "),
+    "sfp": ("mode", "gentle", "unknown SFP mode 'gentle'; allowed: hard, soft"),
     "tas": ("search", "greedy", "unknown search 'greedy'; allowed: "),
     "released": ("config", "C010-ResNet21", "unknown released config 'C010-ResNet21'; allowed: "),
 }
