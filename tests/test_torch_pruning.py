@@ -1,6 +1,7 @@
 """The Torch-Pruning adapter `tp` (baselines/torch_pruning.py): the library-pruned net converts to an `Arch` with the
 same logits, its MACs land in the band, and its L1 keeps the channels our L1 keeps wherever both score alike."""
 
+import json
 import subprocess
 import sys
 
@@ -86,6 +87,7 @@ def test_prune_leaves_the_callers_net_unchanged_and_reports_json():
     assert not out.model.training  # as the caller's net (eval)
     assert out.info["library"].startswith("torch-pruning 1.") and out.info["importance"] == "l1"
     assert set(out.info["kept"]) <= set(slot_convs(arch).values()) and out.info["flop_ratio"] == 0.4965
+    json.dumps(out.info, allow_nan=False)
 
 
 @pytest.mark.parametrize("importance", ["l1", "lamp"])
