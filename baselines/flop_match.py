@@ -1,9 +1,11 @@
-"""What L1-norm and FPGM share: per-group keep counts at a FLOP target, scoring filters, keeping the best.
+"""What L1-norm, FPGM, SFP and Taylor share: per-group keep counts at a FLOP target, scoring filters, keeping the
+best.
 
-A method supplies only a per-filter score of one conv weight (`l1_norm.l1_scores`, `fpgm.distance_sums`); the rest
-is here. FLOP matching keeps `max(1, int(n * t))` channels of every prunable group of `n` channels (PFEC's
-`int(C * (1 - p))` rule with `t = 1 - p`, see BASELINES.md) and bisects `t` on the exact MACs with the engine's
-`fit_flops`, which then gives block-internal convs one channel at a time until the net lands within the tolerance.
+A method supplies only a per-filter score of one conv (`l1_norm.l1_scores`, `fpgm.distance_sums` of its weight;
+`taylor.taylor_scores` of its weight and gradients); the rest is here. FLOP matching keeps `max(1, int(n * t))`
+channels of every prunable group of `n` channels (PFEC's `int(C * (1 - p))` rule with `t = 1 - p`, see BASELINES.md)
+and bisects `t` on the exact MACs with the engine's `fit_flops`, which then gives block-internal convs one channel
+at a time until the net lands within the tolerance.
 The counts depend on the shape only; which channels fill them depends on the weights.
 
 ResNet-56 (official shortcut) at half the FLOPs, first convs only (`scope="internal"`)::
@@ -79,15 +81,23 @@ def group_scores(model: nn.Module, arch: Arch, groups: list[ChannelGroup], score
     For one conv that is the method's own score. A residual chain adds its convs' scores (projection shortcuts left
     out), as a coupled group is ranked in Torch-Pruning; PFEC never scores a chain (it keeps them intact).
     """
-    convs = slot_convs(arch)
     modules = dict(model.named_modules())
+    return summed_by_group(arch, groups, lambda name: score(modules[name].weight.detach().double().cpu()))
+
+
+def summed_by_group(
+    arch: Arch, groups: list[ChannelGroup], conv_score: Callable[[str], torch.Tensor]
+) -> list[torch.Tensor]:
+    """`group_scores` for a score that needs more than a conv's weight (Taylor's gradients): `conv_score(name)`
+    gives one float64 score per filter of the conv of that module name."""
+    convs = slot_convs(arch)
     cache: dict[int, torch.Tensor] = {}
     out = []
     for g in groups:
         total = torch.zeros(len(g.channels), dtype=torch.float64)
         for slot in g.slots:
             if slot not in cache:
-                cache[slot] = score(modules[convs[slot]].weight.detach().double().cpu())
+                cache[slot] = conv_score(convs[slot])
             total += cache[slot][list(g.channels)]
         out.append(total)
     return out

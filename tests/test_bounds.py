@@ -115,6 +115,14 @@ BOUNDS = [
         ["sweep", "{d}/s.yaml", "--dry-run", "--set", "methods=[{{method: sfp, options: {{batch_size: 0}}}}]"],
         "methods[0].options: batch_size must be in [1, ",
     ),
+    (
+        ["prune", "--method", "taylor", "--network", "resnet20", "--ratio", "0.5", "--opt", "tolerance=inf"],
+        "tolerance must be in (0, 0.5), got inf",
+    ),
+    (
+        ["sweep", "{d}/s.yaml", "--dry-run", "--set", "methods=[{{method: taylor, options: {{batches: 0}}}}]"],
+        "methods[0].options: batches must be in [1, 100000], got 0",
+    ),
     (["prune", "--method", "uniform", "--network", "resnet20", "--ratio", "inf"], "FLOP ratio inf is outside (0, 1]"),
     (
         ["sweep", "{d}/s.yaml", "--wandb-timeout", "inf"],

@@ -333,6 +333,10 @@ BAD_INPUT = [
         "dataset 'cifar10' needs --data-dir (the directory that holds it)",
     ),
     (
+        ["prune", "--method", "taylor", "--network", "resnet56", "--ratio", "0.5"],
+        "dataset 'cifar10' needs --data-dir (the directory that holds it)",
+    ),
+    (
         ["prune", "--method", "sfp", "--network", "resnet56", "--ratio", "0.001", "--opt", "mode=hard"],
         "FLOP ratio 0.001 is below what SFP pruning (scope 'all') reaches (smallest net: 0.0020)",
     ),

@@ -3,7 +3,7 @@
 Parametrized over `pruner_names()`, so a newly registered method is held to it without a new test: at FLOP ratios
 0.3/0.5/0.7 (a released shape at its own ratio) its net's exact MACs lie in `pruner.band(options, ratio)`, it has
 fewer MACs and parameters than the unpruned net, its module is `build_resnet(arch)`'s shape and runs, its `info`
-is JSON, and a bad option value is one line that names it. A method must also say below how it runs without data.
+is JSON, and a bad option value is one line that names it. A method must also say below how it runs cheaply.
 """
 
 import dataclasses
@@ -20,24 +20,30 @@ from tasbench.presets import PRESETS
 from tasbench.pruner import PruneRequest, band_record, fixed_shape, get_pruner, needs_data, pruner_names
 from tasbench.resnet import build_resnet, seeded_resnet
 
+from helpers import random_data
+
 CIFAR = [name for name in PRESETS if PRESETS[name]().family == "cifar"]  # resnet20/32/56/110/164
 RATIOS = [0.3, 0.5, 0.7]
 CLASSES = [10, 100]
 
-# The options each method is tested with: cheap, and needing no data (the test gives none). TAS's learned search
+# The options each method is tested with: cheap, and needing no data where the method can do without; a method
+# that always reads data (Taylor's gradients) gets a few random images (NEEDS_DATA). TAS's learned search
 # trains on data for epochs (its own tests: tests/test_tas_search.py); its random search draws a net in the same
 # band, [ratio - flop_tolerance, ratio], from the same search space, in milliseconds. FPGM's default hard mode
 # prunes once (soft mode trains); SFP's default is soft, so its hard mode (one L2-norm selection) stands here,
-# its soft mode in tests/test_sfp.py. A new method must name its options here, even when they are the defaults.
+# its soft mode in tests/test_sfp.py; Taylor scores on one batch of 8. A new method must name its options here,
+# even when they are the defaults.
 CHEAP = {
     "uniform": {},
     "l1": {},
     "fpgm": {},
     "tp": {},
     "sfp": {"mode": "hard"},
+    "taylor": {"batches": 1, "batch_size": 8},
     "tas": {"search": "random"},
     "released": {},
 }
+NEEDS_DATA = {"taylor"}  # methods that read the training data whatever their options
 
 
 # A released shape is fixed and has its own ratio (C010-ResNet20: 0.5499); a run must ask for exactly that one.
@@ -54,6 +60,7 @@ BAD_OPTION = {
     "fpgm": ("mode", "gentle", "unknown FPGM mode 'gentle'; allowed: hard, soft"),
     "tp": ("importance", "l0", "unknown Torch-Pruning importance 'l0'; allowed: "),
     "sfp": ("mode", "gentle", "unknown SFP mode 'gentle'; allowed: hard, soft"),
+    "taylor": ("batches", 0, "batches must be in [1, 100000], got 0"),
     "tas": ("search", "greedy", "unknown search 'greedy'; allowed: "),
     "released": ("config", "C010-ResNet21", "unknown released config 'C010-ResNet21'; allowed: "),
 }
@@ -93,9 +100,10 @@ def test_every_registered_method_is_named_in_the_contract_tables():
 def test_pruned_net_is_inside_its_band_smaller_and_runs(name, preset, classes, ratio):
     pruner = get_pruner(name)
     options = pruner.options(**CHEAP[name])
-    assert not needs_data(pruner, options) and not fixed_shape(pruner, options)
+    assert needs_data(pruner, options) == (name in NEEDS_DATA) and not fixed_shape(pruner, options)
     full = PRESETS[preset](num_classes=classes)
-    out = pruner.prune(PruneRequest(full, seeded_resnet(full, 0), ratio, seed=0), options)
+    data = random_data(8, 8, classes) if name in NEEDS_DATA else None
+    out = pruner.prune(PruneRequest(full, seeded_resnet(full, 0), ratio, data=data, seed=0), options)
     target = pruner.band(options, ratio)
     flop_ratio = macs(out.arch) / macs(full)  # exact MACs of the decided arch
     assert target.ratio == ratio and target.low <= ratio <= target.high

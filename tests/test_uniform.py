@@ -11,8 +11,10 @@ from tasbench.errors import ConfigError
 from tasbench.flop_target import scale_widths
 from tasbench.flops import count_macs, macs
 from tasbench.presets import PRESETS
-from tasbench.pruner import Pruner, PruneRequest, band_record, get_pruner, pruner_names
+from tasbench.pruner import Pruner, PruneRequest, band_record, get_pruner, needs_data, pruner_names
 from tasbench.resnet import build_resnet
+
+from helpers import random_data
 
 RATIOS = [0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0]
 SHAPES = [(n, "official") for n in PRESETS] + [(n, "zero-pad") for n in PRESETS if PRESETS[n]().family == "cifar"]
@@ -97,6 +99,9 @@ BANDS = {
     "uniform": (0.495, 0.505),
     "l1": (0.495, 0.505),
     "fpgm": (0.495, 0.505),
+    "sfp": (0.495, 0.505),
+    "taylor": (0.495, 0.505),
+    "tp": (0.495, 0.505),
     "tas": (0.45, 0.5),
     "released": (0.549, 0.551),
 }
@@ -104,10 +109,15 @@ RULES = {
     "uniform": "within 1% of 0.5, either side",
     "l1": "within 1% of 0.5, either side",
     "fpgm": "within 1% of 0.5, either side",
+    "sfp": "within 1% of 0.5, either side",
+    "taylor": "within 1% of 0.5, either side",
+    "tp": "within 1% of 0.5, either side",
     "tas": "at most 0.5, at least 0.45",
     "released": "within 0.001 of 0.55, either side",
 }
-NO_DATA = {"tas": {"search": "random"}}  # the learned search needs data; the random one draws a net in its band
+# The learned search needs data, the random one draws a net in its band; SFP's hard mode prunes once. Taylor always
+# reads data: it gets a few random images.
+NO_DATA = {"tas": {"search": "random"}, "sfp": {"mode": "hard"}, "taylor": {"batches": 1, "batch_size": 8}}
 TARGET = {"released": 0.55}  # a released shape runs at its own ratio (C010-ResNet20: 0.5499)
 
 
@@ -119,7 +129,8 @@ def test_every_pruner_names_its_flop_band_and_its_net_lies_inside(name):
     band = pruner.band(options, target)
     assert (band.ratio, band.rule) == (target, RULES[name]) and (band.low, band.high) == pytest.approx(BANDS[name])
     full = PRESETS["resnet20"]()
-    out = pruner.prune(PruneRequest(full, build_resnet(full), target, seed=1), options)
+    data = random_data(8, 8) if needs_data(pruner, options) else None
+    out = pruner.prune(PruneRequest(full, build_resnet(full), target, data=data, seed=1), options)
     ratio = macs(out.arch) / macs(full)
     record = band_record(pruner, options, target, ratio)
     assert record["target_band"] == pytest.approx(list(BANDS[name])) and record["in_band"] is True
