@@ -204,7 +204,7 @@ def _reproduce(session: nox.Session, spec: str, dataset: str | None = None) -> N
                 f"(CIFAR: {SOURCE}), or pass its directory: nox -s {session.name} -- --data-dir DIR"
             )
         args += ["--data-dir", default]
-    session.install("-e", ".")
+    session.install("-e", ".[torch-pruning]" if spec == "proxy" else ".")  # the proxy table has a Torch-Pruning row
     runs = "runs"
     for i, arg in enumerate(args[:-1]):
         if arg == "--out":

@@ -24,7 +24,7 @@ from torch import nn
 from baselines.channel_groups import channel_groups, layer_slots, slice_resnet
 from baselines.flop_match import check_matching, keep_best, kept_by_layer, match_counts, summed_by_group
 from tasbench.arch import Arch
-from tasbench.bounds import check_fields
+from tasbench.bounds import MAX_BATCH, check_fields
 from tasbench.data import ImageData, train_batches
 from tasbench.errors import ConfigError
 from tasbench.flop_target import relative_band
@@ -45,7 +45,11 @@ class TaylorOptions:
             self,
             [
                 ("batches", isinstance(self.batches, int) and 1 <= self.batches <= 100_000, "in [1, 100000]"),
-                ("batch_size", isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536, "in [1, 65536]"),
+                (
+                    "batch_size",
+                    isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH,
+                    f"in [1, {MAX_BATCH}]",
+                ),
             ],
         )
 

@@ -147,3 +147,46 @@ def test_sfp_options_and_data():
         prune_sfp(PruneRequest(tiny_arch(), seeded_resnet(tiny_arch(), 0), 0.5), SfpOptions())
     with pytest.raises(ConfigError, match="^unknown SFP mode 'gentle'; allowed: hard, soft$"):
         SfpOptions(mode="gentle")
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_during_soft_pruning_resumes_to_the_uninterrupted_numbers(tmp_path):
+    """A real sweep SIGKILLed once its SFP run has checkpointed soft training mid-way (soft-pruning.pt in the run
+    directory), restarted, ends with the metrics and weights of an uninterrupted sweep."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from runner_helpers import LATENCY, assert_same_runs, write_spec
+
+    from tasbench.checkpoint import load_checkpoint
+    from tasbench.runner.spec import load_sweep
+
+    spec = write_spec(
+        tmp_path,
+        data={"dataset": "proxy", "proxy_train": 256, "proxy_test": 32},
+        methods=[{"method": "sfp", "label": "SFP", "options": {"epochs": 6, "batch_size": 16}}],
+        ratios=[0.5],
+        recipes=[{"name": "finetune", "epochs": 1, "batch_size": 32}],
+    )
+    (run,) = load_sweep(spec).runs
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    sweep = lambda root: [sys.executable, "-m", "tasbench.cli", "sweep", str(spec), "--out", str(root), *LATENCY]  # noqa: E731
+    subprocess.run([*sweep(tmp_path / "ref"), "--threads", "1"], check=True, env=env, capture_output=True)
+
+    first = subprocess.Popen([*sweep(tmp_path / "root"), "--threads", "1"], env=env, start_new_session=True)
+    state = run.directory(tmp_path / "root") / "soft-pruning.pt"
+    deadline = time.time() + 300
+    while not state.exists():
+        assert first.poll() is None and time.time() < deadline, "the sweep ended before soft pruning checkpointed"
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    epoch = load_checkpoint(state)["epoch"]
+    assert 1 <= epoch < 6 and not (run.directory(tmp_path / "root") / "pruned.pt").exists()
+
+    # resumed with another thread count on the command line: the run computes with its recorded one
+    subprocess.run([*sweep(tmp_path / "root"), "--threads", "2"], check=True, env=env, capture_output=True)
+    assert_same_runs([run], tmp_path / "ref", tmp_path / "root")
