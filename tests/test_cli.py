@@ -337,6 +337,14 @@ BAD_INPUT = [
         "dataset 'cifar10' needs --data-dir (the directory that holds it)",
     ),
     (
+        ["prune", "--method", "tp", "--network", "resnet56", "--ratio", "0.5", "--shortcut", "zero-pad"],
+        "method 'tp' cannot prune shortcut 'zero-pad' (DepGraph does not follow F.pad of channels)",
+    ),
+    (
+        ["prune", "--method", "tp", "--network", "resnet56", "--ratio", "0.5", "--opt", "allocation=local"],
+        "unknown Torch-Pruning allocation 'local'; allowed: uniform, global",
+    ),
+    (
         ["prune", "--method", "sfp", "--network", "resnet56", "--ratio", "0.001", "--opt", "mode=hard"],
         "FLOP ratio 0.001 is below what SFP pruning (scope 'all') reaches (smallest net: 0.0020)",
     ),
