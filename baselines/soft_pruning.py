@@ -4,9 +4,10 @@ selection (`slice_resnet`).
 
 The two references differ in one line besides the criterion (BASELINES.md): FPGM's `pruning_cifar10.py` also zeroes
 the masked filters' gradients after every backward (`do_grad_mask`, "to remove the effect of Soft Filter Pruning"),
-so they stay at zero until the next selection; SFP lets them train and win their place back. `mask_gradients`
-is that line. (Weight decay adds nothing to a zero filter, but SGD's momentum buffer can still move one that was
-zeroed after it had momentum, as in the reference, whose mask also acts on gradients only.)
+so they stay at zero until the next selection; SFP lets them train and win their place back. `freeze_masked`
+(the `mask_gradients` hooks) is that line. (Weight decay adds nothing to a zero filter, but SGD's momentum buffer
+can still move one that was zeroed after it had momentum, as in the reference, whose mask also acts on gradients
+only.)
 
 The selection lives in the net as a buffer of each masked conv (`soft_keep`, 1 = kept), so the epoch checkpoint
 carries it: a run killed mid-training resumes with the gradient mask and selection it had, and a run resumed

@@ -9,8 +9,8 @@ as every other method. The gradients are taken in eval mode: BN normalises with 
 move them (the pruned net inherits them), so the scores are a pure function of the weights, the data and the seed.
 
 Molchanov et al. prune iteratively (a few filters, fine-tune, repeat); here the net is pruned once to the target
-and the shared recipe retrains it, as for L1 and FPGM (`iterations` > 1 rescoring between steps is not built).
-`tp` with `--opt importance=taylor` is Torch-Pruning's criterion (|w * dw| summed over a group's layers), a cross-check.
+and the shared recipe retrains it, as for L1 and FPGM (the iterative loop is not built). Torch-Pruning's own Taylor
+criterion (|w * dw| summed over a group's layers) is `--method tp --opt importance=taylor`.
 """
 
 from __future__ import annotations
