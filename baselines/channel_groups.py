@@ -104,6 +104,17 @@ def layer_slots(arch: Arch) -> dict[str, tuple[int | None, int | None]]:
     return out
 
 
+def output_convs(model: nn.Module, arch: Arch) -> dict[str, tuple[nn.Conv2d, int]]:
+    """Every conv of `model` (built from `arch`) whose output channels a selection can remove, by module name, with
+    its output slot: the convs `zero_channels` zeroes, projection shortcuts included."""
+    modules = dict(model.named_modules())
+    return {
+        name: (modules[name], slot)
+        for name, (slot, _) in layer_slots(arch).items()
+        if slot is not None and isinstance(modules[name], nn.Conv2d)
+    }
+
+
 def slot_convs(arch: Arch) -> dict[int, str]:
     """The conv whose filters make each slot's channels (projection shortcuts, which add into a slot, left out)."""
     return {o: name for name, (o, _) in layer_slots(arch).items() if name == "stem.conv" or ".convs." in name}

@@ -22,11 +22,12 @@ the stage-2 convs one filter back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from baselines.channel_groups import ChannelGroup, Keep, keep_from_groups, pruned_arch, slot_convs
+from baselines.channel_groups import ChannelGroup, Keep, channel_groups, keep_from_groups, pruned_arch, slot_convs
 from tasbench.arch import Arch
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flop_target import fit_flops
@@ -75,6 +76,12 @@ def match_counts(
 
 
 @torch.no_grad()
+def check_counts(arch: Arch, options: Any, ratio: float) -> None:
+    """A pruner's `check`: the FLOP matching of `options` (its `scope`, `tolerance`, and `METHOD` for the message)
+    reaches `ratio`; counts only, no weights."""
+    match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, options.METHOD)
+
+
 def group_scores(model: nn.Module, arch: Arch, groups: list[ChannelGroup], score: FilterScore) -> list[torch.Tensor]:
     """Each group's score per channel: the sum, over the group's slots, of `score` on the conv making that slot.
 

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from baselines.channel_groups import ChannelGroup, Keep
-from baselines.flop_match import group_scores, keep_best, prunable
-from baselines.soft_pruning import SoftOptions, check_counts, prune_filters, soft_budget
+from baselines.channel_groups import ChannelGroup
+from baselines.flop_match import check_counts, prunable
+from baselines.soft_pruning import SoftOptions, prune_filters, soft_budget
 from tasbench.arch import Arch, block_specs
 from tasbench.flop_target import relative_band
 from tasbench.flops import layer_macs
@@ -82,11 +81,6 @@ def reference_macs(arch: Arch, rate: float) -> int:
         else:
             total += n
     return int(total)
-
-
-def select(model: nn.Module, arch: Arch, groups: list[ChannelGroup], counts: list[int]) -> Keep:
-    """The FPGM choice on `model`'s current weights: each group keeps its `counts` farthest-from-median channels."""
-    return keep_best(groups, group_scores(model, arch, groups, distance_sums), counts)
 
 
 def prune_fpgm(request: PruneRequest, options: FpgmOptions) -> Pruned:

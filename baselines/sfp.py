@@ -19,7 +19,8 @@ from typing import ClassVar
 
 import torch
 
-from baselines.soft_pruning import SoftOptions, check_counts, prune_filters, soft_budget
+from baselines.flop_match import check_counts
+from baselines.soft_pruning import SoftOptions, prune_filters, soft_budget
 from tasbench.flop_target import relative_band
 from tasbench.pruner import Pruned, Pruner, PruneRequest
 

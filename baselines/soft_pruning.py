@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from baselines.channel_groups import Keep, channel_groups, layer_slots, slice_resnet, zero_channels
+from baselines.channel_groups import Keep, channel_groups, output_convs, slice_resnet, zero_channels
 from baselines.flop_match import FilterScore, check_matching, group_scores, keep_best, kept_by_layer, match_counts
 from tasbench.arch import Arch
 from tasbench.data import ImageData
@@ -59,19 +59,9 @@ class SoftOptions:
         return self.mode == "soft"
 
 
-def masked_convs(model: nn.Module, arch: Arch) -> dict[str, tuple[nn.Conv2d, int]]:
-    """Every conv whose output channels a selection can remove, with its `xchannels` slot."""
-    modules = dict(model.named_modules())
-    return {
-        name: (modules[name], slot)
-        for name, (slot, _) in layer_slots(arch).items()
-        if slot is not None and isinstance(modules[name], nn.Conv2d)
-    }
-
-
 def record(model: nn.Module, arch: Arch, keep: Keep) -> None:
     """Write `keep` into each masked conv's `soft_keep` buffer (registered on first use)."""
-    for conv, slot in masked_convs(model, arch).values():
+    for conv, slot in output_convs(model, arch).values():
         mask = torch.zeros(conv.out_channels, device=conv.weight.device)
         mask[keep.get(slot, list(range(conv.out_channels)))] = 1
         if hasattr(conv, BUFFER):
@@ -83,7 +73,7 @@ def record(model: nn.Module, arch: Arch, keep: Keep) -> None:
 def recorded(model: nn.Module, arch: Arch) -> Keep:
     """The selection the buffers hold (the last one made)."""
     return {
-        slot: getattr(conv, BUFFER).nonzero().flatten().tolist() for conv, slot in masked_convs(model, arch).values()
+        slot: getattr(conv, BUFFER).nonzero().flatten().tolist() for conv, slot in output_convs(model, arch).values()
     }
 
 
@@ -91,7 +81,7 @@ def mask_gradients(model: nn.Module, arch: Arch) -> list:
     """Multiply each masked conv's weight gradient by its `soft_keep` buffer on every backward; the hook handles."""
     return [
         conv.weight.register_hook(lambda grad, conv=conv: grad * getattr(conv, BUFFER).view(-1, 1, 1, 1))
-        for conv, _ in masked_convs(model, arch).values()
+        for conv, _ in output_convs(model, arch).values()
     ]
 
 
@@ -142,7 +132,7 @@ def soft_train(
         for hook in hooks:
             hook.remove()
     keep = recorded(model, arch)
-    for conv, _ in masked_convs(model, arch).values():
+    for conv, _ in output_convs(model, arch).values():
         delattr(conv, BUFFER)  # the net is the plain ResNet again: its state dict has the builder's keys
     return keep, metrics
 
@@ -158,11 +148,6 @@ def soft_budget(options: SoftOptions, train_images: int, test_images: int) -> Pr
         options.epochs * steps * options.batch_size,
         (options.epochs + 1) * test_images,
     )
-
-
-def check_counts(arch: Arch, options: SoftOptions, ratio: float) -> None:
-    """The FLOP matching reaches `ratio` (counts only, no weights)."""
-    match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, options.METHOD)
 
 
 def prune_filters(request: PruneRequest, options: SoftOptions, score: FilterScore, *, freeze_masked: bool) -> Pruned:

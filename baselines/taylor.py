@@ -16,13 +16,14 @@ criterion (|w * dw| summed over a group's layers) is `--method tp --opt importan
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.channel_groups import channel_groups, layer_slots, slice_resnet
-from baselines.flop_match import check_matching, keep_best, kept_by_layer, match_counts, summed_by_group
+from baselines.channel_groups import channel_groups, output_convs, slice_resnet
+from baselines.flop_match import check_counts, check_matching, keep_best, kept_by_layer, match_counts, summed_by_group
 from tasbench.arch import Arch
 from tasbench.bounds import MAX_BATCH, check_fields
 from tasbench.data import ImageData, train_batches
@@ -34,6 +35,7 @@ from tasbench.seeds import derive_seed
 
 @dataclass(frozen=True)
 class TaylorOptions:
+    METHOD: ClassVar[str] = "Taylor"  # names the method in FLOP-matching errors (`flop_match.check_counts`)
     scope: str = "all"  # "all": every conv, residual chains as coupled groups; "internal": block-internal convs only
     tolerance: float = 0.01  # accepted relative distance to the target MACs
     batches: int = 32  # training minibatches whose gradients score the filters
@@ -60,9 +62,7 @@ def taylor_scores(
     """Each prunable conv's per-filter importance, the mean over minibatches of (sum_filter w * dL/dw)^2, by module
     name, and the number of minibatches scored (`options.batches`, or all of a smaller training set's)."""
     device = next(model.parameters()).device
-    modules = dict(model.named_modules())
-    convs = {name: modules[name] for name, (slot, _) in layer_slots(arch).items() if slot is not None}
-    convs = {name: m for name, m in convs.items() if isinstance(m, nn.Conv2d)}
+    convs = {name: conv for name, (conv, _) in output_convs(model, arch).items()}
     totals = {name: torch.zeros(m.out_channels, dtype=torch.float64) for name, m in convs.items()}
     was_training = model.training
     model.eval()
@@ -88,18 +88,13 @@ def prune_taylor(request: PruneRequest, options: TaylorOptions) -> Pruned:
         raise ConfigError("Taylor scores filters by loss gradients on the training data; give a dataset")
     arch = request.arch
     groups = channel_groups(arch)
-    counts, info = match_counts(arch, groups, request.ratio, options.tolerance, options.scope, "Taylor")
+    counts, info = match_counts(arch, groups, request.ratio, options.tolerance, options.scope, options.METHOD)
     model = request.model.to(request.device)
     scores, seen = taylor_scores(model, arch, request.data.to(request.device), options, request.seed)
     keep = keep_best(groups, summed_by_group(arch, groups, scores.__getitem__), counts)
     new_arch, pruned = slice_resnet(model, arch, keep)
     info = {**info, "scored_batches": seen, "kept": kept_by_layer(arch, keep), "inherits_weights": True}
     return Pruned(new_arch, pruned, info)
-
-
-def check_taylor(arch: Arch, options: TaylorOptions, ratio: float) -> None:
-    """The FLOP matching reaches `ratio` (counts only, no weights)."""
-    match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, "Taylor")
 
 
 def taylor_budget(options: TaylorOptions, train_images: int, test_images: int) -> PruneBudget:
@@ -115,7 +110,7 @@ PRUNER = Pruner(
     needs_data=True,
     reads_weights=True,  # the unpruned net's trained weights and their loss gradients
     summary="filters with the smallest first-order Taylor importance (Molchanov et al. 2019) removed, FLOP-matched",
-    check=check_taylor,
+    check=check_counts,
     budget=taylor_budget,
     band=lambda options, ratio: relative_band(ratio, options.tolerance),
 )

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from baselines import soft_pruning
-from baselines.channel_groups import channel_groups, zero_channels
+from baselines.channel_groups import channel_groups, output_convs, zero_channels
 from baselines.flop_match import group_scores, keep_best, match_counts
 from baselines.fpgm import FpgmOptions, distance_sums, prune_fpgm
 from baselines.sfp import SfpOptions, l2_norms, prune_sfp
@@ -36,7 +36,7 @@ def trained_like(arch, seed=0):
 def removed_filters(model, arch, keep):
     """(conv, removed output channels) for every conv a selection prunes."""
     out = []
-    for conv, slot in soft_pruning.masked_convs(model, arch).values():
+    for conv, slot in output_convs(model, arch).values():
         removed = sorted(set(range(conv.out_channels)) - set(keep.get(slot, range(conv.out_channels))))
         if removed:
             out.append((conv, removed))
