@@ -25,7 +25,7 @@ from torch import nn
 from baselines.channel_groups import channel_groups, output_convs, slice_resnet
 from baselines.flop_match import check_counts, check_matching, keep_best, kept_by_layer, match_counts, summed_by_group
 from tasbench.arch import Arch
-from tasbench.bounds import MAX_BATCH, check_fields
+from tasbench.bounds import MAX_BATCH, check_fields, int_in
 from tasbench.data import ImageData, train_batches
 from tasbench.errors import ConfigError
 from tasbench.flop_target import relative_band
@@ -46,12 +46,8 @@ class TaylorOptions:
         check_fields(
             self,
             [
-                ("batches", isinstance(self.batches, int) and 1 <= self.batches <= 100_000, "in [1, 100000]"),
-                (
-                    "batch_size",
-                    isinstance(self.batch_size, int) and 1 <= self.batch_size <= MAX_BATCH,
-                    f"in [1, {MAX_BATCH}]",
-                ),
+                ("batches", int_in(self.batches, 1, 100_000), "in [1, 100000]"),
+                ("batch_size", int_in(self.batch_size, 1, MAX_BATCH), f"in [1, {MAX_BATCH}]"),
             ],
         )
 

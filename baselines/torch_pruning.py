@@ -51,7 +51,7 @@ from baselines.channel_groups import (
 )
 from baselines.flop_match import check_matching, keep_best, keep_counts, kept_by_layer, match_counts
 from tasbench.arch import Arch, block_specs
-from tasbench.bounds import MAX_BATCH, check_fields
+from tasbench.bounds import MAX_BATCH, check_fields, int_in
 from tasbench.data import ImageData, train_batches
 from tasbench.errors import ConfigError, choice_error
 from tasbench.flop_target import FlopTarget, relative_band
@@ -102,19 +102,15 @@ class TorchPruningOptions:
         check_fields(
             self,
             [
-                ("steps", _int_in(self.steps, MAX_STEPS), f"in [1, {MAX_STEPS}]"),
-                ("batches", _int_in(self.batches, 10_000), "in [1, 10000]"),
-                ("batch_size", _int_in(self.batch_size, MAX_BATCH), f"in [1, {MAX_BATCH}]"),
+                ("steps", int_in(self.steps, 1, MAX_STEPS), f"in [1, {MAX_STEPS}]"),
+                ("batches", int_in(self.batches, 1, 10_000), "in [1, 10000]"),
+                ("batch_size", int_in(self.batch_size, 1, MAX_BATCH), f"in [1, {MAX_BATCH}]"),
             ],
         )
 
     @property
     def needs_data(self) -> bool:  # `tasbench.pruner.needs_data`: Taylor and Hessian scores need gradients
         return self.importance in NEEDS_GRADIENTS
-
-
-def _int_in(value: object, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
 
 
 def library():
