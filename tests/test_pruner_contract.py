@@ -27,7 +27,7 @@ RATIOS = [0.3, 0.5, 0.7]
 CLASSES = [10, 100]
 
 # The options each method is tested with: cheap, and needing no data where the method can do without; a method
-# that always reads data (Taylor's gradients) gets a few random images (NEEDS_DATA). TAS's learned search
+# that always reads data (`Pruner.needs_data`: Taylor's gradients) gets a few random images. TAS's learned search
 # trains on data for epochs (its own tests: tests/test_tas_search.py); its random search draws a net in the same
 # band, [ratio - flop_tolerance, ratio], from the same search space, in milliseconds. FPGM's default hard mode
 # prunes once (soft mode trains); SFP's default is soft, so its hard mode (one L2-norm selection) stands here,
@@ -43,7 +43,6 @@ CHEAP = {
     "tas": {"search": "random"},
     "released": {},
 }
-NEEDS_DATA = {"taylor"}  # methods that read the training data whatever their options
 
 
 # A released shape is fixed and has its own ratio (C010-ResNet20: 0.5499); a run must ask for exactly that one.
@@ -100,9 +99,9 @@ def test_every_registered_method_is_named_in_the_contract_tables():
 def test_pruned_net_is_inside_its_band_smaller_and_runs(name, preset, classes, ratio):
     pruner = get_pruner(name)
     options = pruner.options(**CHEAP[name])
-    assert needs_data(pruner, options) == (name in NEEDS_DATA) and not fixed_shape(pruner, options)
+    assert needs_data(pruner, options) == pruner.needs_data and not fixed_shape(pruner, options)
     full = PRESETS[preset](num_classes=classes)
-    data = random_data(8, 8, classes) if name in NEEDS_DATA else None
+    data = random_data(8, 8, classes) if pruner.needs_data else None
     out = pruner.prune(PruneRequest(full, seeded_resnet(full, 0), ratio, data=data, seed=0), options)
     target = pruner.band(options, ratio)
     flop_ratio = macs(out.arch) / macs(full)  # exact MACs of the decided arch
