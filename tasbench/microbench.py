@@ -76,7 +76,8 @@ def time_interleaved(
 
 def peak_memory_mib(step: Callable[[], object], device: torch.device) -> dict:
     """Peak memory while `step` runs once: on a GPU the allocator's peak; on a CPU (Linux) the process's peak
-    resident set during the step, and its growth over the resident set just before it (what the step needed)."""
+    resident set during the step, and its growth over the resident set just before it (what the step made newly
+    resident; pages the allocator already held resident are not growth)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
