@@ -75,13 +75,13 @@ def match_counts(
     return counts, info
 
 
-@torch.no_grad()
 def check_counts(arch: Arch, options: Any, ratio: float) -> None:
     """A pruner's `check`: the FLOP matching of `options` (its `scope`, `tolerance`, and `METHOD` for the message)
     reaches `ratio`; counts only, no weights."""
     match_counts(arch, channel_groups(arch), ratio, options.tolerance, options.scope, options.METHOD)
 
 
+@torch.no_grad()
 def group_scores(model: nn.Module, arch: Arch, groups: list[ChannelGroup], score: FilterScore) -> list[torch.Tensor]:
     """Each group's score per channel: the sum, over the group's slots, of `score` on the conv making that slot.
 
